@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * array_ops.h - the interface between the engine (sra-core) and array drivers. A driver owns
+ * bytes and array-side objects; it knows nothing of groups, states, SRM or XAPI. Objects
+ * (volumes) live in one flat namespace per array and are named by the engine: names are
+ * [A-Za-z0-9._-]{1,128}, never "..", never "/". A LUN, a snapshot and a staging copy are all
+ * objects; only the engine knows which is which.
+ *
+ * Internal to libreplun (not installed).
+ */
+#ifndef REPLUN_ARRAY_OPS_H
+#define REPLUN_ARRAY_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "replun/array.h"
+#include "replun/common.h"
+
+#define ARRAY_OPS_VERSION 1
+#define ARRAY_OBJ_MAX 129
+
+/* Capability flags (array_ops.caps and the result of ->probe). */
+#define ARRAY_CAP_REFLINK (1u << 0)     /* clone is O(1) (FICLONE) */
+#define ARRAY_CAP_EXTENT_DIFF (1u << 1) /* changed_extents without reading data */
+#define ARRAY_CAP_FREEZE (1u << 2)      /* freeze/thaw of the whole array */
+#define ARRAY_CAP_LOCAL_PATH (1u << 3)  /* objects have local file paths */
+
+struct array;
+
+/* One contiguous range of an object. */
+struct array_extent {
+	uint64_t offset;
+	uint64_t length;
+	bool zero; /* the range reads as zeros (hole): apply as punch, send no data */
+};
+
+/* Called for each changed range, in ascending offset order; non-zero return stops the walk. */
+typedef int (*array_extent_cb)(const struct array_extent *ext, void *payload);
+
+struct array_stat {
+	uint64_t capacity;
+	uint64_t free;
+	char fs_type[RP_ID_MAX];
+	unsigned caps; /* ARRAY_CAP_* really available on this array */
+};
+
+struct array_obj_stat {
+	uint64_t size;
+	uint64_t allocated;
+	bool read_only;
+};
+
+/*
+ * The driver vtable. Every function returns 0 or a negative enum rp_code with @err set.
+ * Slots marked optional may be NULL; the core then answers RP_ENOTSUPPORTED or uses a generic
+ * path built from read/write.
+ */
+struct array_ops {
+	int version; /* ARRAY_OPS_VERSION */
+	const char *name;
+	size_t priv_size; /* bytes of driver state the core allocates in struct array */
+
+	/* Lifecycle. @root is the driver-specific location (file: the array directory). */
+	int (*create)(const char *root, struct rp_error *err); /* make a new empty array */
+	int (*open)(struct array *a, const char *root, const struct rp_open_opts *opts,
+	            struct rp_error *err);
+	void (*close)(struct array *a); /* mandatory; must accept a half-opened array */
+	int (*stat)(struct array_stat *out, struct array *a, struct rp_error *err);
+
+	/* Objects. */
+	int (*obj_create)(struct array *a, const char *obj, uint64_t size, struct rp_error *err);
+	int (*obj_delete)(struct array *a, const char *obj, struct rp_error *err); /* absent ok */
+	int (*obj_resize)(struct array *a, const char *obj, uint64_t size, struct rp_error *err);
+	int (*obj_stat)(struct array_obj_stat *out, struct array *a, const char *obj,
+	                struct rp_error *err);
+	int (*obj_exists)(bool *out, struct array *a, const char *obj, struct rp_error *err);
+	/* Atomically replaces @dst (if present) by @src; @src is gone afterwards. */
+	int (*obj_rename)(struct array *a, const char *src, const char *dst, struct rp_error *err);
+	int (*obj_set_readonly)(struct array *a, const char *obj, bool ro, struct rp_error *err);
+	/* Local path of an object (optional: drivers with ARRAY_CAP_LOCAL_PATH). */
+	int (*obj_path)(char *buf, size_t len, struct array *a, const char *obj,
+	                struct rp_error *err);
+
+	/*
+	 * Point-in-time copy of @src into new object @dst (which must not exist): reflink where
+	 * possible, else a sparse-aware copy. Used for snapshots, clones and staging copies.
+	 * The result is independent of @src from then on.
+	 */
+	int (*clone)(struct array *a, const char *src, const char *dst, struct rp_error *err);
+
+	/*
+	 * Ranges where @obj differs from @base (an earlier clone of the same lineage), ascending.
+	 * @base NULL: every allocated range of @obj (for a full sync; holes are skipped).
+	 * Reflink arrays compare extent maps (FIEMAP) without reading data; others compare
+	 * per-block checksum maps kept beside snapshots.
+	 */
+	int (*changed_extents)(struct array *a, const char *base, const char *obj,
+	                       array_extent_cb cb, void *payload, struct rp_error *err);
+
+	/* Data. Short reads/writes are errors. */
+	int (*read)(struct array *a, const char *obj, uint64_t off, void *buf, size_t len,
+	            struct rp_error *err);
+	int (*write)(struct array *a, const char *obj, uint64_t off, const void *buf, size_t len,
+	             struct rp_error *err);
+	int (*punch)(struct array *a, const char *obj, uint64_t off, uint64_t len,
+	             struct rp_error *err); /* make a range read as zeros, deallocated */
+	int (*flush)(struct array *a, const char *obj, struct rp_error *err); /* fsync */
+	/* XXH128 of the object's whole content as 32 hex chars (+NUL). */
+	int (*checksum)(char out[40], struct array *a, const char *obj, struct rp_error *err);
+
+	/* Optional: freeze writes on the whole array (for group-consistent snapshots). */
+	int (*freeze)(struct array *a, struct rp_error *err);
+	int (*thaw)(struct array *a, struct rp_error *err);
+};
+
+/* An open array as the core sees it: driver, its private state, where it lives. */
+struct array {
+	const struct array_ops *ops;
+	char root[RP_URI_MAX];
+	unsigned caps;
+	void *priv; /* priv_size bytes, zeroed, owned by the core */
+};
+
+/* Driver registry: name -> ops ("file"). NULL if unknown. */
+const struct array_ops *array_driver_find(const char *name);
+
+/*
+ * Core helpers around the vtable (arrays/array.c): open by driver name, close, and inline-ish
+ * wrappers that check optional slots and set RP_ENOTSUPPORTED messages.
+ */
+int array_open(struct array **out, const char *driver, const char *root,
+               const struct rp_open_opts *opts, struct rp_error *err);
+void array_close(struct array *a);
+int array_create(const char *driver, const char *root, struct rp_error *err);
+/* Checks an object name (see top of file). */
+int array_obj_name_check(const char *obj, struct rp_error *err);
+
+extern const struct array_ops array_file_ops;
+
+#endif
