@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * file.h - internals shared by the modules of the embedded file array (arrays/file/file_*.c).
+ * Layout of an array: <root>/data/<obj>.img (sparse image), <root>/data/<obj>.csum (block
+ * checksum map of a non-reflink copy, see file_clone.c).
+ */
+#ifndef REPLUN_ARRAYS_FILE_H
+#define REPLUN_ARRAYS_FILE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "array_ops.h"
+
+#define FILE_DATA_DIR "data"
+#define FILE_IMG_SUFFIX ".img"
+#define FILE_CSUM_SUFFIX ".csum"
+/* Enough for "<obj>" + the longest suffix + ".tmp" + NUL. */
+#define FILE_NAME_MAX (ARRAY_OBJ_MAX + 32)
+
+#define FILE_BLOCK 4096u         /* checksum map granularity */
+#define FILE_IO_BUF (4u << 20)   /* copy buffer */
+#define FILE_HASH_BUF (1u << 20) /* checksum streaming buffer */
+
+/* Driver state, allocated zeroed by the core (priv_size). */
+struct file_array {
+	bool inited;      /* open() ran: the fds below are valid or -1 */
+	int root_fd;      /* O_DIRECTORY of the root */
+	int data_fd;      /* O_DIRECTORY of <root>/data */
+	bool mount_point; /* root is the top of its filesystem */
+	bool frozen;
+	unsigned caps;
+};
+
+static inline struct file_array *file_priv(struct array *a)
+{
+	return (struct file_array *)a->priv;
+}
+
+/* file.c */
+int file_errno_code(int e);
+/* "<obj><suffix>" into @buf, after checking the object name. */
+int file_name(char *buf, size_t len, const char *obj, const char *suffix, struct rp_error *err);
+/* openat() of an object's image; RP_ENOTFOUND when absent. */
+int file_obj_open(int *fd, struct array *a, const char *obj, int flags, struct rp_error *err);
+/* Removes the checksum map of @obj (absent is fine). */
+void file_csum_drop(struct array *a, const char *obj);
+
+/* file_obj.c */
+int file_obj_create(struct array *a, const char *obj, uint64_t size, struct rp_error *err);
+int file_obj_delete(struct array *a, const char *obj, struct rp_error *err);
+int file_obj_resize(struct array *a, const char *obj, uint64_t size, struct rp_error *err);
+int file_obj_stat(struct array_obj_stat *out, struct array *a, const char *obj,
+                  struct rp_error *err);
+int file_obj_exists(bool *out, struct array *a, const char *obj, struct rp_error *err);
+int file_obj_rename(struct array *a, const char *src, const char *dst, struct rp_error *err);
+int file_obj_set_readonly(struct array *a, const char *obj, bool ro, struct rp_error *err);
+int file_obj_path(char *buf, size_t len, struct array *a, const char *obj, struct rp_error *err);
+
+/* file_clone.c */
+int file_clone(struct array *a, const char *src, const char *dst, struct rp_error *err);
+/* Probes FICLONE in the data directory; true when reflinks work there. */
+bool file_reflink_probe(int data_fd);
+
+/* Checksum maps (file_clone.c): one XXH3-64 per FILE_BLOCK, holes hash as a zero block. */
+struct file_csum_map {
+	uint64_t size;
+	uint64_t nblocks;
+	uint64_t *sums;
+};
+uint64_t file_zero_block_hash(void);
+/* Loads a valid (matching the image) map of @obj or computes one by reading it. */
+int file_csum_map_get(struct file_csum_map *out, struct array *a, const char *obj,
+                      struct rp_error *err);
+void file_csum_map_dispose(struct file_csum_map *m);
+
+/* file_diff.c */
+int file_changed_extents(struct array *a, const char *base, const char *obj, array_extent_cb cb,
+                         void *payload, struct rp_error *err);
+
+/* file_io.c */
+int file_read(struct array *a, const char *obj, uint64_t off, void *buf, size_t len,
+              struct rp_error *err);
+int file_write(struct array *a, const char *obj, uint64_t off, const void *buf, size_t len,
+               struct rp_error *err);
+int file_punch(struct array *a, const char *obj, uint64_t off, uint64_t len, struct rp_error *err);
+int file_flush(struct array *a, const char *obj, struct rp_error *err);
+int file_checksum(char out[40], struct array *a, const char *obj, struct rp_error *err);
+/* Full-length pread/pwrite loops; errno-style failure returns -1. */
+int file_pread_full(int fd, void *buf, size_t len, uint64_t off);
+int file_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
+/* file_freeze.c */
+int file_freeze(struct array *a, struct rp_error *err);
+int file_thaw(struct array *a, struct rp_error *err);
+bool file_freeze_possible(struct array *a);
+
+#endif

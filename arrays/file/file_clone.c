@@ -1,0 +1,409 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * file_clone.c - point-in-time copies of objects: FICLONE (reflink, O(extents)) where the
+ * array's filesystem has it, else a sparse-aware copy that also writes the block checksum map
+ * <obj>.csum used by changed_extents on non-reflink filesystems.
+ *
+ * Checksum map file: struct csum_hdr, then nblocks little-endian u64 sums, one per 4 KiB block
+ * (the last block zero-padded). A block that reads as zeros (hole or zero data) has sum 0, so
+ * maps of sparse objects are sparse files. The header names the image it describes (inode,
+ * size, mtime); a map that does not match its image is stale and ignored.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "file.h"
+
+#define CSUM_MAGIC "RPCSUM\0\1"
+#define CSUM_VERSION 1u
+
+struct csum_hdr {
+	char magic[8];
+	uint32_t version;
+	uint32_t block;
+	uint64_t size;
+	uint64_t ino;
+	int64_t mtime_sec;
+	int64_t mtime_nsec;
+	uint64_t nblocks;
+};
+
+static uint64_t csum_zero_hash;
+
+uint64_t file_zero_block_hash(void)
+{
+	if (csum_zero_hash == 0) {
+		static const char zero[FILE_BLOCK];
+
+		csum_zero_hash = XXH3_64bits(zero, sizeof(zero));
+	}
+	return csum_zero_hash;
+}
+
+/* Sum of one block: 0 for a zero block, never 0 otherwise. */
+static uint64_t csum_block(const void *p, size_t len)
+{
+	static const char zero[FILE_BLOCK];
+	uint64_t h;
+
+	if (len < FILE_BLOCK) {
+		char tmp[FILE_BLOCK];
+
+		memcpy(tmp, p, len);
+		memset(tmp + len, 0, FILE_BLOCK - len);
+		h = XXH3_64bits(tmp, FILE_BLOCK);
+	} else {
+		h = XXH3_64bits(p, FILE_BLOCK);
+	}
+	if (h == file_zero_block_hash() && memcmp(p, zero, len) == 0)
+		return 0;
+	return h == 0 ? 1 : h;
+}
+
+static uint64_t csum_nblocks(uint64_t size)
+{
+	return (size + FILE_BLOCK - 1) / FILE_BLOCK;
+}
+
+void file_csum_map_dispose(struct file_csum_map *m)
+{
+	if (!m)
+		return;
+	rp_freep(&m->sums);
+	m->size = 0;
+	m->nblocks = 0;
+}
+
+static int walk_write(int dst, const void *p, size_t len, uint64_t off, const char *obj,
+                      struct rp_error *err)
+{
+	if (file_pwrite_full(dst, p, len, off) < 0)
+		return rp_error_set_os(err, file_errno_code(errno), errno,
+		                       "write of the copy of '%s'", obj);
+	return 0;
+}
+
+/*
+ * Reads every data range of @src (holes are skipped: their sums stay 0), fills @sums and, when
+ * @dst >= 0, writes the non-zero blocks to @dst at the same offsets.
+ */
+static int csum_walk(int src, int dst, uint64_t size, uint64_t *sums, const char *obj,
+                     struct rp_error *err)
+{
+	char *buf = NULL;
+	uint64_t pos = 0;
+	int rc = 0;
+
+	buf = rp_malloc(FILE_IO_BUF);
+	if (!buf)
+		return rp_error_set(err, RP_ERROR, "out of memory");
+	while (pos < size) {
+		off_t data = lseek(src, (off_t)pos, SEEK_DATA);
+		off_t hole;
+		uint64_t end;
+
+		if (data < 0) {
+			if (errno == ENXIO)
+				break;
+			rc = rp_error_set_os(err, file_errno_code(errno), errno,
+			                     "SEEK_DATA in object '%s'", obj);
+			goto out;
+		}
+		hole = lseek(src, data, SEEK_HOLE);
+		end = hole < 0 ? size : (uint64_t)hole;
+		if (end > size)
+			end = size;
+		/* Whole blocks; a block shared with the previous range is not read again. */
+		if ((uint64_t)data / FILE_BLOCK * FILE_BLOCK > pos)
+			pos = (uint64_t)data / FILE_BLOCK * FILE_BLOCK;
+		end = (end + FILE_BLOCK - 1) / FILE_BLOCK * FILE_BLOCK;
+		if (end > size)
+			end = size;
+		while (pos < end) {
+			size_t n = end - pos < FILE_IO_BUF ? (size_t)(end - pos) : FILE_IO_BUF;
+			size_t off, run_start = 0;
+			bool in_run = false;
+
+			if (file_pread_full(src, buf, n, pos) < 0) {
+				rc = rp_error_set_os(err, RP_EIO, errno,
+				                     "read of object '%s' at %llu", obj,
+				                     (unsigned long long)pos);
+				goto out;
+			}
+			for (off = 0; off < n; off += FILE_BLOCK) {
+				size_t bl = n - off < FILE_BLOCK ? n - off : FILE_BLOCK;
+				uint64_t s = csum_block(buf + off, bl);
+
+				sums[(pos + off) / FILE_BLOCK] = s;
+				if (dst < 0)
+					continue;
+				if (s != 0 && !in_run) {
+					in_run = true;
+					run_start = off;
+				} else if (s == 0 && in_run) {
+					in_run = false;
+					rc = walk_write(dst, buf + run_start, off - run_start,
+					                pos + run_start, obj, err);
+					if (rc < 0)
+						goto out;
+				}
+			}
+			if (in_run) {
+				rc = walk_write(dst, buf + run_start, n - run_start,
+				                pos + run_start, obj, err);
+				if (rc < 0)
+					goto out;
+			}
+			pos += n;
+		}
+	}
+out:
+	rp_free(buf);
+	return rc;
+}
+
+static int csum_map_write(struct array *a, const char *obj, int img_fd,
+                          const struct file_csum_map *m, struct rp_error *err)
+{
+	struct file_array *fa = file_priv(a);
+	char name[FILE_NAME_MAX], tmp[FILE_NAME_MAX];
+	struct csum_hdr hdr;
+	struct stat st;
+	uint64_t i, chunk = (1u << 20) / sizeof(uint64_t);
+	int rc, fd = -1;
+
+	rc = file_name(name, sizeof(name), obj, FILE_CSUM_SUFFIX, err);
+	if (rc == 0)
+		rc = file_name(tmp, sizeof(tmp), obj, FILE_CSUM_SUFFIX ".tmp", err);
+	if (rc < 0)
+		return rc;
+	if (fstat(img_fd, &st) < 0)
+		return rp_error_set_os(err, file_errno_code(errno), errno, "stat of object '%s'",
+		                       obj);
+	memset(&hdr, 0, sizeof(hdr));
+	memcpy(hdr.magic, CSUM_MAGIC, sizeof(hdr.magic));
+	hdr.version = CSUM_VERSION;
+	hdr.block = FILE_BLOCK;
+	hdr.size = m->size;
+	hdr.ino = (uint64_t)st.st_ino;
+	hdr.mtime_sec = (int64_t)st.st_mtim.tv_sec;
+	hdr.mtime_nsec = (int64_t)st.st_mtim.tv_nsec;
+	hdr.nblocks = m->nblocks;
+
+	fd = openat(fa->data_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return rp_error_set_os(err, file_errno_code(errno), errno,
+		                       "cannot write the checksum map of '%s'", obj);
+	if (ftruncate(fd, (off_t)(sizeof(hdr) + m->nblocks * sizeof(uint64_t))) < 0 ||
+	    file_pwrite_full(fd, &hdr, sizeof(hdr), 0) < 0)
+		goto os_err;
+	/* Chunks of all-zero sums (holes) stay holes in the map file. */
+	for (i = 0; i < m->nblocks; i += chunk) {
+		uint64_t n = m->nblocks - i < chunk ? m->nblocks - i : chunk, j;
+
+		for (j = 0; j < n && m->sums[i + j] == 0; j++)
+			;
+		if (j == n)
+			continue;
+		if (file_pwrite_full(fd, m->sums + i, n * sizeof(uint64_t),
+		                     sizeof(hdr) + i * sizeof(uint64_t)) < 0)
+			goto os_err;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		goto os_err;
+	}
+	fd = -1;
+	if (renameat(fa->data_fd, tmp, fa->data_fd, name) < 0)
+		goto os_err;
+	return 0;
+os_err:
+	rc = rp_error_set_os(err, file_errno_code(errno), errno,
+	                     "cannot write the checksum map of '%s'", obj);
+	if (fd >= 0)
+		(void)close(fd);
+	(void)unlinkat(fa->data_fd, tmp, 0);
+	return rc;
+}
+
+/* Loads the stored map of @obj if it matches the image open as @img_fd; 1 = loaded, 0 = none. */
+static int csum_map_load(struct file_csum_map *out, struct array *a, const char *obj, int img_fd)
+{
+	struct file_array *fa = file_priv(a);
+	char name[FILE_NAME_MAX];
+	struct csum_hdr hdr;
+	struct stat st, ms;
+	uint64_t *sums = NULL;
+	int fd = -1, ok = 0;
+
+	if (file_name(name, sizeof(name), obj, FILE_CSUM_SUFFIX, NULL) < 0)
+		return 0;
+	fd = openat(fa->data_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return 0;
+	if (fstat(img_fd, &st) < 0 || fstat(fd, &ms) < 0 ||
+	    file_pread_full(fd, &hdr, sizeof(hdr), 0) < 0)
+		goto out;
+	if (memcmp(hdr.magic, CSUM_MAGIC, sizeof(hdr.magic)) != 0 || hdr.version != CSUM_VERSION ||
+	    hdr.block != FILE_BLOCK || hdr.size != (uint64_t)st.st_size ||
+	    hdr.ino != (uint64_t)st.st_ino || hdr.mtime_sec != (int64_t)st.st_mtim.tv_sec ||
+	    hdr.mtime_nsec != (int64_t)st.st_mtim.tv_nsec ||
+	    hdr.nblocks != csum_nblocks(hdr.size) ||
+	    (uint64_t)ms.st_size != sizeof(hdr) + hdr.nblocks * sizeof(uint64_t))
+		goto out;
+	sums = rp_calloc(hdr.nblocks ? hdr.nblocks : 1, sizeof(uint64_t));
+	if (!sums)
+		goto out;
+	if (hdr.nblocks &&
+	    file_pread_full(fd, sums, hdr.nblocks * sizeof(uint64_t), sizeof(hdr)) < 0)
+		goto out;
+	out->size = hdr.size;
+	out->nblocks = hdr.nblocks;
+	out->sums = sums;
+	sums = NULL; /* now owned by @out */
+	ok = 1;
+out:
+	rp_free(sums);
+	(void)close(fd);
+	return ok;
+}
+
+int file_csum_map_get(struct file_csum_map *out, struct array *a, const char *obj,
+                      struct rp_error *err)
+{
+	struct file_csum_map m = { 0 };
+	struct stat st;
+	int rc, fd = -1;
+
+	rc = file_obj_open(&fd, a, obj, O_RDONLY, err);
+	if (rc < 0)
+		return rc;
+	if (csum_map_load(out, a, obj, fd) == 1)
+		goto out;
+	if (fstat(fd, &st) < 0) {
+		rc = rp_error_set_os(err, file_errno_code(errno), errno, "stat of object '%s'",
+		                     obj);
+		goto out;
+	}
+	m.size = (uint64_t)st.st_size;
+	m.nblocks = csum_nblocks(m.size);
+	m.sums = rp_calloc(m.nblocks ? m.nblocks : 1, sizeof(uint64_t));
+	if (!m.sums) {
+		rc = rp_error_set(err, RP_ERROR, "out of memory");
+		goto out;
+	}
+	rc = csum_walk(fd, -1, m.size, m.sums, obj, err);
+	if (rc < 0) {
+		file_csum_map_dispose(&m);
+		goto out;
+	}
+	*out = m;
+out:
+	(void)close(fd);
+	return rc;
+}
+
+bool file_reflink_probe(int data_fd)
+{
+	char block[FILE_BLOCK];
+	int src, dst;
+	bool ok = false;
+
+	src = openat(data_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (src < 0)
+		return false;
+	dst = openat(data_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (dst < 0)
+		goto out;
+	memset(block, 0x5a, sizeof(block));
+	if (file_pwrite_full(src, block, sizeof(block), 0) == 0 && ioctl(dst, FICLONE, src) == 0)
+		ok = true;
+	(void)close(dst);
+out:
+	(void)close(src);
+	return ok;
+}
+
+/* Sparse-aware copy of @src_fd into the empty @dst_fd, writing the checksum map of @dst. */
+static int clone_copy(struct array *a, const char *src, int src_fd, const char *dst, int dst_fd,
+                      struct rp_error *err)
+{
+	struct file_csum_map m = { 0 };
+	struct stat st;
+	int rc;
+
+	if (fstat(src_fd, &st) < 0)
+		return rp_error_set_os(err, file_errno_code(errno), errno, "stat of object '%s'",
+		                       src);
+	m.size = (uint64_t)st.st_size;
+	m.nblocks = csum_nblocks(m.size);
+	m.sums = rp_calloc(m.nblocks ? m.nblocks : 1, sizeof(uint64_t));
+	if (!m.sums)
+		return rp_error_set(err, RP_ERROR, "out of memory");
+	if (ftruncate(dst_fd, st.st_size) < 0) {
+		rc = rp_error_set_os(err, file_errno_code(errno), errno, "cannot size object '%s'",
+		                     dst);
+		goto out;
+	}
+	rc = csum_walk(src_fd, dst_fd, m.size, m.sums, src, err);
+	if (rc == 0)
+		rc = csum_map_write(a, dst, dst_fd, &m, err);
+out:
+	file_csum_map_dispose(&m);
+	return rc;
+}
+
+int file_clone(struct array *a, const char *src, const char *dst, struct rp_error *err)
+{
+	struct file_array *fa = file_priv(a);
+	char dname[FILE_NAME_MAX];
+	int rc, src_fd = -1, dst_fd = -1;
+
+	rc = file_name(dname, sizeof(dname), dst, FILE_IMG_SUFFIX, err);
+	if (rc < 0)
+		return rc;
+	rc = file_obj_open(&src_fd, a, src, O_RDONLY, err);
+	if (rc < 0)
+		return rc;
+	dst_fd = openat(fa->data_fd, dname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	                0644);
+	if (dst_fd < 0) {
+		if (errno == EEXIST)
+			rc = rp_error_set(err, RP_EEXISTS, "object '%s' already exists", dst);
+		else
+			rc = rp_error_set_os(err, file_errno_code(errno), errno,
+			                     "create of object '%s'", dst);
+		goto out;
+	}
+	file_csum_drop(a, dst);
+	if (fa->caps & ARRAY_CAP_REFLINK) {
+		if (ioctl(dst_fd, FICLONE, src_fd) == 0)
+			goto out;
+		if (errno != EOPNOTSUPP && errno != EXDEV && errno != EINVAL && errno != ENOTTY) {
+			rc = rp_error_set_os(err, file_errno_code(errno), errno,
+			                     "reflink of object '%s' to '%s'", src, dst);
+			goto err_unlink;
+		}
+		/* e.g. a file with an inline extent: fall back to copying. */
+	}
+	rc = clone_copy(a, src, src_fd, dst, dst_fd, err);
+	if (rc < 0)
+		goto err_unlink;
+	goto out;
+
+err_unlink:
+	(void)unlinkat(fa->data_fd, dname, 0);
+	file_csum_drop(a, dst);
+out:
+	if (dst_fd >= 0)
+		(void)close(dst_fd);
+	(void)close(src_fd);
+	return rc;
+}

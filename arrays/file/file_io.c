@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * file_io.c - data path of the file array: pread/pwrite of whole ranges, hole punching, fsync
+ * and the XXH128 content checksum. One open per call: with the 1-4 MiB buffers the data mover
+ * uses an open+close costs well under 1% (see docs/internals/file-array.md), and no cached
+ * descriptor can outlive a rename done by another process.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "file.h"
+
+int file_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0) {
+			errno = ENODATA;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int file_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Range check against the current size. */
+static int io_range(int fd, const char *obj, uint64_t off, uint64_t len, bool need_writable,
+                    struct rp_error *err)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return rp_error_set_os(err, file_errno_code(errno), errno, "stat of object '%s'",
+		                       obj);
+	if (need_writable && (st.st_mode & 0222) == 0)
+		return rp_error_set(err, RP_EPERM, "object '%s' is read-only", obj);
+	if (off > (uint64_t)st.st_size || len > (uint64_t)st.st_size - off)
+		return rp_error_set(err, RP_EINVAL,
+		                    "range %llu+%llu is beyond the end of object '%s' (%lld bytes)",
+		                    (unsigned long long)off, (unsigned long long)len, obj,
+		                    (long long)st.st_size);
+	return 0;
+}
+
+int file_read(struct array *a, const char *obj, uint64_t off, void *buf, size_t len,
+              struct rp_error *err)
+{
+	int rc, fd = -1;
+
+	rc = file_obj_open(&fd, a, obj, O_RDONLY, err);
+	if (rc < 0)
+		return rc;
+	rc = io_range(fd, obj, off, len, false, err);
+	if (rc == 0 && file_pread_full(fd, buf, len, off) < 0)
+		rc = rp_error_set_os(err, errno == ENODATA ? RP_EIO : file_errno_code(errno), errno,
+		                     "read of object '%s' at %llu", obj, (unsigned long long)off);
+	(void)close(fd);
+	return rc;
+}
+
+int file_write(struct array *a, const char *obj, uint64_t off, const void *buf, size_t len,
+               struct rp_error *err)
+{
+	int rc, fd = -1;
+
+	rc = file_obj_open(&fd, a, obj, O_WRONLY, err);
+	if (rc < 0)
+		return rc;
+	rc = io_range(fd, obj, off, len, true, err);
+	if (rc < 0)
+		goto out;
+	file_csum_drop(a, obj); /* the object is live now: its map no longer describes it */
+	if (file_pwrite_full(fd, buf, len, off) < 0)
+		rc = rp_error_set_os(err, file_errno_code(errno), errno,
+		                     "write of object '%s' at %llu", obj, (unsigned long long)off);
+out:
+	(void)close(fd);
+	return rc;
+}
+
+int file_punch(struct array *a, const char *obj, uint64_t off, uint64_t len, struct rp_error *err)
+{
+	int rc, fd = -1;
+
+	rc = file_obj_open(&fd, a, obj, O_WRONLY, err);
+	if (rc < 0)
+		return rc;
+	rc = io_range(fd, obj, off, len, true, err);
+	if (rc < 0 || len == 0)
+		goto out;
+	file_csum_drop(a, obj);
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0)
+		rc = rp_error_set_os(err, file_errno_code(errno), errno,
+		                     "punch of object '%s' at %llu+%llu", obj,
+		                     (unsigned long long)off, (unsigned long long)len);
+out:
+	(void)close(fd);
+	return rc;
+}
+
+int file_flush(struct array *a, const char *obj, struct rp_error *err)
+{
+	int rc, fd = -1;
+
+	rc = file_obj_open(&fd, a, obj, O_RDONLY, err);
+	if (rc < 0)
+		return rc;
+	if (fsync(fd) < 0)
+		rc = rp_error_set_os(err, file_errno_code(errno), errno, "fsync of object '%s'",
+		                     obj);
+	(void)close(fd);
+	return rc;
+}
+
+/* Feeds @len zero bytes into the hash without reading (holes). */
+static void hash_zeros(XXH3_state_t *st, const void *zeros, size_t zlen, uint64_t len)
+{
+	while (len > 0) {
+		size_t n = len < zlen ? (size_t)len : zlen;
+
+		(void)XXH3_128bits_update(st, zeros, n);
+		len -= n;
+	}
+}
+
+/*
+ * XXH128 of the whole content, streamed in FILE_HASH_BUF pieces. Holes (SEEK_HOLE) are hashed
+ * as zeros from memory, so a sparse 100 GiB LUN costs hashing time, not reading time.
+ */
+int file_checksum(char out[40], struct array *a, const char *obj, struct rp_error *err)
+{
+	XXH3_state_t *st = NULL;
+	XXH128_hash_t h;
+	char *buf = NULL, *zeros = NULL;
+	struct stat sb;
+	uint64_t pos = 0, size;
+	int rc, fd = -1;
+
+	rc = file_obj_open(&fd, a, obj, O_RDONLY, err);
+	if (rc < 0)
+		return rc;
+	if (fstat(fd, &sb) < 0) {
+		rc = rp_error_set_os(err, file_errno_code(errno), errno, "stat of object '%s'",
+		                     obj);
+		goto out;
+	}
+	size = (uint64_t)sb.st_size;
+	buf = rp_malloc(FILE_HASH_BUF);
+	zeros = rp_calloc(1, FILE_HASH_BUF);
+	st = XXH3_createState();
+	if (!buf || !zeros || !st) {
+		rc = rp_error_set(err, RP_ERROR, "out of memory");
+		goto out;
+	}
+	(void)XXH3_128bits_reset(st);
+	while (pos < size) {
+		off_t data = lseek(fd, (off_t)pos, SEEK_DATA);
+		off_t hole;
+		uint64_t end;
+
+		if (data < 0) {
+			if (errno != ENXIO) {
+				rc = rp_error_set_os(err, file_errno_code(errno), errno,
+				                     "SEEK_DATA in object '%s'", obj);
+				goto out;
+			}
+			data = (off_t)size; /* only a hole up to the end */
+		}
+		hash_zeros(st, zeros, FILE_HASH_BUF, (uint64_t)data - pos);
+		pos = (uint64_t)data;
+		if (pos >= size)
+			break;
+		hole = lseek(fd, (off_t)pos, SEEK_HOLE);
+		end = hole < 0 ? size : (uint64_t)hole;
+		if (end > size)
+			end = size;
+		while (pos < end) {
+			size_t n = end - pos < FILE_HASH_BUF ? (size_t)(end - pos) : FILE_HASH_BUF;
+
+			if (file_pread_full(fd, buf, n, pos) < 0) {
+				rc = rp_error_set_os(err, RP_EIO, errno,
+				                     "read of object '%s' at %llu", obj,
+				                     (unsigned long long)pos);
+				goto out;
+			}
+			(void)XXH3_128bits_update(st, buf, n);
+			pos += n;
+		}
+	}
+	h = XXH3_128bits_digest(st);
+	(void)snprintf(out, 40, "%016llx%016llx", (unsigned long long)h.high64,
+	               (unsigned long long)h.low64);
+out:
+	if (st)
+		(void)XXH3_freeState(st);
+	rp_free(zeros);
+	rp_free(buf);
+	(void)close(fd);
+	return rc;
+}
