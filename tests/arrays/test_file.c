@@ -1,0 +1,686 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_file.c - the file array driver through struct array_ops. Runs on the directory named by
+ * REPLUN_TEST_DIR (a loop-mounted xfs/btrfs from run_fs.sh) or a fresh temp dir (plain fs).
+ * REPLUN_TEST_EXPECT_REFLINK=0|1 and REPLUN_TEST_EXPECT_FREEZE=0|1 state what the fs must show.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cmocka.h>
+
+#include "array_ops.h"
+
+#define MIB (1024u * 1024u)
+#define BLK 4096u
+
+static char base_dir[512]; /* where arrays are made */
+static bool base_is_mount; /* REPLUN_TEST_MOUNT=1: arrays are made at base_dir itself */
+static bool made_base;
+
+struct fx {
+	char root[600];
+	struct array *a;
+	struct rp_error err;
+};
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static void fill_random(void *buf, size_t len)
+{
+	uint64_t *p = buf;
+	size_t i;
+
+	for (i = 0; i < len / 8; i++)
+		p[i] = rng();
+}
+
+static int rm_rf_data(const char *root)
+{
+	char cmd[1400];
+
+	/* Test-owned temp paths only; quoted. */
+	(void)snprintf(cmd, sizeof(cmd), "rm -rf '%s/data'", root);
+	return system(cmd);
+}
+
+static int fx_setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	int rc;
+
+	assert_non_null(f);
+	if (base_is_mount) {
+		(void)snprintf(f->root, sizeof(f->root), "%s", base_dir);
+	} else {
+		(void)snprintf(f->root, sizeof(f->root), "%s/arr-XXXXXX", base_dir);
+		assert_non_null(mkdtemp(f->root));
+	}
+	rc = array_create("file", f->root, &f->err);
+	assert_int_equal(rc, 0);
+	rc = array_open(&f->a, "file", f->root, NULL, &f->err);
+	if (rc != 0)
+		fprintf(stderr, "open: %s\n", f->err.msg);
+	assert_int_equal(rc, 0);
+	*state = f;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+
+	array_close(f->a);
+	(void)rm_rf_data(f->root);
+	if (!base_is_mount)
+		(void)rmdir(f->root);
+	free(f);
+	return 0;
+}
+
+/* Shorthands over the vtable. */
+#define OPS(f) ((f)->a->ops)
+#define E(f) (rp_error_clear(&(f)->err), &(f)->err)
+
+static bool env_flag(const char *name, bool *out)
+{
+	const char *v = getenv(name);
+
+	if (!v || !*v)
+		return false;
+	*out = strcmp(v, "1") == 0;
+	return true;
+}
+
+static void test_file__name_check(void **state)
+{
+	static const char *bad[] = { "", "a/b", "..", "a..b", ".", "x y", "lun\n", "é", "/abs" };
+	char longname[200];
+	struct rp_error err;
+	struct fx *f = *state;
+	size_t i;
+
+	(void)state;
+	printf("checking object names: bad ones rejected, good ones accepted\n");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		rp_error_clear(&err);
+		assert_int_equal(array_obj_name_check(bad[i], &err), RP_EINVAL);
+		assert_true(err.msg[0] != '\0');
+	}
+	assert_int_equal(array_obj_name_check(NULL, NULL), RP_EINVAL);
+	memset(longname, 'a', sizeof(longname));
+	longname[129] = '\0';
+	assert_int_equal(array_obj_name_check(longname, NULL), RP_EINVAL);
+	longname[128] = '\0';
+	assert_int_equal(array_obj_name_check(longname, NULL), 0);
+	assert_int_equal(array_obj_name_check("lun-siteA-000001", NULL), 0);
+	assert_int_equal(array_obj_name_check("stage-sync-1-ab12-siteA-000001", NULL), 0);
+	assert_int_equal(array_obj_name_check("a.b_c-D9", NULL), 0);
+	/* Through the driver: nothing is created under a bad name. */
+	assert_int_equal(OPS(f)->obj_create(f->a, "../escape", MIB, E(f)), RP_EINVAL);
+	assert_int_equal(OPS(f)->obj_create(f->a, "a/b", MIB, E(f)), RP_EINVAL);
+	assert_int_equal(OPS(f)->clone(f->a, "x", "..", E(f)), RP_EINVAL);
+}
+
+static void test_file__open_errors(void **state)
+{
+	struct array *a = NULL;
+	struct rp_error err;
+	char path[700];
+	struct fx *f = *state;
+
+	printf("checking array open/create errors\n");
+	rp_error_clear(&err);
+	assert_int_equal(array_open(&a, "nosuch", f->root, NULL, &err), RP_EINVAL);
+	assert_null(a);
+	(void)snprintf(path, sizeof(path), "%s/does-not-exist", f->root);
+	rp_error_clear(&err);
+	assert_int_equal(array_open(&a, "file", path, NULL, &err), RP_ENOTFOUND);
+	assert_true(err.msg[0] != '\0');
+	rp_error_clear(&err);
+	assert_int_equal(array_open(&a, "file", "relative/path", NULL, &err), RP_EINVAL);
+	rp_error_clear(&err);
+	assert_int_equal(array_create("file", f->root, &err), RP_EEXISTS);
+	assert_non_null(array_driver_find("file"));
+	assert_null(array_driver_find("nope"));
+	array_close(NULL);
+}
+
+static void test_file__create_delete_resize(void **state)
+{
+	struct fx *f = *state;
+	struct array_obj_stat st;
+	char path[1024];
+	struct stat sb;
+	bool ex = true;
+
+	printf("checking create/stat/exists/resize/delete of an object\n");
+	assert_int_equal(OPS(f)->obj_exists(&ex, f->a, "lun-1", E(f)), 0);
+	assert_false(ex);
+	assert_int_equal(OPS(f)->obj_create(f->a, "lun-1", 64 * MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->obj_exists(&ex, f->a, "lun-1", E(f)), 0);
+	assert_true(ex);
+	assert_int_equal(OPS(f)->obj_stat(&st, f->a, "lun-1", E(f)), 0);
+	assert_int_equal(st.size, 64 * MIB);
+	assert_true(st.allocated < MIB); /* sparse */
+	assert_false(st.read_only);
+	assert_int_equal(OPS(f)->obj_path(path, sizeof(path), f->a, "lun-1", E(f)), 0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, 64 * MIB);
+
+	assert_int_equal(OPS(f)->obj_create(f->a, "lun-1", MIB, E(f)), RP_EEXISTS);
+	assert_int_equal(OPS(f)->obj_resize(f->a, "lun-1", 128 * MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->obj_stat(&st, f->a, "lun-1", E(f)), 0);
+	assert_int_equal(st.size, 128 * MIB);
+	assert_int_equal(OPS(f)->obj_resize(f->a, "lun-1", MIB, E(f)), RP_EINVAL);
+	assert_true(f->err.msg[0] != '\0');
+	assert_int_equal(OPS(f)->obj_resize(f->a, "lun-1", 128 * MIB, E(f)), 0); /* same: no-op */
+
+	assert_int_equal(OPS(f)->obj_set_readonly(f->a, "lun-1", true, E(f)), 0);
+	assert_int_equal(OPS(f)->obj_stat(&st, f->a, "lun-1", E(f)), 0);
+	assert_true(st.read_only);
+	assert_int_equal(OPS(f)->obj_set_readonly(f->a, "lun-1", false, E(f)), 0);
+	assert_int_equal(OPS(f)->obj_stat(&st, f->a, "lun-1", E(f)), 0);
+	assert_false(st.read_only);
+
+	assert_int_equal(OPS(f)->obj_delete(f->a, "lun-1", E(f)), 0);
+	assert_int_equal(OPS(f)->obj_exists(&ex, f->a, "lun-1", E(f)), 0);
+	assert_false(ex);
+	assert_int_equal(stat(path, &sb), -1);
+	assert_int_equal(OPS(f)->obj_delete(f->a, "lun-1", E(f)), 0); /* absent is fine */
+}
+
+static void test_file__missing_objects(void **state)
+{
+	struct fx *f = *state;
+	struct array_obj_stat st;
+	char buf[BLK], sum[40];
+
+	printf("checking every object operation on a missing object answers 'not found'\n");
+	assert_int_equal(OPS(f)->obj_stat(&st, f->a, "ghost", E(f)), RP_ENOTFOUND);
+	assert_non_null(strstr(f->err.msg, "'ghost'"));
+	assert_int_equal(OPS(f)->obj_resize(f->a, "ghost", MIB, E(f)), RP_ENOTFOUND);
+	assert_int_equal(OPS(f)->obj_rename(f->a, "ghost", "other", E(f)), RP_ENOTFOUND);
+	assert_int_equal(OPS(f)->obj_set_readonly(f->a, "ghost", true, E(f)), RP_ENOTFOUND);
+	assert_int_equal(OPS(f)->clone(f->a, "ghost", "copy", E(f)), RP_ENOTFOUND);
+	assert_int_equal(OPS(f)->read(f->a, "ghost", 0, buf, sizeof(buf), E(f)), RP_ENOTFOUND);
+	assert_int_equal(OPS(f)->write(f->a, "ghost", 0, buf, sizeof(buf), E(f)), RP_ENOTFOUND);
+	assert_int_equal(OPS(f)->punch(f->a, "ghost", 0, BLK, E(f)), RP_ENOTFOUND);
+	assert_int_equal(OPS(f)->flush(f->a, "ghost", E(f)), RP_ENOTFOUND);
+	assert_int_equal(OPS(f)->checksum(sum, f->a, "ghost", E(f)), RP_ENOTFOUND);
+	assert_int_equal(OPS(f)->obj_create(f->a, "real", MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->changed_extents(f->a, "ghost", "real", NULL, NULL, E(f)),
+	                 RP_EINVAL); /* no callback */
+	assert_int_equal(OPS(f)->clone(f->a, "real", "real", E(f)), RP_EEXISTS);
+	{
+		bool ex = true;
+
+		/* A failed clone leaves nothing behind. */
+		assert_int_equal(OPS(f)->clone(f->a, "ghost", "copy", E(f)), RP_ENOTFOUND);
+		assert_int_equal(OPS(f)->obj_exists(&ex, f->a, "copy", E(f)), 0);
+		assert_false(ex);
+	}
+}
+
+static void test_file__io_and_readonly(void **state)
+{
+	struct fx *f = *state;
+	char *w = malloc(MIB), *r = malloc(MIB);
+
+	printf("checking write/read round trip, range checks and read-only objects\n");
+	assert_non_null(w);
+	assert_non_null(r);
+	fill_random(w, MIB);
+	assert_int_equal(OPS(f)->obj_create(f->a, "lun", 8 * MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 3 * MIB, w, MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->read(f->a, "lun", 3 * MIB, r, MIB, E(f)), 0);
+	assert_memory_equal(w, r, MIB);
+	assert_int_equal(OPS(f)->read(f->a, "lun", 0, r, BLK, E(f)), 0);
+	assert_true(r[0] == 0 && r[BLK - 1] == 0);
+	/* Past the end: an error, and the object does not grow. */
+	assert_int_equal(OPS(f)->write(f->a, "lun", 8 * MIB - BLK, w, 2 * BLK, E(f)), RP_EINVAL);
+	assert_int_equal(OPS(f)->read(f->a, "lun", 8 * MIB, r, 1, E(f)), RP_EINVAL);
+	{
+		struct array_obj_stat st;
+
+		assert_int_equal(OPS(f)->obj_stat(&st, f->a, "lun", E(f)), 0);
+		assert_int_equal(st.size, 8 * MIB);
+	}
+	assert_int_equal(OPS(f)->flush(f->a, "lun", E(f)), 0);
+	assert_int_equal(OPS(f)->obj_set_readonly(f->a, "lun", true, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 0, w, BLK, E(f)), RP_EPERM);
+	assert_int_equal(OPS(f)->punch(f->a, "lun", 0, BLK, E(f)), RP_EPERM);
+	assert_int_equal(OPS(f)->read(f->a, "lun", 3 * MIB, r, MIB, E(f)), 0);
+	assert_memory_equal(w, r, MIB);
+	assert_int_equal(OPS(f)->obj_set_readonly(f->a, "lun", false, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 0, w, BLK, E(f)), 0);
+	free(w);
+	free(r);
+}
+
+static void test_file__punch(void **state)
+{
+	struct fx *f = *state;
+	struct array_obj_stat before, after;
+	char *w = malloc(4 * MIB), *r = malloc(MIB);
+	size_t i;
+
+	printf("checking punch deallocates and reads back zeros\n");
+	fill_random(w, 4 * MIB);
+	assert_int_equal(OPS(f)->obj_create(f->a, "lun", 4 * MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 0, w, 4 * MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->flush(f->a, "lun", E(f)), 0);
+	assert_int_equal(OPS(f)->obj_stat(&before, f->a, "lun", E(f)), 0);
+	assert_int_equal(OPS(f)->punch(f->a, "lun", MIB, MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->obj_stat(&after, f->a, "lun", E(f)), 0);
+	assert_true(after.allocated + MIB <= before.allocated);
+	assert_int_equal(after.size, 4 * MIB);
+	assert_int_equal(OPS(f)->read(f->a, "lun", MIB, r, MIB, E(f)), 0);
+	for (i = 0; i < MIB; i++)
+		assert_int_equal(r[i], 0);
+	assert_int_equal(OPS(f)->read(f->a, "lun", 2 * MIB, r, MIB, E(f)), 0);
+	assert_memory_equal(r, w + 2 * MIB, MIB);
+	assert_int_equal(OPS(f)->punch(f->a, "lun", 3 * MIB, 2 * MIB, E(f)), RP_EINVAL);
+	free(w);
+	free(r);
+}
+
+static void hex128(char out[40], const void *buf, size_t len)
+{
+	XXH128_hash_t h = XXH3_128bits(buf, len);
+
+	(void)snprintf(out, 40, "%016llx%016llx", (unsigned long long)h.high64,
+	               (unsigned long long)h.low64);
+}
+
+static void test_file__checksum(void **state)
+{
+	struct fx *f = *state;
+	size_t len = 3 * MIB + 5 * BLK;
+	char *img = calloc(1, len);
+	char sum[40], want[40];
+
+	printf("checking checksum = XXH128 of the content (sparse and with data)\n");
+	assert_int_equal(OPS(f)->obj_create(f->a, "lun", len, E(f)), 0);
+	assert_int_equal(OPS(f)->checksum(sum, f->a, "lun", E(f)), 0);
+	hex128(want, img, len);
+	assert_int_equal(strlen(sum), 32);
+	assert_string_equal(sum, want);
+	fill_random(img + MIB + BLK, MIB);
+	fill_random(img + len - 2 * BLK, 2 * BLK);
+	assert_int_equal(OPS(f)->write(f->a, "lun", MIB + BLK, img + MIB + BLK, MIB, E(f)), 0);
+	assert_int_equal(
+	        OPS(f)->write(f->a, "lun", len - 2 * BLK, img + len - 2 * BLK, 2 * BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->checksum(sum, f->a, "lun", E(f)), 0);
+	hex128(want, img, len);
+	assert_string_equal(sum, want);
+	free(img);
+}
+
+static void test_file__clone_independence(void **state)
+{
+	struct fx *f = *state;
+	char *w = malloc(2 * MIB);
+	char s0[40], s1[40], c[40];
+
+	printf("checking a clone keeps its point-in-time content and both sides stay "
+	       "independent\n");
+	fill_random(w, 2 * MIB);
+	assert_int_equal(OPS(f)->obj_create(f->a, "lun", 16 * MIB + 3 * BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 4 * MIB, w, 2 * MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 16 * MIB, w, 3 * BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->checksum(s0, f->a, "lun", E(f)), 0);
+	assert_int_equal(OPS(f)->clone(f->a, "lun", "snap", E(f)), 0);
+	assert_int_equal(OPS(f)->checksum(c, f->a, "snap", E(f)), 0);
+	assert_string_equal(c, s0);
+	fill_random(w, 2 * MIB);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 5 * MIB, w, MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 0, w, BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->checksum(s1, f->a, "lun", E(f)), 0);
+	assert_string_not_equal(s1, s0);
+	assert_int_equal(OPS(f)->checksum(c, f->a, "snap", E(f)), 0);
+	assert_string_equal(c, s0); /* the clone did not change */
+	assert_int_equal(OPS(f)->write(f->a, "snap", 8 * MIB, w, MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->checksum(c, f->a, "lun", E(f)), 0);
+	assert_string_equal(c, s1); /* nor did the source */
+	{
+		struct array_obj_stat st;
+
+		assert_int_equal(OPS(f)->obj_stat(&st, f->a, "snap", E(f)), 0);
+		assert_int_equal(st.size, 16 * MIB + 3 * BLK);
+	}
+	free(w);
+}
+
+static void test_file__reflink_detection(void **state)
+{
+	struct fx *f = *state;
+	struct array_stat st;
+	struct statfs sfs;
+	bool expect;
+
+	assert_int_equal(OPS(f)->stat(&st, f->a, E(f)), 0);
+	printf("array on %s: caps reflink=%d extent-diff=%d freeze=%d local-path=%d\n", st.fs_type,
+	       !!(st.caps & ARRAY_CAP_REFLINK), !!(st.caps & ARRAY_CAP_EXTENT_DIFF),
+	       !!(st.caps & ARRAY_CAP_FREEZE), !!(st.caps & ARRAY_CAP_LOCAL_PATH));
+	assert_true(st.capacity > 0);
+	assert_true(st.free <= st.capacity);
+	assert_true(st.fs_type[0] != '\0');
+	assert_true(st.caps & ARRAY_CAP_LOCAL_PATH);
+	assert_int_equal(st.caps, f->a->caps);
+	if (!env_flag("REPLUN_TEST_EXPECT_REFLINK", &expect)) {
+		/* Plain run: known non-reflink filesystems must say so. */
+		assert_int_equal(statfs(f->root, &sfs), 0);
+		if (sfs.f_type == 0xef53 || sfs.f_type == 0x01021994)
+			expect = false;
+		else {
+			printf("fs '%s': no reflink expectation given, detection not asserted\n",
+			       st.fs_type);
+			return;
+		}
+	}
+	printf("checking reflink detection is %s\n", expect ? "true" : "false");
+	assert_int_equal(!!(st.caps & ARRAY_CAP_REFLINK), expect);
+	assert_int_equal(!!(st.caps & ARRAY_CAP_EXTENT_DIFF), expect);
+}
+
+/* Collects reported ranges as a per-block bitmap (and zero flags). */
+struct collect {
+	uint64_t nblocks;
+	unsigned char *changed; /* 1 = data, 2 = zero */
+	uint64_t last_end;
+	unsigned calls;
+};
+
+static int collect_cb(const struct array_extent *ext, void *payload)
+{
+	struct collect *c = payload;
+	uint64_t b;
+
+	assert_true(ext->offset >= c->last_end); /* ascending, not overlapping */
+	assert_true(ext->length > 0);
+	c->last_end = ext->offset + ext->length;
+	for (b = ext->offset / BLK; b * BLK < ext->offset + ext->length; b++) {
+		assert_true(b < c->nblocks);
+		c->changed[b] = ext->zero ? 2 : 1;
+	}
+	c->calls++;
+	return 0;
+}
+
+static void run_diff(struct fx *f, const char *base, const char *obj, struct collect *c,
+                     uint64_t size)
+{
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->nblocks = (size + BLK - 1) / BLK;
+	c->changed = calloc(c->nblocks, 1);
+	assert_non_null(c->changed);
+	rc = OPS(f)->changed_extents(f->a, base, obj, collect_cb, c, E(f));
+	if (rc != 0)
+		fprintf(stderr, "changed_extents: %s\n", f->err.msg);
+	assert_int_equal(rc, 0);
+}
+
+static void test_file__changed_extents_exact(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t size = 64 * MIB, nblocks = size / BLK;
+	const unsigned nchange = 97;
+	unsigned char *want = calloc(nblocks, 1);
+	char *w = malloc(4 * MIB), blk[BLK];
+	struct collect c;
+	uint64_t i, off;
+	unsigned n = 0;
+
+	printf("checking changed_extents reports exactly the %u rewritten 4 KiB blocks (%s)\n",
+	       nchange, (f->a->caps & ARRAY_CAP_EXTENT_DIFF) ? "FIEMAP" : "checksum maps");
+	assert_int_equal(OPS(f)->obj_create(f->a, "lun", size, E(f)), 0);
+	/* Data in 4 MiB runs every 8 MiB: holes between. */
+	for (off = 0; off < size; off += 8 * MIB) {
+		fill_random(w, 4 * MIB);
+		assert_int_equal(OPS(f)->write(f->a, "lun", off, w, 4 * MIB, E(f)), 0);
+	}
+	assert_int_equal(OPS(f)->flush(f->a, "lun", E(f)), 0);
+	assert_int_equal(OPS(f)->clone(f->a, "lun", "base", E(f)), 0);
+	assert_int_equal(OPS(f)->obj_set_readonly(f->a, "base", true, E(f)), 0);
+
+	/* Unchanged: nothing reported. */
+	run_diff(f, "base", "lun", &c, size);
+	assert_int_equal(c.calls, 0);
+	free(c.changed);
+
+	while (n < nchange) {
+		uint64_t b = rng() % nblocks;
+
+		if (want[b])
+			continue;
+		want[b] = 1;
+		n++;
+		fill_random(blk, BLK);
+		assert_int_equal(OPS(f)->write(f->a, "lun", b * BLK, blk, BLK, E(f)), 0);
+	}
+	assert_int_equal(OPS(f)->flush(f->a, "lun", E(f)), 0);
+
+	/* Live object against its base (obj map computed by reading on non-reflink). */
+	run_diff(f, "base", "lun", &c, size);
+	for (i = 0; i < nblocks; i++) {
+		if (c.changed[i] != want[i])
+			fprintf(stderr, "block %llu: reported %d, want %d\n", (unsigned long long)i,
+			        c.changed[i], want[i]);
+		assert_int_equal(c.changed[i], want[i]);
+	}
+	free(c.changed);
+
+	/* Snapshot against base: both sides with maps (non-reflink) / both FIEMAP. */
+	assert_int_equal(OPS(f)->clone(f->a, "lun", "snap2", E(f)), 0);
+	run_diff(f, "base", "snap2", &c, size);
+	assert_memory_equal(c.changed, want, nblocks);
+	free(c.changed);
+
+	/* Base NULL: the allocated ranges, every data block of the object, never zero. */
+	run_diff(f, NULL, "snap2", &c, size);
+	for (off = 0; off < size; off += 8 * MIB)
+		for (i = off / BLK; i < (off + 4 * MIB) / BLK; i++)
+			assert_int_equal(c.changed[i], 1);
+	for (i = 0; i < nblocks; i++)
+		assert_true(c.changed[i] == (want[i] || (i * BLK) % (8 * MIB) < 4 * MIB ? 1 : 0));
+	free(c.changed);
+	free(want);
+	free(w);
+}
+
+static void test_file__holes_reported_zero(void **state)
+{
+	struct fx *f = *state;
+	char *w = malloc(2 * MIB);
+	struct collect c;
+	uint64_t i;
+
+	printf("checking a range punched since the base is reported as zero=true\n");
+	fill_random(w, 2 * MIB);
+	assert_int_equal(OPS(f)->obj_create(f->a, "lun", 8 * MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 2 * MIB, w, 2 * MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->clone(f->a, "lun", "base", E(f)), 0);
+	assert_int_equal(OPS(f)->punch(f->a, "lun", 2 * MIB + 64 * 1024, 256 * 1024, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 6 * MIB, w, BLK, E(f)), 0);
+	run_diff(f, "base", "lun", &c, 8 * MIB);
+	for (i = 0; i < 8 * MIB / BLK; i++) {
+		uint64_t off = i * BLK;
+		int want = 0;
+
+		if (off >= 2 * MIB + 64 * 1024 && off < 2 * MIB + 320 * 1024)
+			want = 2;
+		if (off == 6 * MIB)
+			want = 1;
+		assert_int_equal(c.changed[i], want);
+	}
+	free(c.changed);
+	free(w);
+}
+
+static int stop_cb(const struct array_extent *ext, void *payload)
+{
+	unsigned *n = payload;
+
+	(*n)++;
+	return RP_EBUSY;
+}
+
+static void test_file__callback_stops_walk(void **state)
+{
+	struct fx *f = *state;
+	char blk[BLK];
+	unsigned n = 0;
+	int rc;
+
+	printf("checking a callback's error stops the walk and is returned\n");
+	fill_random(blk, BLK);
+	assert_int_equal(OPS(f)->obj_create(f->a, "lun", MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 0, blk, BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 8 * BLK, blk, BLK, E(f)), 0);
+	rc = OPS(f)->changed_extents(f->a, NULL, "lun", stop_cb, &n, E(f));
+	assert_int_equal(rc, RP_EBUSY);
+	assert_int_equal(n, 1);
+	assert_true(f->err.msg[0] != '\0');
+}
+
+static void test_file__rename_replaces(void **state)
+{
+	struct fx *f = *state;
+	char a[BLK], b[BLK], r[BLK], path[1200];
+	bool ex = true;
+
+	printf("checking rename replaces the destination atomically and moves the map\n");
+	fill_random(a, BLK);
+	fill_random(b, BLK);
+	assert_int_equal(OPS(f)->obj_create(f->a, "src", MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->obj_create(f->a, "dst", MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "src", 0, a, BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "dst", 0, b, BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->clone(f->a, "src", "stage", E(f)), 0);
+	(void)snprintf(path, sizeof(path), "%s/data/stage.csum", f->root);
+	/* Non-reflink clones carry a checksum map; reflink clones do not. */
+	assert_int_equal(access(path, F_OK) == 0, !(f->a->caps & ARRAY_CAP_REFLINK));
+	assert_int_equal(OPS(f)->obj_rename(f->a, "stage", "dst", E(f)), 0);
+	assert_int_equal(OPS(f)->obj_exists(&ex, f->a, "stage", E(f)), 0);
+	assert_false(ex);
+	assert_int_equal(access(path, F_OK), -1);
+	(void)snprintf(path, sizeof(path), "%s/data/dst.csum", f->root);
+	assert_int_equal(access(path, F_OK) == 0, !(f->a->caps & ARRAY_CAP_REFLINK));
+	assert_int_equal(OPS(f)->read(f->a, "dst", 0, r, BLK, E(f)), 0);
+	assert_memory_equal(r, a, BLK);
+	/* A write makes it live: the map goes. */
+	assert_int_equal(OPS(f)->write(f->a, "dst", BLK, b, BLK, E(f)), 0);
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+static void test_file__freeze(void **state)
+{
+	struct fx *f = *state;
+	bool expect = false;
+	char blk[BLK];
+	int rc;
+
+	(void)env_flag("REPLUN_TEST_EXPECT_FREEZE", &expect);
+	assert_int_equal(OPS(f)->obj_create(f->a, "lun", MIB, E(f)), 0);
+	rc = OPS(f)->freeze(f->a, E(f));
+	if (!expect) {
+		printf("checking freeze is refused on a non-mount-point root (or non-root)\n");
+		assert_int_equal(rc, RP_ENOTSUPPORTED);
+		assert_true(f->err.msg[0] != '\0');
+		assert_false(f->a->caps & ARRAY_CAP_FREEZE);
+		assert_int_equal(OPS(f)->thaw(f->a, E(f)), 0);
+		return;
+	}
+	printf("checking freeze then thaw of the mounted array filesystem\n");
+	assert_true(f->a->caps & ARRAY_CAP_FREEZE);
+	assert_int_equal(rc, 0);
+	assert_int_equal(OPS(f)->freeze(f->a, E(f)), RP_EBUSY); /* already frozen by us */
+	assert_int_equal(OPS(f)->thaw(f->a, E(f)), 0);
+	assert_int_equal(OPS(f)->thaw(f->a, E(f)), 0); /* idempotent */
+	fill_random(blk, BLK);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 0, blk, BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->flush(f->a, "lun", E(f)), 0);
+	/* Closing a frozen array thaws it. */
+	assert_int_equal(OPS(f)->freeze(f->a, E(f)), 0);
+	array_close(f->a);
+	f->a = NULL;
+	assert_int_equal(array_open(&f->a, "file", f->root, NULL, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", BLK, blk, BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->flush(f->a, "lun", E(f)), 0);
+}
+
+static int group_setup(void **state)
+{
+	const char *dir = getenv("REPLUN_TEST_DIR");
+	const char *tmp = getenv("TMPDIR");
+	const char *m = getenv("REPLUN_TEST_MOUNT");
+
+	(void)state;
+	if (dir && *dir) {
+		(void)snprintf(base_dir, sizeof(base_dir), "%s", dir);
+		base_is_mount = m && strcmp(m, "1") == 0;
+	} else {
+		(void)snprintf(base_dir, sizeof(base_dir), "%s/replun-arrays-XXXXXX",
+		               tmp && *tmp ? tmp : "/tmp");
+		if (!mkdtemp(base_dir))
+			return -1;
+		made_base = true;
+	}
+	printf("arrays under %s%s\n", base_dir, base_is_mount ? " (mount point)" : "");
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	if (made_base)
+		(void)rmdir(base_dir);
+	return 0;
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_file__name_check),
+		T(test_file__open_errors),
+		T(test_file__create_delete_resize),
+		T(test_file__missing_objects),
+		T(test_file__io_and_readonly),
+		T(test_file__punch),
+		T(test_file__checksum),
+		T(test_file__clone_independence),
+		T(test_file__reflink_detection),
+		T(test_file__changed_extents_exact),
+		T(test_file__holes_reported_zero),
+		T(test_file__callback_stops_walk),
+		T(test_file__rename_replaces),
+		T(test_file__freeze),
+	};
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	return cmocka_run_group_tests_name("arrays.file", tests, group_setup, group_teardown);
+}
