@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/* cmd_array.c - `replun array init|pair|info` and `replun group list|create|delete`. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cmd_array_init(struct cli_args *a)
+{
+	struct rp_error err = { 0 };
+	const char *id = cli_opt(a, "id");
+	const char *name = cli_opt(a, "name");
+	char path[RP_URI_MAX];
+	int rc;
+
+	if (!id)
+		return cli_usage("array init: missing '--id ID'");
+	rc = cli_array_path(path, sizeof(path), a->pos[0]);
+	if (rc)
+		return rc;
+	if (strncmp(path, "file://", 7) == 0)
+		memmove(path, path + 7, strlen(path + 7) + 1);
+	if (rp_id_check(id, "array id", &err) < 0)
+		return cli_fail(&err);
+	if (name && (!*name || strlen(name) >= RP_NAME_MAX))
+		return cli_usage("array init: name must be 1-%d characters", RP_NAME_MAX - 1);
+	if (rp_array_init(path, id, name, &err) < 0)
+		return cli_fail(&err);
+	(void)printf("%s\n", id);
+	return CLI_EXIT_OK;
+}
+
+int cmd_array_pair(struct cli_args *a)
+{
+	struct rp_error err = { 0 };
+	struct rp_array *x = NULL, *y = NULL;
+	int rc;
+
+	rc = cli_open(&x, a->pos[0]);
+	if (rc)
+		goto out;
+	rc = cli_open(&y, a->pos[1]);
+	if (rc)
+		goto out;
+	if (rp_array_pair(x, y, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	(void)printf("paired %s <-> %s\n", rp_array_id(x), rp_array_id(y));
+out:
+	rp_array_close(y);
+	rp_array_close(x);
+	return rc;
+}
+
+int cmd_array_info(struct cli_args *a)
+{
+	struct rp_error err = { 0 };
+	struct rp_array *x = NULL;
+	struct rp_array_info *info = NULL;
+	char cap[32], fr[32], res[32];
+	size_t i;
+	int rc;
+
+	rc = cli_open(&x, a->pos[0]);
+	if (rc)
+		return rc;
+	info = rp_calloc(1, sizeof(*info));
+	if (!info) {
+		rc = cli_failf(CLI_EXIT_ERROR, "out of memory");
+		goto out;
+	}
+	if (rp_array_info(info, x, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if (cli_flag(a, "json")) {
+		struct json_object *o = json_object_new_object();
+		struct json_object *peers = json_object_new_array();
+
+		cli_json_str(o, "id", info->id);
+		cli_json_str(o, "name", info->name);
+		cli_json_str(o, "vendor", info->vendor);
+		cli_json_str(o, "model", info->model);
+		cli_json_str(o, "driver", info->driver);
+		cli_json_str(o, "uri", info->uri);
+		cli_json_str(o, "fs_type", info->fs_type);
+		cli_json_bool(o, "reflink", info->reflink);
+		cli_json_int(o, "capacity", (int64_t)info->capacity);
+		cli_json_int(o, "free", (int64_t)info->free);
+		cli_json_int(o, "reserved", (int64_t)info->reserved);
+		for (i = 0; i < info->n_peers && i < RP_MAX_PEERS; i++) {
+			struct json_object *p = json_object_new_object();
+
+			cli_json_str(p, "id", info->peers[i].array_id);
+			cli_json_str(p, "uri", info->peers[i].uri);
+			(void)json_object_array_add(peers, p);
+		}
+		(void)json_object_object_add(o, "peers", peers);
+		cli_json_print(o);
+		goto out;
+	}
+	cli_fmt_size(cap, sizeof(cap), info->capacity);
+	cli_fmt_size(fr, sizeof(fr), info->free);
+	cli_fmt_size(res, sizeof(res), info->reserved);
+	(void)printf("id:          %s\n"
+	             "name:        %s\n"
+	             "vendor:      %s\n"
+	             "model:       %s\n"
+	             "driver:      %s\n"
+	             "uri:         %s\n"
+	             "filesystem:  %s (%s)\n"
+	             "capacity:    %s (free %s, reserved %s)\n",
+	             info->id, info->name, info->vendor, info->model, info->driver, info->uri,
+	             info->fs_type[0] ? info->fs_type : "unknown",
+	             info->reflink ? "reflink: O(1) snapshots and clones" : "no reflink", cap, fr,
+	             res);
+	if (info->n_peers == 0)
+		(void)printf("peers:       none\n");
+	for (i = 0; i < info->n_peers && i < RP_MAX_PEERS; i++)
+		(void)printf("%s %s %s\n", i == 0 ? "peers:      " : "            ",
+		             info->peers[i].array_id, info->peers[i].uri);
+out:
+	rp_free(info);
+	rp_array_close(x);
+	return rc;
+}
+
+int cmd_group_list(struct cli_args *a)
+{
+	static const char *const head[] = { "ID",   "NAME", "ROLE",      "DEVICES",
+		                            "PEER", "RPO",  "RETENTION", "RECOVERY POINT" };
+	struct rp_error err = { 0 };
+	struct rp_array *x = NULL;
+	struct rp_group *g = NULL;
+	struct cli_table *t = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	rc = cli_open(&x, a->pos[0]);
+	if (rc)
+		return rc;
+	if (rp_group_list(&g, &n, x, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if (cli_flag(a, "json")) {
+		struct json_object *arr = json_object_new_array();
+
+		for (i = 0; i < n; i++) {
+			struct json_object *o = json_object_new_object();
+			char tm[RP_TIME_MAX];
+
+			cli_json_str(o, "id", g[i].id);
+			cli_json_str(o, "name", g[i].name);
+			cli_json_str(o, "role", rp_group_role_name(g[i].role));
+			cli_json_int(o, "devices", (int64_t)g[i].n_devices);
+			cli_json_str(o, "peer_array", g[i].peer_array);
+			cli_json_int(o, "rpo_seconds", g[i].rpo_seconds);
+			cli_json_int(o, "retention", g[i].retention);
+			cli_json_str(o, "recovery_point", g[i].recovery_point);
+			cli_fmt_time(tm, sizeof(tm), g[i].recovery_point_ms);
+			cli_json_str(o, "recovery_point_time",
+			             g[i].recovery_point_ms > 0 ? tm : NULL);
+			cli_json_str(o, "test_snapshot", g[i].test_snapshot);
+			(void)json_object_array_add(arr, o);
+		}
+		cli_json_print(arr);
+		goto out;
+	}
+	t = cli_table_new(8, head);
+	for (i = 0; i < n; i++) {
+		char nd[24], rpo[24], ret[24], rp[RP_ID_MAX + RP_TIME_MAX + 4], tm[RP_TIME_MAX];
+		const char *row[8];
+
+		(void)snprintf(nd, sizeof(nd), "%zu", g[i].n_devices);
+		(void)snprintf(rpo, sizeof(rpo), g[i].rpo_seconds ? "%us" : "manual",
+		               g[i].rpo_seconds);
+		(void)snprintf(ret, sizeof(ret), "%u", g[i].retention);
+		cli_fmt_time(tm, sizeof(tm), g[i].recovery_point_ms);
+		(void)snprintf(rp, sizeof(rp), "%s%s%s%s", g[i].recovery_point,
+		               g[i].recovery_point[0] ? " (" : "", g[i].recovery_point[0] ? tm : "",
+		               g[i].recovery_point[0] ? ")" : "");
+		row[0] = g[i].id;
+		row[1] = g[i].name;
+		row[2] = rp_group_role_name(g[i].role);
+		row[3] = nd;
+		row[4] = g[i].peer_array;
+		row[5] = rpo;
+		row[6] = ret;
+		row[7] = rp;
+		(void)cli_table_add(t, row);
+	}
+	cli_table_print(t, stdout);
+out:
+	cli_table_free(t);
+	rp_free(g);
+	rp_array_close(x);
+	return rc;
+}
+
+int cmd_group_create(struct cli_args *a)
+{
+	struct rp_error err = { 0 };
+	struct rp_array *x = NULL;
+	struct rp_group g;
+	int rc;
+
+	if (rp_id_check(a->pos[1], "group id", &err) < 0)
+		return cli_fail(&err);
+	rc = cli_open(&x, a->pos[0]);
+	if (rc)
+		return rc;
+	if (rp_group_create(&g, x, a->pos[1], cli_opt(a, "name"), &err) < 0)
+		rc = cli_fail(&err);
+	else
+		(void)printf("%s\n", g.id);
+	rp_array_close(x);
+	return rc;
+}
+
+int cmd_group_delete(struct cli_args *a)
+{
+	struct rp_error err = { 0 };
+	struct rp_array *x = NULL;
+	int rc;
+
+	if (rp_id_check(a->pos[1], "group id", &err) < 0)
+		return cli_fail(&err);
+	rc = cli_open(&x, a->pos[0]);
+	if (rc)
+		return rc;
+	if (rp_group_delete(x, a->pos[1], &err) < 0)
+		rc = cli_fail(&err);
+	rp_array_close(x);
+	return rc;
+}
