@@ -358,7 +358,7 @@ static int model_obj_delete_payload(struct rp_array *a, const char *payload, str
 			continue;
 		memcpy(obj, p + 4, l - 4);
 		obj[l - 4] = '\0';
-		r = a->drv->ops->obj_delete ? a->drv->ops->obj_delete(a->drv, obj, err) : 0;
+		r = model_obj_delete(a, obj, err);
 		if (r < 0 && rc == 0)
 			rc = r;
 	}
@@ -1048,7 +1048,8 @@ static model_recover_fn model_handler(const char *op)
 {
 	size_t i;
 
-	/* LUN_CREATE_HANDLER */
+	if (strcmp(op, "lun_create") == 0)
+		return lun_create_rollback;
 	if (strcmp(op, "obj_delete") == 0)
 		return model_obj_delete_payload;
 	for (i = 0; i < model_n_handlers; i++)
@@ -1168,4 +1169,45 @@ int model_open_peer(struct rp_array **out, struct rp_array *a, const char *peer_
                     struct rp_error *err)
 {
 	return rp_array_open_peer(out, a, peer_id, err);
+}
+
+static int model_nosupp(struct rp_array *a, const char *what, struct rp_error *err)
+{
+	return rp_error_set(err, RP_ENOTSUPPORTED, "array driver '%s' cannot %s", a->driver, what);
+}
+
+int model_obj_create(struct rp_array *a, const char *obj, uint64_t size, struct rp_error *err)
+{
+	if (!a->drv->ops->obj_create)
+		return model_nosupp(a, "create objects", err);
+	return a->drv->ops->obj_create(a->drv, obj, size, err);
+}
+
+int model_obj_delete(struct rp_array *a, const char *obj, struct rp_error *err)
+{
+	if (!a->drv->ops->obj_delete)
+		return model_nosupp(a, "delete objects", err);
+	return a->drv->ops->obj_delete(a->drv, obj, err);
+}
+
+int model_obj_resize(struct rp_array *a, const char *obj, uint64_t size, struct rp_error *err)
+{
+	if (!a->drv->ops->obj_resize)
+		return model_nosupp(a, "resize objects", err);
+	return a->drv->ops->obj_resize(a->drv, obj, size, err);
+}
+
+int model_obj_stat(struct array_obj_stat *out, struct rp_array *a, const char *obj,
+                   struct rp_error *err)
+{
+	if (!a->drv->ops->obj_stat)
+		return model_nosupp(a, "stat objects", err);
+	return a->drv->ops->obj_stat(out, a->drv, obj, err);
+}
+
+int model_obj_clone(struct rp_array *a, const char *src, const char *dst, struct rp_error *err)
+{
+	if (!a->drv->ops->clone)
+		return model_nosupp(a, "clone objects", err);
+	return a->drv->ops->clone(a->drv, src, dst, err);
 }

@@ -255,6 +255,15 @@ int model_recover(struct rp_array *a, struct rp_error *err);
 /* *out = whether a sync session of @device or of @group (each may be NULL/"") is in progress. */
 int model_sync_running(bool *out, struct rp_array *a, const char *device, const char *group,
                        struct rp_error *err);
+/* Driver calls with the optional-slot check (RP_ENOTSUPPORTED when the driver lacks one). */
+int model_obj_create(struct rp_array *a, const char *obj, uint64_t size, struct rp_error *err);
+/* Absent objects are fine. */
+int model_obj_delete(struct rp_array *a, const char *obj, struct rp_error *err);
+int model_obj_resize(struct rp_array *a, const char *obj, uint64_t size, struct rp_error *err);
+int model_obj_stat(struct array_obj_stat *out, struct rp_array *a, const char *obj,
+                   struct rp_error *err);
+int model_obj_clone(struct rp_array *a, const char *src, const char *dst, struct rp_error *err);
+
 /* Opens the peer @peer_id (NULL = first) of @a: rp_array_open_peer (RP_ENOTFOUND, RP_EUNREACHABLE).
  */
 int model_open_peer(struct rp_array **out, struct rp_array *a, const char *peer_id,
