@@ -276,7 +276,7 @@ static int meta_print(const char *key, const char *value, void *payload)
 	struct meta_list *m = payload;
 
 	if (m->json)
-		cli_json_str(m->obj, key, value);
+		(void)json_object_object_add(m->obj, key, json_object_new_string(value));
 	else
 		(void)printf("%s=%s\n", key, value);
 	return 0;
@@ -323,7 +323,7 @@ int cmd_lun_meta(struct cli_args *a)
 		} else if (cli_flag(a, "json")) {
 			struct json_object *o = json_object_new_object();
 
-			cli_json_str(o, key, got);
+			(void)json_object_object_add(o, key, json_object_new_string(got));
 			cli_json_print(o);
 		} else {
 			(void)printf("%s\n", got);

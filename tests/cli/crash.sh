@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# crash.sh - kill -9 the detached sync worker mid-way; `replun sync-status` / `sync --wait`
+# must resume it, and `replun verify` and the checksums must show equal data at the end.
+# The mover is slowed with REPLUN_SYNC_THROTTLE_MS (ms of sleep per MiB moved; tests only).
+# Usage: crash.sh /path/to/replun
+set -u
+BIN=$1
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/replun-cli-crash.XXXXXX")
+WPID=""
+cleanup() {
+	[ -n "$WPID" ] && kill -9 "$WPID" 2>/dev/null
+	# Let any worker we did not kill finish before the arrays disappear.
+	for p in $(worker_pids); do kill -9 "$p" 2>/dev/null; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+# Pids of sync workers of our arrays: processes whose environment names a session and whose
+# command line or environment mentions this test's directory.
+worker_pids() {
+	local e p
+	for e in /proc/[0-9]*/environ; do
+		p=${e#/proc/}
+		p=${p%/environ}
+		if tr '\0' '\n' <"$e" 2>/dev/null | grep -q '^REPLUN_SYNC_WORKER=' &&
+			tr '\0' '\n' <"$e" 2>/dev/null | grep -q "$T"; then
+			echo "$p"
+		fi
+	done
+}
+
+A=$T/a
+B=$T/b
+must "array init A" array init "$A" --id site-a
+must "array init B" array init "$B" --id site-b
+must "array pair" array pair "$A" "$B"
+must "lun create 96M" lun create "$A" big 96M --group g --replicate
+L=$OUT
+must "lun create 32M" lun create "$A" small 32M --group g
+L2=$OUT
+dd if=/dev/urandom of="$(lunpath "$A" "$L")" bs=1M count=64 conv=notrunc status=none
+dd if=/dev/urandom of="$(lunpath "$A" "$L2")" bs=1M count=16 conv=notrunc status=none
+
+for round in 1 2; do
+	echo "# round $round: start a slow sync and kill its worker"
+	if [ "$round" = 2 ]; then
+		# An incremental sync interrupted the same way.
+		dd if=/dev/urandom of="$(lunpath "$A" "$L")" bs=1M count=24 seek=40 conv=notrunc status=none
+	fi
+	OUT=$(REPLUN_SYNC_THROTTLE_MS=60 REPLUN_TEST_DIR="$T" "$BIN" sync "$A" --group g 2>"$ERRF")
+	RC=$?
+	check "sync started (exit $RC: $(cat "$ERRF"))" test "$RC" -eq 0 -a -n "$OUT"
+	SID=$OUT
+	# Wait until some data moved.
+	moved=0
+	for _ in $(seq 1 100); do
+		J=$("$BIN" sync-status "$A" --session "$SID" --json 2>/dev/null) || break
+		moved=$(pj 'd["bytes_transferred"]' <<<"$J")
+		st=$(pj 'd["status"]' <<<"$J")
+		[ "$moved" -gt 0 ] && break
+		[ "$st" != inProgress ] && break
+		sleep 0.1
+	done
+	check "worker is moving data ($moved bytes, $st)" test "$moved" -gt 0 -a "$st" = inProgress
+	WPID=$(worker_pids | head -n1)
+	check "found the worker process (pid ${WPID:-none})" test -n "$WPID"
+	if [ -n "$WPID" ]; then
+		kill -9 "$WPID"
+		for _ in $(seq 1 50); do kill -0 "$WPID" 2>/dev/null || break; sleep 0.1; done
+		check "worker is dead" bash -c "! kill -0 $WPID 2>/dev/null"
+		WPID=""
+	fi
+	J=$("$BIN" sync-status "$A" --session "$SID" --json 2>"$ERRF")
+	check "sync-status answers after the crash ($(cat "$ERRF"))" test -n "$J"
+	check "session not complete after the crash" test "$(pj 'd["status"]' <<<"$J")" != complete
+	rp sync "$A" --group g --wait --json --timeout 120
+	eq "sync --wait after the crash: complete" "$(pj 'd["status"]' <<<"$OUT")" complete
+	must "verify after the crash" verify "$A" "$B"
+	rp lun list "$A" --json
+	K=$(pj "[x['peer_device'] for x in d if x['id']=='$L'][0]" <<<"$OUT")
+	K2=$(pj "[x['peer_device'] for x in d if x['id']=='$L2'][0]" <<<"$OUT")
+	eq "big LUN equal by checksum" "$(sum "$(lunpath "$B" "$K")")" "$(sum "$(lunpath "$A" "$L")")"
+	eq "small LUN equal by checksum" "$(sum "$(lunpath "$B" "$K2")")" "$(sum "$(lunpath "$A" "$L2")")"
+done
+
+finish

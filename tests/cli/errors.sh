@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# errors.sh - every bad input to `replun` gets one line "replun: <message>" on stderr, the
+# documented exit code, and changes nothing (lun list --json of both arrays compared before and
+# after). Also checks --help texts.
+# Usage: errors.sh /path/to/replun
+set -u
+BIN=$1
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/replun-cli-err.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+A=$T/a
+B=$T/b
+
+must "array init A" array init "$A" --id site-a
+must "array init B" array init "$B" --id site-b
+must "array pair" array pair "$A" "$B"
+must "lun create" lun create "$A" data 4M --group g1 --replicate
+L1=$OUT
+must "lun create standalone" lun create "$A" alone 1M
+L2=$OUT
+dd if=/dev/urandom of="$(lunpath "$A" "$L1")" bs=64K count=4 conv=notrunc status=none
+must "sync" sync "$A" --group g1 --wait
+
+state() {
+	"$BIN" lun list "$A" --json
+	"$BIN" lun list "$B" --json
+	"$BIN" group list "$A" --json
+	"$BIN" group list "$B" --json
+	"$BIN" array info "$A" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["id"], d["peers"])'
+	sum "$(lunpath "$A" "$L1")"
+}
+BEFORE=$(state)
+
+# Usage errors: exit 2.
+must_fail "no command" 2
+must_fail "unknown command" 2 frobnicate
+must_fail "unknown subcommand" 2 lun frobnicate "$A"
+must_fail "family without subcommand" 2 array
+must_fail "unknown global option" 2 --frob
+must_fail "unknown command option" 2 lun list "$A" --frob
+must_fail "option missing its value" 2 lun create "$A" x 1M --group
+must_fail "missing argument" 2 lun create "$A" x
+must_fail "too many arguments" 2 lun delete "$A" "$L1" extra
+must_fail "size not a number" 2 lun create "$A" x 12Q
+must_fail "size negative" 2 lun create "$A" x -5
+must_fail "size zero" 2 lun create "$A" x 0
+must_fail "size overflow" 2 lun create "$A" x 99999999999T
+must_fail "resize size not a number" 2 lun resize "$A" "$L1" lots
+must_fail "path with .." 2 lun list "$A/../a"
+must_fail "array init path with .." 2 array init "$T/x/../y" --id y
+must_fail "array init without --id" 2 array init "$T/z"
+must_fail "bad array id" 2 array init "$T/z" --id "../evil"
+must_fail "bad group id" 2 lun create "$A" x 1M --group "a/b"
+must_fail "group id with .." 2 sync "$A" --group "..x"
+must_fail "device id with .." 2 lun delete "$A" "../$L1"
+must_fail "sync without selector" 2 sync "$A"
+must_fail "failover without selector" 2 failover "$B"
+must_fail "sync-status with two selectors" 2 sync-status "$A" --group g1 --device "$L1"
+must_fail "sync --timeout not a number" 2 sync "$A" --group g1 --wait --timeout soon
+must_fail "drill --luns 0" 2 drill --luns 0
+must_fail "drill bad size" 2 drill --size 3Q
+check "array init with bad input created nothing" test ! -e "$T/z" -a ! -e "$T/y"
+
+# Not found: exit 3.
+must_fail "missing array" 3 lun list "$T/nope"
+must_fail "missing array (verify)" 3 verify "$A" "$T/nope"
+must_fail "unknown LUN (delete)" 3 lun delete "$A" no-such-lun
+must_fail "unknown LUN (path)" 3 lun path "$A" no-such-lun
+must_fail "unknown LUN (resize)" 3 lun resize "$A" no-such-lun 8M
+must_fail "unknown LUN (snapshot)" 3 lun snapshot "$A" no-such-lun
+must_fail "unknown LUN (meta)" 3 lun meta "$A" no-such-lun k v
+must_fail "unknown group (lun list)" 3 lun list "$A" --group nosuch
+must_fail "unknown session" 3 sync-status "$A" --session nosuch
+must_fail "never synced device" 3 sync-status "$A" --device "$L2"
+must_fail "unknown group (sync)" 3 sync "$A" --group nosuch
+must_fail "unknown group (failover)" 3 failover "$B" --group nosuch
+must_fail "unknown device (prepare-failover)" 3 prepare-failover "$A" --device nosuch
+
+# Wrong state: exit 4.
+must_fail "array init on an existing array" 4 array init "$A" --id again
+must_fail "failover at the protected site" 4 failover "$A" --group g1
+must_fail "reverse before failover" 4 reverse "$B" --group g1
+must_fail "shrink" 2 lun resize "$A" "$L1" 1M
+must_fail "test-failover start at the protected site" 4 test-failover start "$A" --group g1
+
+AFTER=$(state)
+eq "nothing changed by the bad inputs" "$(sha256sum <<<"$AFTER")" "$(sha256sum <<<"$BEFORE")"
+
+# Help texts.
+rp --help
+check "replun --help lists every command" bash -c 'for c in "array init" "array pair" "array info" "lun create" "lun list" "lun delete" "lun resize" "lun snapshot" "lun clone" "lun path" "lun meta" "group list" sync sync-status "test-failover start" "test-failover stop" prepare-failover failover reverse restore recovery-points verify drill; do grep -q "^  $c " <<<"$1" || exit 1; done' _ "$OUT"
+check "replun --help documents the exit codes" grep -q "5  verify found a difference" <<<"$OUT"
+for c in "array init" "lun create" "sync" "failover" "verify" "drill" "test-failover start"; do
+	rp $c --help
+	check "replun $c --help shows its usage (exit $RC)" grep -q "^usage: replun $c" <<<"$OUT"
+done
+rp lun --help
+check "replun lun --help lists lun commands" grep -q "lun create" <<<"$OUT"
+rp --version
+check "replun --version" grep -q "^replun [0-9]" <<<"$OUT"
+
+finish
