@@ -1,0 +1,411 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sm_xapi.c - calls back into XAPI as sm does: XenAPI XML-RPC over HTTP POST on the local Unix
+ * socket, with the session_ref XAPI passed in the call (the SM-only setters need it).
+ * Transport: libcurl (CURLOPT_UNIX_SOCKET_PATH); bodies built and parsed with xmlrpc-c.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "sm.h"
+
+struct sm_xapi {
+	CURL *curl;
+	struct curl_slist *headers;
+	char *session;
+	char socket[256];
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct body {
+	char *p;
+	size_t len;
+	bool toobig;
+};
+
+static size_t body_write(char *data, size_t size, size_t nmemb, void *payload)
+{
+	struct body *b = payload;
+	size_t n = size * nmemb;
+	char *np;
+
+	if (b->len + n > SM_XML_MAX) {
+		b->toobig = true;
+		return 0;
+	}
+	np = rp_realloc(b->p, b->len + n + 1);
+	if (!np)
+		return 0;
+	b->p = np;
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return n;
+}
+
+/* Header values from the call must not split the request. */
+static bool header_safe(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20)
+			return false;
+	return true;
+}
+
+int sm_xapi_open(struct sm_xapi **out, const char *session_ref, const char *subtask_of,
+                 struct sm_fault *f)
+{
+	struct sm_xapi *x = NULL;
+	const char *sock = getenv("REPLUN_XAPI_SOCKET");
+	char hdr[600];
+
+	if (!session_ref || !*session_ref)
+		return sm_fault_set(f, SM_API_SESSION, "the call carries no session_ref");
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return sm_fault_set(f, SM_API_SESSION, "curl_global_init failed");
+	x = rp_calloc(1, sizeof(*x));
+	if (!x)
+		return sm_fault_set(f, SM_GENERAL, "out of memory");
+	if (rp_strlcpy(x->socket, sock && *sock ? sock : "/var/lib/xcp/xapi", sizeof(x->socket)) <
+	    0) {
+		sm_fault_set(f, SM_API_SESSION, "XAPI socket path too long");
+		goto fail;
+	}
+	x->session = rp_strdup(session_ref);
+	x->curl = curl_easy_init();
+	if (!x->session || !x->curl) {
+		sm_fault_set(f, SM_API_SESSION, "cannot set up the XenAPI client");
+		goto fail;
+	}
+	x->headers = curl_slist_append(x->headers, "Content-Type: text/xml");
+	x->headers = curl_slist_append(x->headers, "Expect:");
+	if (subtask_of && *subtask_of && header_safe(subtask_of) && strlen(subtask_of) < 500) {
+		(void)snprintf(hdr, sizeof(hdr), "Subtask-of: %s", subtask_of);
+		x->headers = curl_slist_append(x->headers, hdr);
+	}
+	if (!x->headers) {
+		sm_fault_set(f, SM_GENERAL, "out of memory");
+		goto fail;
+	}
+	(void)curl_easy_setopt(x->curl, CURLOPT_UNIX_SOCKET_PATH, x->socket);
+	(void)curl_easy_setopt(x->curl, CURLOPT_URL, "http://localhost/");
+	(void)curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, x->headers);
+	(void)curl_easy_setopt(x->curl, CURLOPT_USERAGENT, "ReplunSR/" REPLUN_SM_VERSION);
+	(void)curl_easy_setopt(x->curl, CURLOPT_ERRORBUFFER, x->errbuf);
+	(void)curl_easy_setopt(x->curl, CURLOPT_CONNECTTIMEOUT, 10L);
+	(void)curl_easy_setopt(x->curl, CURLOPT_TIMEOUT, 600L);
+	(void)curl_easy_setopt(x->curl, CURLOPT_NOSIGNAL, 1L);
+	(void)curl_easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, body_write);
+	*out = x;
+	return 0;
+fail:
+	sm_xapi_close(x);
+	return -1;
+}
+
+void sm_xapi_close(struct sm_xapi *x)
+{
+	if (!x)
+		return;
+	if (x->curl)
+		curl_easy_cleanup(x->curl);
+	curl_slist_free_all(x->headers);
+	rp_free(x->session);
+	rp_free(x);
+	curl_global_cleanup();
+}
+
+/* Renders ErrorDescription ["CODE", "p1", ...] as "CODE, p1, ..." into @buf. */
+static void describe_failure(char *buf, size_t len, xmlrpc_env *env, xmlrpc_value *res)
+{
+	xmlrpc_value *ed = NULL;
+	int i, n;
+
+	rp_strlcpy(buf, "unknown failure", len);
+	xmlrpc_struct_find_value(env, res, "ErrorDescription", &ed);
+	if (env->fault_occurred || !ed || xmlrpc_value_type(ed) != XMLRPC_TYPE_ARRAY)
+		goto out;
+	buf[0] = '\0';
+	n = xmlrpc_array_size(env, ed);
+	for (i = 0; i < n && !env->fault_occurred; i++) {
+		xmlrpc_value *item = NULL;
+		const char *s = NULL;
+		size_t o = strlen(buf);
+
+		xmlrpc_array_read_item(env, ed, (unsigned)i, &item);
+		if (env->fault_occurred)
+			break;
+		if (xmlrpc_value_type(item) == XMLRPC_TYPE_STRING)
+			xmlrpc_read_string(env, item, &s);
+		(void)snprintf(buf + o, len - o, "%s%s", i ? ", " : "", s ? s : "?");
+		free((void *)s);
+		xmlrpc_DECREF(item);
+	}
+out:
+	if (ed)
+		xmlrpc_DECREF(ed);
+	xmlrpc_env_clean(env);
+	xmlrpc_env_init(env);
+}
+
+int sm_xapi_call(struct sm_xapi *x, xmlrpc_value **out, const char *method, xmlrpc_value *params,
+                 struct sm_fault *f)
+{
+	xmlrpc_env env;
+	xmlrpc_value *all = NULL, *sess = NULL, *res = NULL, *val = NULL;
+	xmlrpc_mem_block *req = NULL;
+	struct body b = { 0 };
+	const char *fstr = NULL;
+	char *status = NULL;
+	char detail[600];
+	int fcode = 0, i, n, rc = -1;
+	long http = 0;
+	CURLcode cc;
+
+	xmlrpc_env_init(&env);
+	all = xmlrpc_array_new(&env);
+	sess = xmlrpc_string_new(&env, x->session);
+	xmlrpc_array_append_item(&env, all, sess);
+	n = params ? xmlrpc_array_size(&env, params) : 0;
+	for (i = 0; i < n && !env.fault_occurred; i++) {
+		xmlrpc_value *p = NULL;
+
+		xmlrpc_array_read_item(&env, params, (unsigned)i, &p);
+		if (env.fault_occurred)
+			break;
+		xmlrpc_array_append_item(&env, all, p);
+		xmlrpc_DECREF(p);
+	}
+	req = xmlrpc_mem_block_new(&env, 0);
+	if (!env.fault_occurred)
+		xmlrpc_serialize_call(&env, req, method, all);
+	if (env.fault_occurred) {
+		sm_fault_set(f, SM_GENERAL, "building %s: %s", method, env.fault_string);
+		goto out;
+	}
+	(void)curl_easy_setopt(x->curl, CURLOPT_POSTFIELDS, xmlrpc_mem_block_contents(req));
+	(void)curl_easy_setopt(x->curl, CURLOPT_POSTFIELDSIZE, (long)xmlrpc_mem_block_size(req));
+	(void)curl_easy_setopt(x->curl, CURLOPT_WRITEDATA, &b);
+	x->errbuf[0] = '\0';
+	cc = curl_easy_perform(x->curl);
+	if (cc != CURLE_OK) {
+		sm_fault_set(f, SM_API_SESSION, "%s via '%s': %s", method, x->socket,
+		             b.toobig ? "answer too large"
+		                      : (x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc)));
+		goto out;
+	}
+	(void)curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &http);
+	if (http != 200 || !b.p) {
+		sm_fault_set(f, SM_API_SESSION, "%s: HTTP status %ld", method, http);
+		goto out;
+	}
+	xmlrpc_limit_set(XMLRPC_XML_SIZE_LIMIT_ID, SM_XML_MAX);
+	xmlrpc_parse_response2(&env, b.p, b.len, &res, &fcode, &fstr);
+	if (env.fault_occurred) {
+		sm_fault_set(f, SM_API_FAILURE, "%s: bad answer: %s", method, env.fault_string);
+		goto out;
+	}
+	if (fstr) {
+		sm_fault_set(f, SM_API_FAILURE, "%s: fault %d: %s", method, fcode, fstr);
+		goto out;
+	}
+	status = sm_struct_get_str(res, "Status");
+	if (!status || strcmp(status, "Success") != 0) {
+		describe_failure(detail, sizeof(detail), &env, res);
+		sm_fault_set(f, SM_API_FAILURE, "%s: %s", method, detail);
+		goto out;
+	}
+	xmlrpc_struct_find_value(&env, res, "Value", &val);
+	if (env.fault_occurred) {
+		sm_fault_set(f, SM_API_FAILURE, "%s: bad answer", method);
+		goto out;
+	}
+	if (out) {
+		if (!val) {
+			sm_fault_set(f, SM_API_FAILURE, "%s: answer has no Value", method);
+			goto out;
+		}
+		*out = val;
+		val = NULL;
+	}
+	rc = 0;
+out:
+	if (val)
+		xmlrpc_DECREF(val);
+	if (res)
+		xmlrpc_DECREF(res);
+	if (sess)
+		xmlrpc_DECREF(sess);
+	if (all)
+		xmlrpc_DECREF(all);
+	if (req)
+		xmlrpc_mem_block_free(req);
+	free((void *)fstr);
+	rp_free(status);
+	rp_free(b.p);
+	xmlrpc_env_clean(&env);
+	return rc;
+}
+
+/* Appends helpers: each consumes nothing; errors surface through env. */
+static void add_str(xmlrpc_env *env, xmlrpc_value *a, const char *s)
+{
+	xmlrpc_value *v = xmlrpc_string_new(env, s ? s : "");
+
+	if (!env->fault_occurred) {
+		xmlrpc_array_append_item(env, a, v);
+		xmlrpc_DECREF(v);
+	}
+}
+
+static void add_bool(xmlrpc_env *env, xmlrpc_value *a, bool b)
+{
+	xmlrpc_value *v = xmlrpc_bool_new(env, b);
+
+	if (!env->fault_occurred) {
+		xmlrpc_array_append_item(env, a, v);
+		xmlrpc_DECREF(v);
+	}
+}
+
+static void add_u64(xmlrpc_env *env, xmlrpc_value *a, uint64_t n)
+{
+	char buf[32];
+
+	(void)snprintf(buf, sizeof(buf), "%llu", (unsigned long long)n);
+	add_str(env, a, buf);
+}
+
+static void add_map(xmlrpc_env *env, xmlrpc_value *a, const struct sm_map *m)
+{
+	xmlrpc_value *st = xmlrpc_struct_new(env);
+	size_t i;
+
+	for (i = 0; m && i < m->n && !env->fault_occurred; i++) {
+		xmlrpc_value *v = xmlrpc_string_new(env, m->kv[i].value);
+
+		if (env->fault_occurred)
+			break;
+		xmlrpc_struct_set_value(env, st, m->kv[i].key, v);
+		xmlrpc_DECREF(v);
+	}
+	if (!env->fault_occurred)
+		xmlrpc_array_append_item(env, a, st);
+	if (st)
+		xmlrpc_DECREF(st);
+}
+
+/* XAPI's dateTime is "YYYYMMDDTHH:MM:SSZ"; xmlrpc-c wants it without the zone. */
+static void add_time(xmlrpc_env *env, xmlrpc_value *a, const char *t)
+{
+	char buf[32];
+	xmlrpc_value *v;
+
+	rp_strlcpy(buf, t && strlen(t) >= 17 ? t : "19700101T00:00:00Z", sizeof(buf));
+	if (strlen(buf) == 18 && buf[17] == 'Z')
+		buf[17] = '\0';
+	v = xmlrpc_datetime_new_str(env, buf);
+	if (env->fault_occurred) {
+		xmlrpc_env_clean(env);
+		xmlrpc_env_init(env);
+		v = xmlrpc_datetime_new_str(env, "19700101T00:00:00");
+	}
+	if (!env->fault_occurred) {
+		xmlrpc_array_append_item(env, a, v);
+		xmlrpc_DECREF(v);
+	}
+}
+
+int sm_xapi_vdi_introduce(struct sm_xapi *x, char **vdi_ref, const struct sm_vdi_rec *v,
+                          struct sm_fault *f)
+{
+	xmlrpc_env env;
+	xmlrpc_value *p, *res = NULL;
+	int rc = -1;
+
+	xmlrpc_env_init(&env);
+	p = xmlrpc_array_new(&env);
+	add_str(&env, p, v->uuid);
+	add_str(&env, p, v->name_label);
+	add_str(&env, p, v->name_description);
+	add_str(&env, p, v->sr_ref);
+	add_str(&env, p, v->type ? v->type : "user");
+	add_bool(&env, p, false); /* sharable */
+	add_bool(&env, p, v->read_only);
+	add_map(&env, p, NULL); /* other_config */
+	add_str(&env, p, v->location);
+	add_map(&env, p, NULL); /* xenstore_data */
+	add_map(&env, p, v->sm_config);
+	add_bool(&env, p, true); /* managed */
+	add_u64(&env, p, v->virtual_size);
+	add_u64(&env, p, v->physical_utilisation);
+	add_str(&env, p, "OpaqueRef:NULL"); /* metadata_of_pool */
+	add_bool(&env, p, v->is_a_snapshot);
+	add_time(&env, p, v->snapshot_time);
+	add_str(&env, p, v->snapshot_of && *v->snapshot_of ? v->snapshot_of : "OpaqueRef:NULL");
+	add_bool(&env, p, false); /* cbt_enabled */
+	if (env.fault_occurred) {
+		sm_fault_set(f, SM_GENERAL, "building VDI.db_introduce: %s", env.fault_string);
+		goto out;
+	}
+	if (sm_xapi_call(x, &res, "VDI.db_introduce", p, f) < 0)
+		goto out;
+	if (vdi_ref) {
+		const char *s = NULL;
+
+		if (xmlrpc_value_type(res) == XMLRPC_TYPE_STRING)
+			xmlrpc_read_string(&env, res, &s);
+		*vdi_ref = rp_strdup(s ? s : "");
+		free((void *)s);
+	}
+	rc = 0;
+out:
+	if (res)
+		xmlrpc_DECREF(res);
+	if (p)
+		xmlrpc_DECREF(p);
+	xmlrpc_env_clean(&env);
+	return rc;
+}
+
+int sm_xapi_vdi_forget(struct sm_xapi *x, const char *vdi_ref, struct sm_fault *f)
+{
+	xmlrpc_env env;
+	xmlrpc_value *p;
+	int rc = -1;
+
+	xmlrpc_env_init(&env);
+	p = xmlrpc_array_new(&env);
+	add_str(&env, p, vdi_ref);
+	if (!env.fault_occurred)
+		rc = sm_xapi_call(x, NULL, "VDI.db_forget", p, f);
+	else
+		sm_fault_set(f, SM_GENERAL, "building VDI.db_forget: %s", env.fault_string);
+	if (p)
+		xmlrpc_DECREF(p);
+	xmlrpc_env_clean(&env);
+	return rc;
+}
+
+int sm_xapi_set_int(struct sm_xapi *x, const char *method, const char *ref, uint64_t value,
+                    struct sm_fault *f)
+{
+	xmlrpc_env env;
+	xmlrpc_value *p;
+	int rc = -1;
+
+	xmlrpc_env_init(&env);
+	p = xmlrpc_array_new(&env);
+	add_str(&env, p, ref);
+	add_u64(&env, p, value);
+	if (!env.fault_occurred)
+		rc = sm_xapi_call(x, NULL, method, p, f);
+	else
+		sm_fault_set(f, SM_GENERAL, "building %s: %s", method, env.fault_string);
+	if (p)
+		xmlrpc_DECREF(p);
+	xmlrpc_env_clean(&env);
+	return rc;
+}
