@@ -1,0 +1,154 @@
+# SPDX-License-Identifier: MIT
+# Shared helpers of the tests/sm Python tests: temp dirs with cleanup, two file arrays (sites A
+# and B, paired), the XAPI simulator of tests/xapi running ReplunSR, raw calls in both dialects.
+import atexit
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import xmlrpc.client
+
+SIM_DIR = os.environ.get("XAPI_SIM_DIR") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "xapi")
+sys.path.insert(0, SIM_DIR)
+import xapi_sim  # noqa: E402
+import xe  # noqa: E402
+
+PLUGIN = os.environ.get("REPLUN_SR", "")
+SM_TOOL = os.environ.get("SM_TOOL", "")
+FAILS = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        FAILS.append(what)
+    return cond
+
+
+def done():
+    if FAILS:
+        print("%d check(s) failed:" % len(FAILS))
+        for f in FAILS:
+            print("  - " + f)
+        sys.exit(1)
+    print("all checks passed")
+    sys.exit(0)
+
+
+def need_binaries():
+    for p, what in ((PLUGIN, "REPLUN_SR"), (SM_TOOL, "SM_TOOL")):
+        if not p or not os.access(p, os.X_OK):
+            print("FAIL %s not set to an executable (%r)" % (what, p))
+            sys.exit(1)
+
+
+class Env:
+    """A temp dir with arrays A and B (paired), lock/run/log dirs, and cleanup of NBD servers."""
+
+    def __init__(self, name, peer=True):
+        need_binaries()
+        base = os.environ.get("TMPDIR", "/tmp")
+        self.tmp = tempfile.mkdtemp(prefix="sm-%s." % name, dir=base)
+        self.lock = os.path.join(self.tmp, "lock")
+        self.run_dir = os.path.join(self.tmp, "run")
+        self.log = os.path.join(self.tmp, "SMlog")
+        self.a = os.path.join(self.tmp, "siteA")
+        self.b = os.path.join(self.tmp, "siteB")
+        self.sims = []
+        atexit.register(self.cleanup)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *a: sys.exit(1))
+        tool("init", self.a, "siteA")
+        tool("init", self.b, "siteB")
+        if peer:
+            tool("pair", self.a, self.b)
+
+    def env(self, **extra):
+        e = {"REPLUN_LOCK_DIR": self.lock, "REPLUN_RUN_DIR": self.run_dir,
+             "REPLUN_SM_LOG": self.log, "REPLUN_DATAPATH": "nbd"}
+        e.update(extra)
+        return e
+
+    def sim(self, name="xapi", hostname="host-a", **extra):
+        sock = os.path.join(self.tmp, name + ".sock")
+        x = xapi_sim.Xapi(sock, sm_plugins={"replun": extra.pop("plugin", PLUGIN)},
+                          env_extra=self.env(**extra), hostname=hostname)
+        x.start()
+        self.sims.append(x)
+        return x, xe.Xe(x)
+
+    def cleanup(self):
+        for x in self.sims:
+            try:
+                x.stop()
+            except Exception:
+                pass
+        # every NBD server a test left running
+        for root, _dirs, files in os.walk(self.run_dir):
+            for f in files:
+                if f.endswith(".pid"):
+                    try:
+                        pid = int(open(os.path.join(root, f)).read().strip())
+                        os.kill(pid, signal.SIGKILL)
+                    except (ValueError, OSError):
+                        pass
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def tool(*args, check_rc=True):
+    p = subprocess.run([SM_TOOL] + list(args), capture_output=True, text=True)
+    if check_rc and p.returncode != 0:
+        raise RuntimeError("sm_tool %s: %s" % (" ".join(args), p.stderr.strip()))
+    return p.stdout
+
+
+def luns(array, group):
+    """{name: (id, size, allocated, state, read_only, snapshot_of)} of a group."""
+    out = {}
+    for line in tool("luns", array, group).splitlines():
+        f = line.split()
+        out[f[1]] = {"id": f[0], "size": int(f[2]), "allocated": int(f[3]), "state": f[4],
+                     "read_only": f[5] == "1", "snapshot_of": f[6]}
+    return out
+
+
+def meta(array, lun):
+    out = {}
+    for line in tool("meta", array, lun).splitlines():
+        k, _, v = line.partition("=")
+        out[k] = v
+    return out
+
+
+def run_raw(document, env=None, argv=None):
+    """Runs ReplunSR with argv[1] = document as sm_exec does; returns (rc, stdout, stderr)."""
+    e = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin", "ORIGINATOR": "SM"}
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TMPDIR"):
+        if k in os.environ:
+            e[k] = os.environ[k]
+    e.update(env or {})
+    args = [PLUGIN] + ([document] if argv is None else argv)
+    p = subprocess.run(args, env=e, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    return p.returncode, p.stdout, p.stderr
+
+
+def parse(stdout):
+    """('ok', value) or ('fault', code, string), parsed by Python's xmlrpc.client."""
+    try:
+        (value,), _ = xmlrpc.client.loads(stdout)
+        return ("ok", value)
+    except xmlrpc.client.Fault as f:
+        return ("fault", f.faultCode, f.faultString)
+
+
+def xapi_doc(members):
+    """A methodCall exactly as XAPI's sm_exec serialises it (one line, bare strings)."""
+    return xapi_sim.SmExec.build_call(members)
+
+
+def python_doc(members):
+    """The same call as Python tools (static-vdis) write it: declaration, <string>, newlines."""
+    return xmlrpc.client.dumps((members,), members["command"])
