@@ -659,6 +659,7 @@ class SmExec:
         self.env_extra = dict(env_extra or {})
         self.timeout = timeout
         self.log = []
+        self.warnings = []
         self.lock = threading.Lock()
 
     def env(self):
@@ -721,6 +722,8 @@ class SmExec:
             except ParseError as e:
                 raise Failure("SR_BACKEND_FAILURE", "", "XML parse failure: %s" % e, err)
             entry["result"] = value
+            if err.strip():
+                self.warnings.append("%s succeeded but wrote to stderr: %s" % (command, err[:500]))
             return value
         except Failure as f:
             entry["error"] = f.description
@@ -772,6 +775,7 @@ class Xapi:
         env = {"REPLUN_XAPI_SOCKET": socket_path}
         env.update(env_extra or {})
         self.sm = SmExec(env_extra=env)
+        self.sm.warnings = self.warnings
         self.server = None
         self.thread = None
         self.plugin_env = dict(env)
@@ -791,6 +795,15 @@ class Xapi:
         db.create("VM", name_label="Control domain on host: " + hostname, power_state="Running",
                   is_control_domain=True, resident_on=host)
 
+    def add_host(self, hostname):
+        """A pool member (not the master) with its control domain."""
+        host = self.db.create("host", name_label=hostname, hostname=hostname,
+                              address="127.0.0.%d" % (len(self.db.all("host")) + 1), enabled=True,
+                              API_version_major=2, API_version_minor=21)
+        self.db.create("VM", name_label="Control domain on host: " + hostname,
+                       power_state="Running", is_control_domain=True, resident_on=host)
+        return host
+
     def save(self, path=None):
         path = path or self.state_file
         if not path:
@@ -809,7 +822,7 @@ class Xapi:
         self.calls = data.get("calls", [])
         self.extra = data.get("extra", {"attachments": {}})
         self.violations = data.get("violations", [])
-        self.warnings = data.get("warnings", [])
+        self.warnings[:] = data.get("warnings", [])
 
     def dump(self):
         return self.db.to_json()

@@ -506,11 +506,7 @@ class Xe:
         try:
             b = self.attach(dst, True)
             try:
-                subprocess.run(["nbdcopy", "--flush", nbd_uri(a["params_nbd"]),
-                                nbd_uri(b["params_nbd"])], check=True, capture_output=True,
-                               timeout=600)
-            except subprocess.CalledProcessError as e:
-                raise Failure("VDI_COPY_FAILED", e.stderr.decode(errors="replace"))
+                self.nbd_transfer(nbd_uri(a["params_nbd"]), nbd_uri(b["params_nbd"]))
             finally:
                 self.detach(dst)
         finally:
@@ -521,6 +517,35 @@ class Xe:
         src = self.ref("VDI", kv["uuid"])
         sr = self.ref("SR", kv["sr-uuid"]) if "sr-uuid" in kv else self.db.field("VDI", src, "SR")
         return self.copy(src, sr)
+
+    def nbd_transfer(self, src, dst):
+        try:
+            subprocess.run(["nbdcopy", "--flush", src, dst], check=True, capture_output=True,
+                           timeout=600)
+        except subprocess.CalledProcessError as e:
+            raise Failure("VDI_IO_ERROR", e.stderr.decode(errors="replace"))
+
+    def cmd_vdi_export(self, kv, maps, flags):
+        """xe vdi-export format=raw: attach read-only in dom0, stream out, detach."""
+        vdi = self.ref("VDI", kv["uuid"])
+        a = self.attach(vdi, False)
+        try:
+            self.nbd_transfer(nbd_uri(a["params_nbd"]), kv["filename"])
+        finally:
+            self.detach(vdi)
+        return ""
+
+    def cmd_vdi_import(self, kv, maps, flags):
+        """xe vdi-import format=raw: attach read-write in dom0, stream in, detach."""
+        vdi = self.ref("VDI", kv["uuid"])
+        if self.vbds_attached(vdi):
+            raise Failure("VDI_IN_USE", vdi, "import")
+        a = self.attach(vdi, True)
+        try:
+            self.nbd_transfer(kv["filename"], nbd_uri(a["params_nbd"]))
+        finally:
+            self.detach(vdi)
+        return ""
 
     # ------------------------------------------------------------------ VBD
     def cmd_vbd_create(self, kv, maps, flags):
