@@ -136,6 +136,10 @@ static int meta_vbind(sqlite3_stmt *st, sqlite3 *db, struct rp_error *err, const
 	int idx = 1, rc = SQLITE_OK;
 	const char *t;
 
+	/* A mismatch is a programming error; catch it before reading the variable arguments. */
+	if ((int)strlen(types ? types : "") != sqlite3_bind_parameter_count(st))
+		return rp_error_set(err, RP_ERROR, "metadata bind: %d parameters, %zu types",
+		                    sqlite3_bind_parameter_count(st), strlen(types ? types : ""));
 	for (t = types ? types : ""; *t; t++, idx++) {
 		switch (*t) {
 		case 't': {

@@ -224,7 +224,7 @@ int model_device_store(struct rp_array *a, const struct model_device *d, struct 
 	              " state = ?, read_only = ?, peer_array = ?, peer_device = ?,"
 	              " snapshot_of = ?, created_ms = ?, recovery_point = ?,"
 	              " recovery_point_ms = ?, base_snapshot = ? WHERE id = ?",
-	              "itttttubbtttititt", d->seq, d->name, d->obj, d->wwn, nz(d->group), d->size,
+	              "ittttubbtttititt", d->seq, d->name, d->obj, d->wwn, nz(d->group), d->size,
 	              d->state, (int)d->read_only, nz(d->peer_array), nz(d->peer_device),
 	              nz(d->snapshot_of), d->created_ms, nz(d->recovery_point),
 	              d->recovery_point_ms, nz(d->base_snapshot), d->id);

@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT */
+/* test_array.c - rp_array_*: init, open (paths, URIs, refusals), info, pairing, peers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static int dfx_setup(void **state)
+{
+	char *dir = calloc(1, PATH_MAX);
+
+	assert_non_null(dir);
+	fake_array_reset();
+	fake_array_register();
+	tmpdir_make(dir, PATH_MAX);
+	*state = dir;
+	return 0;
+}
+
+static int dfx_teardown(void **state)
+{
+	tmpdir_remove(*state);
+	free(*state);
+	fake_array_reset();
+	return 0;
+}
+
+static void test_array__init_open_file_driver(void **state)
+{
+	const char *dir = *state;
+	char path[PATH_MAX + 16], uri[PATH_MAX + 32], dbl[PATH_MAX + 32];
+	struct rp_error err = { 0 };
+	struct rp_array_info info;
+	struct rp_array *a = NULL;
+
+	(void)snprintf(path, sizeof(path), "%s/arr", dir);
+	assert_int_equal(rp_array_init(path, "siteA", "Site A", &err), 0);
+	/* Plain absolute path. */
+	assert_int_equal(rp_array_open(&a, path, NULL, &err), 0);
+	assert_string_equal(rp_array_id(a), "siteA");
+	(void)snprintf(uri, sizeof(uri), "file://%s", path);
+	assert_int_equal(rp_array_info(&info, a, &err), 0);
+	assert_string_equal(info.id, "siteA");
+	assert_string_equal(info.name, "Site A");
+	assert_string_equal(info.driver, "file");
+	assert_string_equal(info.vendor, "replun");
+	assert_true(info.capacity > 0);
+	assert_true(info.free <= info.capacity);
+	assert_true(info.fs_type[0] != '\0');
+	assert_int_equal(info.reserved, 0);
+	assert_int_equal(info.n_peers, 0);
+	assert_true(strncmp(rp_array_uri(a), "file:///", 8) == 0);
+	rp_array_close(a);
+	a = NULL;
+	/* file:// URI, with a doubled slash and a "." component: same array. */
+	(void)snprintf(dbl, sizeof(dbl), "file://%s//./", path);
+	assert_int_equal(rp_array_open(&a, dbl, NULL, &err), 0);
+	assert_string_equal(rp_array_id(a), "siteA");
+	rp_array_close(a);
+	a = NULL;
+	assert_int_equal(rp_array_open(&a, uri, NULL, &err), 0);
+	rp_array_close(a);
+	/* Initialising again is refused and changes nothing. */
+	assert_error(rp_array_init(path, "other", NULL, &err), err, RP_EEXISTS);
+	a = NULL;
+	assert_int_equal(rp_array_open(&a, path, NULL, &err), 0);
+	assert_string_equal(rp_array_id(a), "siteA");
+	rp_array_close(a);
+}
+
+static void test_array__open_refusals(void **state)
+{
+	const char *dir = *state;
+	char path[PATH_MAX + 64];
+	struct rp_error err = { 0 };
+	struct rp_array *a = NULL;
+
+	assert_error(rp_array_open(&a, "relative/path", NULL, &err), err, RP_EINVAL);
+	rp_error_clear(&err);
+	(void)snprintf(path, sizeof(path), "%s/../x", dir);
+	assert_error(rp_array_open(&a, path, NULL, &err), err, RP_EINVAL);
+	assert_non_null(strstr(err.msg, ".."));
+	rp_error_clear(&err);
+	(void)snprintf(path, sizeof(path), "file://%s/a/../b", dir);
+	assert_error(rp_array_open(&a, path, NULL, &err), err, RP_EINVAL);
+	rp_error_clear(&err);
+	assert_error(rp_array_open(&a, "https://host/array", NULL, &err), err, RP_EINVAL);
+	rp_error_clear(&err);
+	assert_error(rp_array_open(&a, "", NULL, &err), err, RP_EINVAL);
+	rp_error_clear(&err);
+	(void)snprintf(path, sizeof(path), "%s/missing", dir);
+	assert_error(rp_array_open(&a, path, NULL, &err), err, RP_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "no replun array at"));
+	rp_error_clear(&err);
+	/* An existing directory that is not an array. */
+	assert_error(rp_array_open(&a, dir, NULL, &err), err, RP_ENOTFOUND);
+	assert_null(a);
+}
+
+static void test_array__init_refusals(void **state)
+{
+	const char *dir = *state;
+	char path[PATH_MAX + 64], file[PATH_MAX + 80];
+	struct rp_error err = { 0 };
+	FILE *f;
+
+	(void)snprintf(path, sizeof(path), "%s/x", dir);
+	assert_error(rp_array_init(path, "bad id", NULL, &err), err, RP_EINVAL);
+	rp_error_clear(&err);
+	assert_error(rp_array_init(path, "..", NULL, &err), err, RP_EINVAL);
+	rp_error_clear(&err);
+	assert_error(rp_array_init(path, "an-array-id-longer-than-24", NULL, &err), err, RP_EINVAL);
+	rp_error_clear(&err);
+	assert_error(rp_array_init("rel", "ok", NULL, &err), err, RP_EINVAL);
+	rp_error_clear(&err);
+	(void)snprintf(file, sizeof(file), "%s/../y", dir);
+	assert_error(rp_array_init(file, "ok", NULL, &err), err, RP_EINVAL);
+	/* Nothing was created by the refusals. */
+	assert_int_equal(access(path, F_OK), -1);
+	/* A non-empty directory is refused. */
+	assert_int_equal(mkdir(path, 0755), 0);
+	(void)snprintf(file, sizeof(file), "%s/data.txt", path);
+	f = fopen(file, "w");
+	assert_non_null(f);
+	assert_int_equal(fclose(f), 0);
+	rp_error_clear(&err);
+	assert_error(rp_array_init(path, "ok", NULL, &err), err, RP_EEXISTS);
+	rp_error_clear(&err);
+	assert_error(engine_array_init(path, "nosuchdriver", "ok", NULL, &err), err,
+	             RP_ENOTSUPPORTED);
+}
+
+static void test_array__pair_and_peers(void **state)
+{
+	struct fx *f = *state;
+	struct rp_error err = { 0 };
+	struct rp_array_info info;
+	struct rp_array *p = NULL;
+
+	assert_int_equal(rp_array_info(&info, f->a, &err), 0);
+	assert_int_equal(info.n_peers, 1);
+	assert_string_equal(info.peers[0].array_id, "siteB");
+	assert_string_equal(info.peers[0].uri, rp_array_uri(f->b));
+	assert_int_equal(rp_array_info(&info, f->b, &err), 0);
+	assert_int_equal(info.n_peers, 1);
+	assert_string_equal(info.peers[0].array_id, "siteA");
+	/* Idempotent. */
+	assert_int_equal(rp_array_pair(f->a, f->b, &err), 0);
+	assert_int_equal(rp_array_pair(f->b, f->a, &err), 0);
+	assert_int_equal(count_rows(f->a, "peers"), 1);
+	assert_int_equal(count_rows(f->b, "peers"), 1);
+	/* With itself: refused. */
+	assert_error(rp_array_pair(f->a, f->a, &err), err, RP_EINVAL);
+	/* Open the peer by id and as the first peer. */
+	assert_int_equal(rp_array_open_peer(&p, f->a, "siteB", &err), 0);
+	assert_string_equal(rp_array_id(p), "siteB");
+	rp_array_close(p);
+	p = NULL;
+	assert_int_equal(rp_array_open_peer(&p, f->a, NULL, &err), 0);
+	assert_string_equal(rp_array_id(p), "siteB");
+	rp_array_close(p);
+	p = NULL;
+	rp_error_clear(&err);
+	assert_error(rp_array_open_peer(&p, f->a, "siteC", &err), err, RP_ENOTFOUND);
+	rp_error_clear(&err);
+	assert_error(rp_array_open_peer(&p, f->a, "../x", &err), err, RP_EINVAL);
+	/* The peer's directory vanishes: unreachable. */
+	{
+		char gone[PATH_MAX + 16];
+
+		(void)snprintf(gone, sizeof(gone), "%s.gone", f->b_path);
+		assert_int_equal(rename(f->b_path, gone), 0);
+	}
+	rp_error_clear(&err);
+	assert_error(rp_array_open_peer(&p, f->a, "siteB", &err), err, RP_EUNREACHABLE);
+	assert_null(p);
+}
+
+static void test_array__info_fake_reports_driver(void **state)
+{
+	struct fx *f = *state;
+	struct rp_error err = { 0 };
+	struct rp_array_info info;
+
+	fake_array_set_space(1000, 600);
+	assert_int_equal(rp_array_info(&info, f->a, &err), 0);
+	assert_true(info.capacity == 1000);
+	assert_true(info.free == 600);
+	assert_string_equal(info.fs_type, "fake");
+	assert_true(info.reflink);
+	assert_string_equal(info.name, "Site A");
+	fake_array_fail("stat", 1, RP_EIO);
+	assert_error(rp_array_info(&info, f->a, &err), err, RP_EIO);
+}
+
+int model_array_tests(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_array__init_open_file_driver, dfx_setup,
+		                                dfx_teardown),
+		cmocka_unit_test_setup_teardown(test_array__open_refusals, dfx_setup, dfx_teardown),
+		cmocka_unit_test_setup_teardown(test_array__init_refusals, dfx_setup, dfx_teardown),
+		cmocka_unit_test_setup_teardown(test_array__pair_and_peers, fx_setup_fake,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_array__info_fake_reports_driver, fx_setup_fake,
+		                                fx_teardown),
+	};
+
+	return cmocka_run_group_tests_name("core.model.array", tests, NULL, NULL);
+}

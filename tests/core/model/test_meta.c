@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: MIT */
+/* test_meta.c - the metadata database: migrations, WAL, transactions, sequences, errors. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+
+struct mfx {
+	char dir[PATH_MAX];
+	char db[PATH_MAX + 32];
+};
+
+static int mfx_setup(void **state)
+{
+	struct mfx *m = calloc(1, sizeof(*m));
+
+	assert_non_null(m);
+	tmpdir_make(m->dir, sizeof(m->dir));
+	(void)snprintf(m->db, sizeof(m->db), "%s/metadata.db", m->dir);
+	*state = m;
+	return 0;
+}
+
+static int mfx_teardown(void **state)
+{
+	struct mfx *m = *state;
+
+	tmpdir_remove(m->dir);
+	free(m);
+	return 0;
+}
+
+static void test_meta__migrate_from_empty(void **state)
+{
+	struct mfx *m = *state;
+	struct rp_error err = { 0 };
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int version = -1;
+	int64_t n = 0;
+	char *mode = NULL;
+
+	assert_int_equal(meta_open(&db, m->db, true, 0, &err), 0);
+	assert_int_equal(meta_schema_version(&version, db, &err), 0);
+	assert_int_equal(version, meta_schema_latest());
+	assert_true(version >= 1);
+	/* Every table of schema v1 is there. */
+	assert_int_equal(meta_query_int(&n, db, &err,
+	                                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+	                                " AND name IN ('meta', 'peers', 'groups', 'devices',"
+	                                " 'lun_meta', 'group_meta', 'snapshots', 'presentations',"
+	                                " 'reservations', 'sync_sessions', 'intents')",
+	                                ""),
+	                 0);
+	assert_int_equal(n, 11);
+	/* WAL and foreign keys are on. */
+	assert_int_equal(meta_prepare(&st, db, &err, "PRAGMA journal_mode", ""), 0);
+	assert_int_equal(meta_step(st, db, &err), 1);
+	mode = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	assert_string_equal(mode, "wal");
+	free(mode);
+	assert_int_equal(meta_query_int(&n, db, &err, "PRAGMA foreign_keys", ""), 0);
+	assert_int_equal(n, 1);
+	meta_close(db);
+
+	/* Re-opening runs no migration again and keeps the version. */
+	db = NULL;
+	assert_int_equal(meta_open(&db, m->db, false, 0, &err), 0);
+	assert_int_equal(meta_schema_version(&version, db, &err), 0);
+	assert_int_equal(version, meta_schema_latest());
+	meta_close(db);
+}
+
+static void test_meta__refuses_newer_schema(void **state)
+{
+	struct mfx *m = *state;
+	struct rp_error err = { 0 };
+	sqlite3 *db = NULL;
+	char v[16];
+
+	assert_int_equal(meta_open(&db, m->db, true, 0, &err), 0);
+	(void)snprintf(v, sizeof(v), "%d", meta_schema_latest() + 1);
+	assert_int_equal(meta_set(db, "schema_version", v, &err), 0);
+	meta_close(db);
+	db = NULL;
+	assert_error(meta_open(&db, m->db, false, 0, &err), err, RP_ECORRUPT);
+	assert_null(db);
+	assert_non_null(strstr(err.msg, "newer"));
+}
+
+static void test_meta__missing_and_garbage(void **state)
+{
+	struct mfx *m = *state;
+	struct rp_error err = { 0 };
+	sqlite3 *db = NULL;
+	FILE *f;
+
+	assert_error(meta_open(&db, m->db, false, 0, &err), err, RP_ENOTFOUND);
+	f = fopen(m->db, "w");
+	assert_non_null(f);
+	assert_true(fputs("this is not a database, just text that is long enough to be read as a "
+	                  "header by sqlite when it opens the file..........................",
+	                  f) >= 0);
+	assert_int_equal(fclose(f), 0);
+	rp_error_clear(&err);
+	assert_error(meta_open(&db, m->db, false, 0, &err), err, RP_ECORRUPT);
+	assert_null(db);
+}
+
+static void test_meta__txn_and_seq(void **state)
+{
+	struct mfx *m = *state;
+	struct rp_error err = { 0 };
+	sqlite3 *db = NULL;
+	int64_t s1 = 0, s2 = 0, s3 = 0;
+	char *v = NULL;
+
+	assert_int_equal(meta_open(&db, m->db, true, 0, &err), 0);
+	/* Outside a transaction a sequence is refused. */
+	assert_error(meta_next_seq(&s1, db, &err), err, RP_ERROR);
+	rp_error_clear(&err);
+	assert_int_equal(meta_txn_begin(db, &err), 0);
+	assert_int_equal(meta_next_seq(&s1, db, &err), 0);
+	assert_int_equal(meta_next_seq(&s2, db, &err), 0);
+	assert_int_equal(meta_txn_commit(db, &err), 0);
+	assert_true(s1 >= 1);
+	assert_int_equal(s2, s1 + 1);
+	/* A rolled-back allocation is handed out again: nothing was used. */
+	assert_int_equal(meta_txn_begin(db, &err), 0);
+	assert_int_equal(meta_next_seq(&s3, db, &err), 0);
+	assert_int_equal(meta_set(db, "name", "rolled back", &err), 0);
+	meta_txn_rollback(db);
+	assert_error(meta_get(&v, db, "name", &err), err, RP_ENOTFOUND);
+	rp_error_clear(&err);
+	assert_int_equal(meta_txn_begin(db, &err), 0);
+	assert_int_equal(meta_next_seq(&s3, db, &err), 0);
+	assert_int_equal(meta_txn_commit(db, &err), 0);
+	assert_int_equal(s3, s2 + 1);
+	/* meta_set/get round trip and overwrite. */
+	assert_int_equal(meta_set(db, "k", "one", &err), 0);
+	assert_int_equal(meta_set(db, "k", "two", &err), 0);
+	assert_int_equal(meta_get(&v, db, "k", &err), 0);
+	assert_string_equal(v, "two");
+	rp_free(v);
+	/* Rollback with no transaction open is harmless. */
+	meta_txn_rollback(db);
+	meta_close(db);
+}
+
+static void test_meta__busy_is_ebusy(void **state)
+{
+	struct mfx *m = *state;
+	struct rp_error err = { 0 };
+	sqlite3 *db1 = NULL, *db2 = NULL;
+
+	assert_int_equal(meta_open(&db1, m->db, true, 0, &err), 0);
+	assert_int_equal(meta_open(&db2, m->db, false, 100, &err), 0);
+	assert_int_equal(meta_txn_begin(db1, &err), 0);
+	/* The second writer waits for its 100 ms busy timeout, then gets RP_EBUSY. */
+	assert_error(meta_txn_begin(db2, &err), err, RP_EBUSY);
+	meta_txn_rollback(db1);
+	rp_error_clear(&err);
+	assert_int_equal(meta_txn_begin(db2, &err), 0);
+	assert_int_equal(meta_txn_commit(db2, &err), 0);
+	meta_close(db1);
+	meta_close(db2);
+}
+
+static void test_meta__bind_helpers(void **state)
+{
+	struct mfx *m = *state;
+	struct rp_error err = { 0 };
+	sqlite3 *db = NULL;
+	int64_t n = 0;
+	int changes = -1;
+
+	assert_int_equal(meta_open(&db, m->db, true, 0, &err), 0);
+	assert_int_equal(meta_run(&changes, db, &err,
+	                          "INSERT INTO reservations(token, owner, size, expires_ms)"
+	                          " VALUES(?, ?, ?, ?)",
+	                          "ttun", "t1", NULL, (uint64_t)5),
+	                 0);
+	assert_int_equal(changes, 1);
+	assert_int_equal(meta_query_int(&n, db, &err,
+	                                "SELECT size FROM reservations WHERE owner IS NULL AND"
+	                                " expires_ms IS NULL",
+	                                ""),
+	                 0);
+	assert_int_equal(n, 5);
+	assert_int_equal(meta_query_int(&n, db, NULL,
+	                                "SELECT size FROM reservations WHERE"
+	                                " token = 'none'",
+	                                ""),
+	                 RP_ENOTFOUND);
+	/* SQL errors carry a message. */
+	assert_error(meta_run(NULL, db, &err, "SELECT * FROM no_such_table", ""), err, RP_EIO);
+	rp_error_clear(&err);
+	assert_error(meta_run(NULL, db, &err, "SELECT ?", "x", 1), err, RP_ERROR);
+	meta_close(db);
+}
+
+int model_meta_tests(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_meta__migrate_from_empty, mfx_setup,
+		                                mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_meta__refuses_newer_schema, mfx_setup,
+		                                mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_meta__missing_and_garbage, mfx_setup,
+		                                mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_meta__txn_and_seq, mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_meta__busy_is_ebusy, mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_meta__bind_helpers, mfx_setup, mfx_teardown),
+	};
+
+	return cmocka_run_group_tests_name("core.model.meta", tests, NULL, NULL);
+}
