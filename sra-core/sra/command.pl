@@ -15,6 +15,6 @@ unless (-x $bin) {
 	print STDERR "replun SRA: '$bin' is missing or not executable\n";
 	exit 127;
 }
-exec { $bin } $bin, @ARGV;
+{ exec { $bin } $bin, @ARGV };
 print STDERR "replun SRA: cannot run '$bin': $!\n";
 exit 127;

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <libxml/parser.h>
-#include <libxml/xmlreader.h>
 
 #include "sra.h"
 
@@ -96,34 +95,32 @@ static char *read_stdin(size_t *len, bool *too_large)
 }
 
 /*
- * Finds <OutputFile> with a streaming reader that stops at the first problem, so a malformed,
- * refused or oversized request can still be answered with an <Error>.
+ * Finds <OutputFile> in a request that cannot be used (malformed, refused or oversized) by a
+ * recovering parse, so it can still be answered with an <Error>. Nothing else is read from it.
  */
 static char *salvage_output_file(const char *buf, size_t len)
 {
-	xmlTextReaderPtr r;
+	xmlDocPtr doc;
+	xmlNodePtr root, c;
 	char *out = NULL;
 
-	r = xmlReaderForMemory(buf, (int)len, NULL, NULL,
-	                       XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-	if (!r)
+	doc = xmlReadMemory(buf, (int)len, NULL, NULL,
+	                    XML_PARSE_RECOVER | XML_PARSE_NONET | XML_PARSE_NOERROR |
+	                            XML_PARSE_NOWARNING);
+	if (!doc)
 		return NULL;
-	while (!out && xmlTextReaderRead(r) == 1) {
-		const xmlChar *ln;
+	root = xmlDocGetRootElement(doc);
+	for (c = root ? root->children : NULL; c && !out; c = c->next) {
+		xmlChar *s;
 
-		if (xmlTextReaderNodeType(r) != XML_READER_TYPE_ELEMENT ||
-		    xmlTextReaderDepth(r) != 1)
+		if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "OutputFile") != 0)
 			continue;
-		ln = xmlTextReaderConstLocalName(r);
-		if (ln && strcmp((const char *)ln, "OutputFile") == 0) {
-			xmlChar *s = xmlTextReaderReadString(r);
-
-			if (s && *s && xmlStrlen(s) < RP_URI_MAX)
-				out = rp_strdup((const char *)s);
-			xmlFree(s);
-		}
+		s = xmlNodeGetContent(c);
+		if (s && *s && xmlStrlen(s) < RP_URI_MAX)
+			out = rp_strdup((const char *)s);
+		xmlFree(s);
 	}
-	xmlFreeTextReader(r);
+	xmlFreeDoc(doc);
 	return out;
 }
 

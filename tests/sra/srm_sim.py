@@ -1,0 +1,783 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# srm_sim.py - an SRM simulator: drives `perl command.pl` of the replun SRA at two sites (two
+# paired file arrays) through SRM's end-to-end workflows (load, discovery with cross-site
+# correlation, test, planned migration, reprotect, failback, disaster recovery, restore), checks
+# data by checksum between steps, bytes moved by reverse/restore, idempotency, interrupted runs
+# and bad input. Every response is validated against docs/sra-v2.xsd.
+#
+#   srm_sim.py --sra-dir BUILD/sra --replun BUILD/bin/replun --xsd docs/sra-v2.xsd SCENARIO
+#   SCENARIO: load | workflows | idempotency | bad-input
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sralib import (NS, Q, RPNS, Env, Fail, Site, check, err_code, file_sum, items, ok,  # noqa
+                    params, q, tgt, warn_codes, write_data, CHECKS)
+
+MiB = 1 << 20
+GROUP = "sales"
+
+
+class World:
+    """Two sites, their devices and the SRM-side knowledge (ids, keys, settings)."""
+
+    def __init__(self, env):
+        self.env = env
+        self.A = Site(env, "siteA", "siteA")
+        self.B = Site(env, "siteB", "siteB")
+        self.A.peer, self.B.peer = self.B, self.A
+        self.ids = {}  # site name -> {"group": [ids], "solo": id}
+        self.settings = {}  # "group"/device id -> ReplicationSettings XML passed back
+
+    def setup(self, n_group=2, size="32M"):
+        env, A, B = self.env, self.A, self.B
+        print("setup: arrays %s and %s in %s" % (A.id, B.id, env.tmp), flush=True)
+        env.cli("array", "init", A.path, "--id", A.id)
+        env.cli("array", "init", B.path, "--id", B.id)
+        env.cli("array", "pair", A.path, B.path)
+        grp = [env.cli("lun", "create", A.path, "srm-db%02d" % i, size, "--group", GROUP,
+                       "--replicate") for i in range(1, n_group + 1)]
+        solo = env.cli("lun", "create", A.path, "srm-solo", size, "--replicate")
+        self.other = env.cli("lun", "create", A.path, "other-vol", "1M", "--replicate")
+        self.local = env.cli("lun", "create", A.path, "srm-local", "1M")
+        self.ids[A.name] = {"group": grp, "solo": solo}
+        # Keys at B = the targets' ids at B, found by their (shared) names.
+        lb = {d["name"]: d["id"] for d in self.lun_list(B)}
+        self.ids[B.name] = {"group": [lb["srm-db%02d" % i] for i in range(1, n_group + 1)],
+                            "solo": lb["srm-solo"]}
+        check(len(set(self.ids[B.name]["group"])) == n_group, "targets created at B")
+        # Data before the initial sync: 8 MiB per LUN at 16 MiB, so a full copy is large and
+        # an incremental one visibly small.
+        if size == "32M":
+            for i, d in enumerate(self.all(A)):
+                write_data(self.path(A, d), 16 * MiB, bytes(range(256)) * (32 * 1024) +
+                           bytes([0x40 + i]) * (4 * MiB))
+
+    def lun_list(self, site):
+        import json
+        return json.loads(self.env.cli("lun", "list", site.path, "--json"))
+
+    def all(self, site):
+        return self.ids[site.name]["group"] + [self.ids[site.name]["solo"]]
+
+    def path(self, site, dev):
+        return self.env.cli("lun", "path", site.path, dev)
+
+    def sums(self, site):
+        return [file_sum(self.path(site, d)) for d in self.all(site)]
+
+    def write(self, site, tag, offset):
+        data = (tag * ((64 * 1024) // len(tag) + 1))[:64 * 1024]
+        for d in self.all(site):
+            write_data(self.path(site, d), offset, data)
+        return len(data) * len(self.all(site))
+
+
+# ---------------------------------------------------------------------------------------------
+# Load and discovery
+
+ALL_COMMANDS = {"queryInfo", "queryStrings", "queryErrorDefinitions", "queryCapabilities",
+                "queryConnectionParameters", "discoverArrays", "discoverDevices",
+                "queryReplicationSettings", "queryDeviceDetails", "queryRecoveryPoints",
+                "syncOnce", "querySyncStatus", "checkTestFailoverStart", "testFailoverStart",
+                "testFailoverStop", "checkFailover", "prepareFailover", "failover",
+                "prepareReverseReplication", "reverseReplication", "prepareRestoreReplication",
+                "restoreReplication"}
+
+
+def load(w, site):
+    print("== load SRA at %s" % site.name, flush=True)
+    info = site.sra("queryInfo")
+    uuid = info.findtext(q("AdapterInfo/Uuid"))
+    check(re.match(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", uuid or ""),
+          "queryInfo: RFC 4122 UUID %s" % uuid)
+    caps = site.sra("queryCapabilities")
+    cmds = {c.get("name"): c for c in caps.findall(q("AdapterCapabilities/Commands/Command"))}
+    check(set(cmds) == ALL_COMMANDS, "queryCapabilities: every spec command advertised")
+    for name, loc in (("syncOnce", "source"), ("reverseReplication", "source"),
+                      ("restoreReplication", "source")):
+        check(cmds[name].findtext(Q + "ExecutionLocation") == loc,
+              "queryCapabilities: %s runs at the %s" % (name, loc))
+    feats = caps.find(q("AdapterCapabilities/Features"))
+    check(feats.find(Q + "ConsistencyGroups") is not None and
+          feats.findtext(Q + "DeviceIdentification") == "wwn",
+          "queryCapabilities: consistency groups, wwn identification")
+    conn = site.sra("queryConnectionParameters")
+    c = conn.find(q("AdapterConnectionParameters/Connection"))
+    check(c is not None and len(conn.findall(q("AdapterConnectionParameters/Connection"))) == 1,
+          "queryConnectionParameters: one connection")
+    check(c.find(q("Addresses/Address")).get("id") == "arrayUri" and
+          c.find(Q + "Username") is not None and c.find(Q + "Password") is not None,
+          "queryConnectionParameters: array URI address, username, password")
+    opq = c.find(q("Opagues/Opaque"))
+    check(opq.get("id") == "volumeNameFilter" and opq.get("optional") == "true",
+          "queryConnectionParameters: optional volumeNameFilter")
+    defs = site.sra("queryErrorDefinitions")
+    codes = [int(d.get("code")) for d in defs.findall(q("ErrorDefinitions/ErrorDefinition"))]
+    wcodes = [int(d.get("code")) for d in defs.findall(q("WarningDefinitions/WarningDefinition"))]
+    check(codes and min(codes) >= 1000 and min(wcodes) >= 1000, "error definitions >= 1000")
+    for d in defs.findall(q("ErrorDefinitions/ErrorDefinition")) + \
+            defs.findall(q("WarningDefinitions/WarningDefinition")):
+        if not (d.findtext(Q + "Description") and d.findtext(Q + "FixHint")):
+            raise Fail("definition %s lacks text" % d.get("code"))
+    check(True, "every definition has a Description and a FixHint")
+    # Every stringId emitted must be translated in every advertised locale.
+    used = set()
+    for root in (info, caps, conn, defs):
+        for e in root.iter():
+            if e.get("stringId"):
+                used.add(e.get("stringId"))
+    locales = [l.get("id") for l in cmds["queryStrings"].findall(q("Locales/Locale"))]
+    check(set(locales) == {"en", "de", "fr", "ja", "zh-CN"}, "locales en de fr ja zh-CN")
+    texts = {}
+    for loc in locales:
+        s = site.sra("queryStrings", "<QueryStringsParameters><Locale>%s</Locale>"
+                     "</QueryStringsParameters>" % loc)
+        st = s.find(Q + "Strings")
+        check(st.get("locale") == loc, "queryStrings %s: locale echoed" % loc)
+        got = {x.get("id"): x.text for x in st.findall(Q + "String")}
+        missing = used - set(got)
+        check(not missing, "queryStrings %s: all %d stringIds translated%s" % (
+            loc, len(used), (" (missing %s)" % sorted(missing)) if missing else ""))
+        texts[loc] = got
+    differ = sum(1 for k in texts["en"] if texts["de"].get(k) != texts["en"][k])
+    check(differ > len(texts["en"]) // 2, "queryStrings de: real translations (%d differ)" % differ)
+    check(all("{" not in texts[l]["Description1001"] or "{Object}" in texts[l]["Description1001"]
+              for l in locales), "placeholders kept in translations")
+    site.sra("queryStrings", "<QueryStringsParameters><Locale>xx-YY</Locale>"
+             "</QueryStringsParameters>", expect_error=101)
+    return uuid
+
+
+def discover(site):
+    return site.sra("discoverDevices", "<DiscoverDevicesParameters><ArrayId>%s</ArrayId>"
+                    "<PeerArrayId>%s</PeerArrayId></DiscoverDevicesParameters>" % (
+                        site.id, site.peer.id))
+
+
+def correlate(w, src, dst, state="read-write"):
+    """SRM's cross-site check: sources at src are targets at dst, same keys and membership."""
+    ds, dt = discover(src), discover(dst)
+    cg = items(ds, "ReplicatedDevices/ConsistencyGroups/ConsistencyGroup", "id")
+    tg = items(dt, "ReplicatedDevices/TargetGroups/TargetGroup", "key")
+    check(GROUP in cg and cg[GROUP].get("state") == state,
+          "discoverDevices at %s: group %s is a source, %s" % (src.name, GROUP, state))
+    check(cg[GROUP].find(Q + "TargetGroup").get("key") in tg,
+          "discoverDevices at %s: target group key %s reported at %s" % (
+              src.name, GROUP, dst.name))
+    src_keys = sorted(d.find(Q + "TargetDevice").get("key")
+                      for d in cg[GROUP].findall(q("SourceDevices/SourceDevice")))
+    dst_keys = sorted(d.get("key") for d in tg[GROUP].findall(q("TargetDevices/TargetDevice")))
+    check(src_keys == dst_keys and src_keys == sorted(w.ids[dst.name]["group"]),
+          "cross-site: group membership equal at both sites (%d devices)" % len(src_keys))
+    src_ids = sorted(d.get("id") for d in cg[GROUP].findall(q("SourceDevices/SourceDevice")))
+    check(src_ids == sorted(w.ids[src.name]["group"]),
+          "cross-site: source ids are the array's own ids (replun lun list)")
+    for d in cg[GROUP].findall(q("SourceDevices/SourceDevice")):
+        wwn = d.findtext(q("Identity/Wwn"))
+        if state == "read-write":
+            check(wwn and re.match(r"^[0-9A-F]{2}(:[0-9A-F]{2})+$", wwn),
+                  "source %s has a WWN identity %s" % (d.get("id"), wwn))
+    sd = items(ds, "ReplicatedDevices/SourceDevices/SourceDevice", "id")
+    td = items(dt, "ReplicatedDevices/TargetDevices/TargetDevice", "key")
+    solo = w.ids[src.name]["solo"]
+    check(solo in sd and sd[solo].find(Q + "TargetDevice").get("key") == w.ids[dst.name]["solo"]
+          and w.ids[dst.name]["solo"] in td,
+          "cross-site: standalone source %s <-> target %s" % (solo, w.ids[dst.name]["solo"]))
+    check(w.local not in sd and w.local not in td, "non-replicated LUN not reported")
+    return ds, dt
+
+
+def sync(w, site, wait=True, groups=(GROUP,), devices=None):
+    devices = [w.ids[site.name]["solo"]] if devices is None else devices
+    r = site.sra("syncOnce", params("SyncOnceParameters", site.id, site.peer.id, groups, devices))
+    sess = {}
+    for path, attr in (("SyncOnceResults/ConsistencyGroups/ConsistencyGroup", "id"),
+                       ("SyncOnceResults/SourceDevices/SourceDevice", "id")):
+        for k, e in items(r, path, attr).items():
+            ds = e.find(Q + "DeviceSync")
+            check(ds is not None and ds.get("status") in ("inProgress", "complete"),
+                  "syncOnce at %s: %s session %s %s" % (site.name, k, ds.get("id") if ds is
+                                                         not None else "-",
+                                                         ds.get("status") if ds is not None
+                                                         else err_code(e)))
+            sess[k] = ds.get("id")
+    if wait:
+        poll(w, site, sess, groups)
+    return sess
+
+
+def poll(w, site, sess, groups=(GROUP,)):
+    deadline = time.time() + 120
+    while True:
+        g = [(k, "<ConsistencyGroup id=\"%s\" syncId=\"%s\"/>" % (k, v)) for k, v in sess.items()
+             if k in groups]
+        d = [(k, "<SourceDevice id=\"%s\" syncId=\"%s\"/>" % (k, v)) for k, v in sess.items()
+             if k not in groups]
+        body = "<QuerySyncStatusParameters><ArrayId>%s</ArrayId><PeerArrayId>%s</PeerArrayId>" % (
+            site.id, site.peer.id)
+        if g:
+            body += "<ConsistencyGroups>%s</ConsistencyGroups>" % "".join(x for _, x in g)
+        if d:
+            body += "<SourceDevices>%s</SourceDevices>" % "".join(x for _, x in d)
+        r = site.sra("querySyncStatus", body + "</QuerySyncStatusParameters>")
+        res = {}
+        res.update(items(r, "QuerySyncStatusResults/ConsistencyGroups/ConsistencyGroup", "id"))
+        res.update(items(r, "QuerySyncStatusResults/SourceDevices/SourceDevice", "id"))
+        check(set(res) == set(sess), "querySyncStatus answers every item")
+        for k, e in res.items():
+            if not ok(e):
+                raise Fail("querySyncStatus %s: error %s" % (k, err_code(e)))
+        states = {k: e.find(Q + "DeviceSync").get("status") for k, e in res.items()}
+        if all(s == "complete" for s in states.values()):
+            check(all(e.findtext(q("DeviceSync/Progress")) == "100" for e in res.values()),
+                  "querySyncStatus at %s: complete, progress 100" % site.name)
+            return
+        for k, e in res.items():
+            if states[k] == "inProgress":
+                p = int(e.findtext(q("DeviceSync/Progress")) or "0")
+                check(0 <= p <= 100, "querySyncStatus %s in progress: %d%%" % (k, p))
+        if time.time() > deadline:
+            raise Fail("sync at %s did not complete" % site.name)
+        time.sleep(0.2)
+
+
+def bytes_moved(w, site, sessions):
+    import json
+    total = 0
+    for s in sessions.values():
+        j = json.loads(w.env.cli("sync-status", site.path, "--session", s, "--json"))
+        total += int(j["bytes_transferred"])
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Workflows (prot = the site holding the sources, rec = the one holding the targets)
+
+def test_failover(w, prot, rec):
+    print("== test failover at %s" % rec.name, flush=True)
+    g, solo = w.ids[rec.name]["group"], w.ids[rec.name]["solo"]
+    before = w.sums(prot)
+    r = rec.sra("queryRecoveryPoints", tgt("QueryRecoveryPointsParameters", rec.id, [GROUP],
+                                           [solo]))
+    rps = items(r, "QueryRecoveryPointsResults/TargetGroups/TargetGroup", "key")
+    check(ok(rps[GROUP]) and rps[GROUP].findall(q("RecoveryPoints/RecoveryPoint")),
+          "queryRecoveryPoints: group %s has recovery points" % GROUP)
+    r = rec.sra("checkTestFailoverStart", tgt("CheckTestFailoverStartParameters", rec.id,
+                                              [GROUP], [solo]))
+    res = items(r, "CheckTestFailoverStartResults/TargetGroups/TargetGroup", "key")
+    res.update(items(r, "CheckTestFailoverStartResults/TargetDevices/TargetDevice", "key"))
+    check(all(e.find(Q + "Success") is not None for e in res.values()) and len(res) == 2,
+          "checkTestFailoverStart: ready")
+    r = rec.sra("testFailoverStart", tgt("TestFailoverStartParameters", rec.id, [GROUP], [solo]))
+    tgr = items(r, "TestFailoverStartResults/TargetGroups/TargetGroup", "key")[GROUP]
+    tdr = items(r, "TestFailoverStartResults/TargetDevices/TargetDevice", "key")[solo]
+    check(ok(tgr) and ok(tdr), "testFailoverStart: group and device succeed")
+    snaps = {e.get("key"): e.find(Q + "Snapshot").get("id")
+             for e in tgr.findall(q("Snapshot/TargetDevices/TargetDevice"))}
+    snaps[solo] = tdr.find(Q + "Snapshot").get("id")
+    check(sorted(snaps) == sorted(g + [solo]) and all(snaps.values()),
+          "testFailoverStart: one writable copy per device")
+    check(tgr.find(q("Snapshot/RecoveryPoint/Time")) is not None and
+          tdr.find(q("Snapshot/RecoveryPoint/Time")) is not None,
+          "testFailoverStart: recovery point with time")
+    check(all(tgr.find(q("Snapshot/TargetDevices/TargetDevice/Snapshot/Identity/Wwn")) is not None
+              for _ in [0]), "testFailoverStart: copies have WWN identities")
+    copies = [file_sum(w.path(rec, snaps[d])) for d in g + [solo]]
+    check(copies == before, "test copies hold the replicated data (checksums)")
+    for d in g + [solo]:
+        write_data(w.path(rec, snaps[d]), 0, b"TEST" * 4096)
+    check(w.sums(prot) == before, "writing to test copies leaves the sources alone")
+    dd = discover(rec)
+    tg = items(dd, "ReplicatedDevices/TargetGroups/TargetGroup", "key")[GROUP]
+    check(tg.find(Q + "Snapshot") is not None and tg.find(q("Snapshot/RecoveryPoint")) is not None,
+          "discoverDevices during the test: group snapshot with recovery point")
+    td = items(dd, "ReplicatedDevices/TargetDevices/TargetDevice", "key")[solo]
+    check(td.find(Q + "Snapshot") is not None, "discoverDevices during the test: device snapshot")
+    r = rec.sra("testFailoverStart", tgt("TestFailoverStartParameters", rec.id, [GROUP], [solo]))
+    again = items(r, "TestFailoverStartResults/TargetGroups/TargetGroup", "key")[GROUP]
+    check(not ok(again), "second testFailoverStart during a test: error (%s)" % err_code(again))
+    # Replication is untouched by the test.
+    w.write(prot, b"DURING-TEST", 3 * MiB)
+    sync(w, prot)
+    check(file_sum(w.path(rec, g[0])) == file_sum(w.path(prot, w.ids[prot.name]["group"][0])),
+          "replication continues during the test")
+    for i in range(2):
+        r = rec.sra("testFailoverStop", tgt("TestFailoverStopParameters", rec.id, [GROUP], [solo]))
+        res = items(r, "TestFailoverStopResults/TargetGroups/TargetGroup", "key")
+        res.update(items(r, "TestFailoverStopResults/TargetDevices/TargetDevice", "key"))
+        check(all(e.find(Q + "Success") is not None for e in res.values()),
+              "testFailoverStop #%d: success%s" % (i + 1, " (repeat)" if i else ""))
+    dd = discover(rec)
+    tg = items(dd, "ReplicatedDevices/TargetGroups/TargetGroup", "key")[GROUP]
+    check(tg.find(Q + "Snapshot") is None, "discoverDevices after the test: no snapshot")
+
+
+def prepare_failover(w, prot, expect_warning=None):
+    r = prot.sra("prepareFailover", params("PrepareFailoverParameters", prot.id, None, [GROUP],
+                                           [w.ids[prot.name]["solo"]]))
+    res = items(r, "PrepareFailoverResults/ConsistencyGroups/ConsistencyGroup", "id")
+    res.update(items(r, "PrepareFailoverResults/SourceDevices/SourceDevice", "id"))
+    check(len(res) == 2 and all(e.find(Q + "Success") is not None for e in res.values()),
+          "prepareFailover at %s: success" % prot.name)
+    if expect_warning:
+        check(expect_warning in warn_codes(res[GROUP]),
+              "prepareFailover at %s: warning %s" % (prot.name, expect_warning))
+    return res
+
+
+def failover(w, rec, expect_warning=None):
+    g, solo = w.ids[rec.name]["group"], w.ids[rec.name]["solo"]
+    r = rec.sra("failover", tgt("FailoverParameters", rec.id, [GROUP], [solo]))
+    tgr = items(r, "FailoverResults/TargetGroups/TargetGroup", "key")[GROUP]
+    tdr = items(r, "FailoverResults/TargetDevices/TargetDevice", "key")[solo]
+    check(ok(tgr) and tgr.get("state") == "read-write" and tgr.get("id"),
+          "failover at %s: group promoted read-write (id %s)" % (rec.name, tgr.get("id")))
+    devs = {e.get("key"): e for e in tgr.findall(q("TargetDevices/TargetDevice"))}
+    check(sorted(devs) == sorted(g) and all(e.get("id") == k and e.get("state") == "read-write"
+                                          for k, e in devs.items()),
+          "failover: promoted ids are the array's ids")
+    check(ok(tdr) and tdr.get("id") == solo and tdr.find(q("RecoveryPoint/Time")) is not None and
+          tdr.find(q("Identity/Wwn")) is not None,
+          "failover: standalone device promoted with identity and recovery point")
+    if expect_warning:
+        check(expect_warning in warn_codes(tgr), "failover: warning %s" % expect_warning)
+    return tgr, tdr
+
+
+def planned_migration(w, prot, rec):
+    print("== planned migration %s -> %s" % (prot.name, rec.name), flush=True)
+    solo = w.ids[prot.name]["solo"]
+    r = prot.sra("queryReplicationSettings", params("QueryReplicationSettingsParameters", prot.id,
+                                                    prot.peer.id, [GROUP], [solo]))
+    s = items(r, "ReplicationSettings/ConsistencyGroups/ConsistencyGroup", "id")[GROUP]
+    check(ok(s) and s.find(Q + "ReplicationSettings") is not None,
+          "queryReplicationSettings: group settings")
+    w.settings[GROUP] = ET.tostring(s.find(Q + "ReplicationSettings"), encoding="unicode")
+    w.write(prot, b"MIGRATION-1", 1 * MiB)
+    sync(w, prot)
+    late = w.write(prot, b"LATE-WRITES", 2 * MiB)  # written after the first sync
+    prepare_failover(w, prot)
+    ds = discover(prot)
+    cg = items(ds, "ReplicatedDevices/ConsistencyGroups/ConsistencyGroup", "id")[GROUP]
+    check(cg.get("state") == "read-only" and all(
+        d.get("state") == "read-only" for d in cg.findall(q("SourceDevices/SourceDevice"))),
+        "after prepareFailover: demoted sources read-only")
+    sess = sync(w, prot)  # the remaining changes, from the demoted source
+    moved = bytes_moved(w, prot, sess)
+    check(moved >= late // 2, "second sync moved the late writes (%d bytes)" % moved)
+    r = rec.sra("checkFailover", tgt("CheckFailoverParameters", rec.id, [GROUP],
+                                     [w.ids[rec.name]["solo"]]))
+    check(all(ok(e) for e in r.iter(Q + "TargetGroup")), "checkFailover: ready")
+    want = w.sums(prot)
+    failover(w, rec)
+    check(w.sums(rec) == want, "after failover: %s holds exactly %s's data" % (rec.name,
+                                                                              prot.name))
+    failover(w, rec, expect_warning="2001")  # idempotent
+    prepare_failover(w, prot, expect_warning="2001")
+    check(w.sums(rec) == want, "repeated failover and prepareFailover changed nothing")
+    dd = discover(rec)
+    tg = items(dd, "ReplicatedDevices/TargetGroups/TargetGroup", "key")[GROUP]
+    check(tg.get("state") == "read-write" and tg.get("id") == GROUP,
+          "discoverDevices at %s: promoted group" % rec.name)
+
+
+def reprotect(w, old, new, check_moved=True):
+    """Reverse after failover at `new`: prepareReverseReplication at old, reverse at new."""
+    print("== reprotect %s -> %s" % (new.name, old.name), flush=True)
+    settings = w.settings.get(GROUP, "")
+    changed = w.write(new, b"AFTER-FAILOVER", 5 * MiB)
+    for i in range(2):
+        r = old.sra("prepareReverseReplication", params(
+            "PrepareReverseReplicationParameters", old.id, new.id, [(GROUP, settings)],
+            w.all(old), dl="Devices", de="Device"))
+        res = items(r, "PrepareReverseReplicationResults/ConsistencyGroups/ConsistencyGroup", "id")
+        res.update(items(r, "PrepareReverseReplicationResults/Devices/Device", "id"))
+        check(len(res) == 1 + len(w.all(old)) and all(ok(e) for e in res.values()),
+              "prepareReverseReplication #%d at %s: success" % (i + 1, old.name))
+    for i in range(2):
+        r = new.sra("reverseReplication", params(
+            "ReverseReplicationParameters", new.id, old.id, [(GROUP, settings)],
+            [w.ids[new.name]["solo"]], dl="Devices", de="Device"))
+        res = items(r, "ReverseReplicationResults/ConsistencyGroups/ConsistencyGroup", "id")
+        res.update(items(r, "ReverseReplicationResults/Devices/Device", "id"))
+        check(len(res) == 2 and all(e.find(Q + "Success") is not None for e in res.values()),
+              "reverseReplication #%d at %s: success%s" % (
+                  i + 1, new.name, " with warning %s" % warn_codes(res[GROUP]) if i else ""))
+        if i:
+            check("2001" in warn_codes(res[GROUP]), "repeated reverseReplication warns 2001")
+    correlate(w, new, old)
+    sess = sync(w, new)
+    moved = bytes_moved(w, new, sess)
+    if check_moved:
+        check(moved <= changed * 2 + 4 * MiB,
+              "reverse moved only changed data: %d bytes (changed %d, a full copy > 24 MiB)" % (
+                  moved, changed))
+    check(w.sums(old) == w.sums(new), "after reprotect: %s == %s (checksums)" % (old.name,
+                                                                              new.name))
+    r = new.sra("queryReplicationSettings", params("QueryReplicationSettingsParameters", new.id,
+                                                   old.id, [GROUP]))
+    s = items(r, "ReplicationSettings/ConsistencyGroups/ConsistencyGroup", "id")[GROUP]
+    check(ET.tostring(s.find(Q + "ReplicationSettings"), encoding="unicode") == settings,
+          "replication settings carried through reverse")
+
+
+def disaster(w, prot, rec):
+    print("== disaster recovery: %s lost, failover at %s" % (prot.name, rec.name), flush=True)
+    w.write(prot, b"REPLICATED", 6 * MiB)
+    sync(w, prot)
+    replicated = w.sums(prot)
+    w.write(prot, b"UNREPLICATED-TAIL", 7 * MiB)
+    away = prot.path + ".away"
+    os.rename(prot.path, away)
+    try:
+        failover(w, rec)
+        check(w.sums(rec) == replicated, "disaster failover: %s holds the last replicated data"
+              % rec.name)
+        w.write(rec, b"NEW-AT-RECOVERY", 8 * MiB)
+        after = w.sums(rec)
+    finally:
+        os.rename(away, prot.path)
+    ds = discover(prot)
+    cg = items(ds, "ReplicatedDevices/ConsistencyGroups/ConsistencyGroup", "id")[GROUP]
+    check(cg.get("state") == "read-write", "site %s returns: still reports its sources" %
+          prot.name)
+    prepare_failover(w, prot)
+    prepare_failover(w, prot)
+    reprotect(w, prot, rec, check_moved=True)
+    tail = new = 0
+    for d in w.all(prot):
+        with open(w.path(prot, d), "rb") as f:
+            f.seek(7 * MiB)
+            tail += f.read(17) == b"UNREPLICATED-TAIL"
+            f.seek(8 * MiB)
+            new += f.read(15) == b"NEW-AT-RECOVERY"
+    check(tail == 0, "the unreplicated tail is not in the new replica at %s" % prot.name)
+    check(new == len(w.all(prot)), "writes made at %s during the disaster reached %s" % (
+        rec.name, prot.name))
+
+
+def restore(w, prot, rec):
+    print("== restore replication %s -> %s" % (prot.name, rec.name), flush=True)
+    sync(w, prot)
+    prepare_failover(w, prot)
+    sync(w, prot)
+    failover(w, rec)
+    base = w.sums(prot)
+    discarded = w.write(rec, b"DISCARD-ME", 1 * MiB)
+    check(w.sums(rec) != base, "changes written at %s after failover" % rec.name)
+    for i in range(2):
+        r = rec.sra("prepareRestoreReplication", params(
+            "PrepareRestoreReplicationParameters", rec.id, prot.id, [(GROUP, w.settings.get(
+                GROUP, ""))], w.all(rec), dl="Devices", de="Device"))
+        res = list(r.iter(Q + "ConsistencyGroup")) + list(r.iter(Q + "Device"))
+        check(len(res) == 1 + len(w.all(rec)) and all(ok(e) for e in res),
+              "prepareRestoreReplication #%d at %s: success" % (i + 1, rec.name))
+    for i in range(2):
+        r = prot.sra("restoreReplication", params(
+            "RestoreReplicationParameters", prot.id, rec.id, [(GROUP, w.settings.get(GROUP, ""))],
+            [w.ids[prot.name]["solo"]], dl="Devices", de="Device"))
+        res = list(r.iter(Q + "ConsistencyGroup")) + list(r.iter(Q + "Device"))
+        check(len(res) == 2 and all(e.find(Q + "Success") is not None for e in res),
+              "restoreReplication #%d at %s: success" % (i + 1, prot.name))
+    correlate(w, prot, rec)
+    sess = sync(w, prot)
+    moved = bytes_moved(w, prot, sess)
+    check(moved <= discarded * 2 + 2 * MiB, "restore moved only changed data (%d bytes)" % moved)
+    check(w.sums(rec) == base and w.sums(prot) == base,
+          "after restore: %s's changes discarded, both sites equal" % rec.name)
+
+
+def scenario_workflows(env):
+    w = World(env)
+    w.setup()
+    A, B = w.A, w.B
+    ua, ub = load(w, A), load(w, B)
+    check(ua == ub, "queryInfo: same UUID at both sites")
+    for s in (A, B):
+        r = s.sra("discoverArrays")
+        arr = items(r, "Arrays/Array", "id")
+        check(s.id in arr and [p.get("id") for p in arr[s.id].findall(q("PeerArrays/PeerArray"))]
+              == [s.peer.id], "discoverArrays at %s: %s paired with %s" % (s.name, s.id,
+                                                                          s.peer.id))
+    print("== initial replication", flush=True)
+    sync(w, A)
+    check(w.sums(A) == w.sums(B), "initial sync: B == A")
+    correlate(w, A, B)
+    test_failover(w, A, B)
+    planned_migration(w, A, B)
+    reprotect(w, A, B)
+    test_failover(w, B, A)
+    planned_migration(w, B, A)  # failback
+    reprotect(w, B, A)
+    correlate(w, A, B)
+    disaster(w, A, B)
+    planned_migration(w, B, A)  # back home after the disaster
+    reprotect(w, B, A)
+    restore(w, A, B)
+    check_logs(w)
+
+
+def check_logs(w):
+    print("== logs (spec Appendix A)", flush=True)
+    log = open(os.path.join(w.A.logdir, "replun-sra.log"), encoding="utf-8").read()
+    check(re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[\d+\] \[\w+\] ", log, re.M),
+          "log lines carry a timestamp, pid and level")
+    check("replun SRA version" in log, "log carries the release signature")
+    check("Incoming request" in log and "<Name>failover</Name>" in
+          open(os.path.join(w.B.logdir, "replun-sra.log"), encoding="utf-8").read(),
+          "log carries the incoming request")
+    check(re.search(r"Commence: .*\[%s\]" % GROUP, log) and re.search(r"Complete: .*\[%s\]" %
+                                                                      GROUP, log),
+          "commence/complete pairs name the group")
+
+
+# ---------------------------------------------------------------------------------------------
+# Idempotency and interrupted runs
+
+def discovery_state(site):
+    r = discover(site)
+    out = []
+    for e in r.iter():
+        if e.tag in (Q + "ConsistencyGroup", Q + "TargetGroup", Q + "SourceDevice",
+                     Q + "TargetDevice"):
+            out.append((e.tag.split("}")[1], e.get("id"), e.get("key"), e.get("state")))
+    return sorted(out, key=lambda t: tuple(x or "" for x in t))
+
+
+def killed(site, name, body, delays):
+    """Starts the command and kills the SRA process after each delay."""
+    for delay in delays:
+        xml, out, _ = site.request(name, body)
+        p = subprocess.Popen(["perl", site.env.command], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            p.stdin.write(xml.encode())
+            p.stdin.close()
+        except BrokenPipeError:
+            pass
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        print("killed %s at %s after %.3f s (exit %s, response %s)" % (
+            name, site.name, delay, p.returncode, "written" if os.path.exists(out) else "none"))
+
+
+def scenario_idempotency(env):
+    # Reference: an uninterrupted run on one pair; the interrupted run on another.
+    ref = World(env)
+    ref.A.path, ref.B.path = os.path.join(env.tmp, "refA"), os.path.join(env.tmp, "refB")
+    ref.setup()
+    sync(ref, ref.A)
+    w = World(env)
+    w.A.name, w.B.name = "intA", "intB"
+    w.A.path, w.B.path = os.path.join(env.tmp, "intA"), os.path.join(env.tmp, "intB")
+    w.A.logdir, w.B.logdir = os.path.join(env.tmp, "logs-intA"), os.path.join(env.tmp,
+                                                                              "logs-intB")
+    w.setup()
+    sync(w, w.A)
+    delays = [0.0, 0.01, 0.03, 0.06, 0.1]
+    steps = [
+        ("A", "prepareFailover", lambda x: params("PrepareFailoverParameters", x.A.id, None,
+                                                  [GROUP], [x.ids[x.A.name]["solo"]])),
+        ("B", "failover", lambda x: tgt("FailoverParameters", x.B.id, [GROUP],
+                                        [x.ids[x.B.name]["solo"]])),
+        ("A", "prepareReverseReplication", lambda x: params(
+            "PrepareReverseReplicationParameters", x.A.id, x.B.id, [GROUP],
+            x.all(x.A), dl="Devices", de="Device")),
+        ("B", "reverseReplication", lambda x: params(
+            "ReverseReplicationParameters", x.B.id, x.A.id, [GROUP], [x.ids[x.B.name]["solo"]],
+            dl="Devices", de="Device")),
+    ]
+    for where, name, body in steps:
+        print("== %s: repeated and interrupted" % name, flush=True)
+        rs = ref.A if where == "A" else ref.B
+        first = rs.sra(name, body(ref))
+        second = rs.sra(name, body(ref))
+        f_items = sorted((e.tag, e.get("id") or e.get("key"), ok(e)) for e in first.iter()
+                         if e.get("id") or e.get("key"))
+        s_items = sorted((e.tag, e.get("id") or e.get("key"), ok(e)) for e in second.iter()
+                         if e.get("id") or e.get("key"))
+        check(f_items == s_items, "%s repeated: same items, same outcome" % name)
+        check(any(x.get("code") == "2001" for x in second.iter(Q + "Warning")),
+              "%s repeated: warning 2001 (already done)" % name)
+        ws = w.A if where == "A" else w.B
+        killed(ws, name, body(w), delays)
+        r = ws.sra(name, body(w))
+        check(all(ok(e) for e in r.iter() if e.tag in (Q + "ConsistencyGroup", Q + "TargetGroup",
+                                                        Q + "SourceDevice", Q + "TargetDevice",
+                                                        Q + "Device")),
+              "%s rerun after kills: success" % name)
+        for a, b in ((ref.A, w.A), (ref.B, w.B)):
+            sa = [(t, i if i not in ref.all(a) else "dev", k, s) for t, i, k, s in
+                  discovery_state(a)]
+            sb = [(t, i if i not in w.all(b) else "dev", k, s) for t, i, k, s in
+                  discovery_state(b)]
+            norm = lambda st: sorted((t, s) for t, _, _, s in st)  # noqa: E731
+            check(norm(sa) == norm(sb), "%s: state at %s equals the uninterrupted run" % (
+                name, b.name))
+    sess = sync(w, w.B)
+    check(w.sums(w.A) == w.sums(w.B), "after interrupted runs the data converges (checksums)")
+    # syncOnce repeated while a session runs: warning 500 with the running session.
+    w.write(w.B, b"X" * 7, 0)
+    s1 = sync(w, w.B, wait=False)
+    r = w.B.sra("syncOnce", params("SyncOnceParameters", w.B.id, w.A.id, [GROUP]))
+    e = items(r, "SyncOnceResults/ConsistencyGroups/ConsistencyGroup", "id")[GROUP]
+    ds = e.find(Q + "DeviceSync")
+    if ds.get("status") == "inProgress" and ds.get("id") == s1[GROUP]:
+        check("500" in warn_codes(e), "syncOnce during a running session: warning 500")
+    else:
+        print("note: first session finished before the second syncOnce (%s)" % ds.get("status"))
+    poll(w, w.B, {GROUP: ds.get("id")})
+    del sess
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input
+
+def scenario_bad_input(env):
+    w = World(env)
+    w.setup(n_group=2, size="4M")
+    A, B = w.A, w.B
+    sync(w, A)
+    state = (w.lun_list(A), w.lun_list(B))
+
+    def unchanged(what):
+        la, lb = w.lun_list(A), w.lun_list(B)
+        strip = lambda l: [(d["id"], d["state"], d.get("read_only")) for d in l]  # noqa: E731
+        check(strip(la) == strip(state[0]) and strip(lb) == strip(state[1]),
+              "%s: no state change" % what)
+
+    def raw(xml, name, code, out=None):
+        out = out or os.path.join(env.tmp, "bad-%s.xml" % name)
+        p = A.run_raw(xml, out)
+        check(p.returncode == 0 and os.path.exists(out), "%s: response written, exit 0" % name)
+        env.validate(out)
+        e = ET.parse(out).getroot().find(Q + "Error")
+        check(e is not None and e.get("code") == str(code), "%s: error %s" % (name, code))
+        unchanged(name)
+
+    out = os.path.join(env.tmp, "bad.xml")
+    raw('<Command xmlns="%s"><Name>failover</Name><OutputFile>%s</OutputFile><FailoverParameters>'
+        '<ArrayId>siteB</ArrayId><oops></FailoverParameters></Command>' % (NS, out),
+        "malformed XML", 1020, out)
+    raw('<Command xmlns="urn:not-sra"><Name>queryInfo</Name><OutputFile>%s</OutputFile>'
+        '</Command>' % out, "wrong namespace", 1021, out)
+    raw('<Command><Name>queryInfo</Name><OutputFile>%s</OutputFile></Command>' % out,
+        "missing namespace", 1021, out)
+    raw('<?xml version="1.0"?><!DOCTYPE Command [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;'
+        '&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><Command xmlns="%s">'
+        '<Name>&c;</Name><OutputFile>%s</OutputFile></Command>' % (NS, out),
+        "DOCTYPE with entities", 1020, out)
+    raw('<?xml version="1.0"?><!DOCTYPE Command SYSTEM "http://127.0.0.1:9/x.dtd"><Command '
+        'xmlns="%s"><Name>queryInfo</Name><OutputFile>%s</OutputFile></Command>' % (NS, out),
+        "external DTD", 1020, out)
+    big = ('<Command xmlns="%s"><Name>discoverArrays</Name><OutputFile>%s</OutputFile>'
+           '<Padding>' % (NS, out)) + "x" * (100 * MiB) + "</Padding></Command>"
+    t0 = time.time()
+    raw(big, "100 MB request", 1023, out)
+    check(time.time() - t0 < 30, "100 MB request refused quickly (%.1f s)" % (time.time() - t0))
+    del big
+    p = subprocess.run(["perl", env.command], input=('<Command xmlns="%s"><Name>queryInfo</Name>'
+                                                     '</Command>' % NS).encode(),
+                       capture_output=True)
+    check(p.returncode != 0 and b"OutputFile" in p.stdout,
+          "missing OutputFile: non-zero exit and a log line saying why")
+    r = A.sra("noSuchCommand", expect_error=100)
+    check(r.find(q("Error/Command")).text == "noSuchCommand", "unknown command: error 100 names it")
+    A.sra("discoverDevices", "<DiscoverDevicesParameters><ArrayId>nosuch</ArrayId><PeerArrayId>"
+          "siteB</PeerArrayId></DiscoverDevicesParameters>", expect_error=1024)
+    unchanged("unknown ArrayId")
+    B.sra("failover", tgt("FailoverParameters", "../siteA", [GROUP]), expect_error=1026)
+    A.sra("discoverDevices", "<DiscoverDevicesParameters><ArrayId>siteA</ArrayId>"
+          "</DiscoverDevicesParameters>", expect_error=1022)
+    A.sra("prepareFailover", "", expect_error=1022)
+    save = A.uri
+    A.sra("discoverArrays", conn=False, expect_error=1025)
+    # Per-device: unknown keys and hostile ids are errors for those items only.
+    bad = ["no-such-key", "../../etc/passwd", "a/b", "..", ""]
+    r = B.sra("failover", tgt("FailoverParameters", B.id, ["nogroup"], bad))
+    res = items(r, "FailoverResults/TargetDevices/TargetDevice", "key")
+    check(set(res) == set(bad), "failover with bad keys: every item answered")
+    check(err_code(res["no-such-key"]) == "1001", "unknown key: error 1001 (not found)")
+    check(all(err_code(res[k]) == "1026" for k in bad[1:]), "ids with '..' or '/': error 1026")
+    g = items(r, "FailoverResults/TargetGroups/TargetGroup", "key")["nogroup"]
+    check(err_code(g) == "1001", "unknown group key: error 1001")
+    unchanged("failover of unknown keys")
+    r = A.sra("prepareFailover", params("PrepareFailoverParameters", A.id, None, [],
+                                        ["../x", w.ids[A.name]["solo"]]))
+    res = items(r, "PrepareFailoverResults/SourceDevices/SourceDevice", "id")
+    check(err_code(res["../x"]) == "1026" and ok(res[w.ids[A.name]["solo"]]),
+          "one bad device does not stop the others")
+    # volumeNameFilter: devices outside the prefix are skipped by discovery and every command.
+    A.name_filter = "srm-"
+    r = discover(A)
+    ids = [e.get("id") for e in r.iter(Q + "SourceDevice")]
+    check(w.other not in ids and w.ids[A.name]["solo"] in ids,
+          "volumeNameFilter 'srm-': 'other-vol' skipped by discovery")
+    r = A.sra("syncOnce", params("SyncOnceParameters", A.id, B.id, [], [w.other]))
+    check(err_code(items(r, "SyncOnceResults/SourceDevices/SourceDevice", "id")[w.other]) ==
+          "1014", "volumeNameFilter: syncOnce of a filtered device is error 1014")
+    A.name_filter = None
+    del save
+    # Passwords never reach logs or responses.
+    A.sra("discoverArrays", password="Pw-0f-the-day!")
+    leaked = []
+    for d in (A.logdir,):
+        for f in os.listdir(d):
+            if "Pw-0f-the-day!" in open(os.path.join(d, f), encoding="utf-8").read():
+                leaked.append(f)
+    for f in os.listdir(env.tmp):
+        if f.startswith("out-") and "Pw-0f-the-day!" in open(os.path.join(env.tmp, f),
+                                                            encoding="utf-8").read():
+            leaked.append(f)
+    check(not leaked, "the password appears in no log and no response")
+    check("<Password>***</Password>" in open(os.path.join(A.logdir, "replun-sra.log"),
+                                             encoding="utf-8").read(),
+          "the logged request shows the password replaced")
+
+
+def scenario_load(env):
+    w = World(env)
+    w.setup(n_group=1, size="1M")
+    load(w, w.A)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sra-dir", required=True)
+    ap.add_argument("--replun", required=True)
+    ap.add_argument("--xsd", required=True)
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("scenario", choices=["load", "workflows", "idempotency", "bad-input"])
+    a = ap.parse_args()
+    env = Env(a.sra_dir, a.replun, a.xsd)
+    fn = {"load": scenario_load, "workflows": scenario_workflows,
+          "idempotency": scenario_idempotency, "bad-input": scenario_bad_input}[a.scenario]
+    t0 = time.time()
+    try:
+        fn(env)
+    except Fail as e:
+        print("FAILED: %s (temp dir %s kept)" % (e, env.tmp))
+        return 1
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        print("FAILED with an exception (temp dir %s kept)" % env.tmp)
+        return 1
+    print("PASS: %s: %d checks, %d responses validated against the schema, %.1f s" % (
+        a.scenario, CHECKS[0], env.responses, time.time() - t0))
+    if not a.keep:
+        env.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
