@@ -174,6 +174,28 @@ static bool pid_serves(pid_t pid, const char *needle)
 	return strstr(buf, needle) != NULL;
 }
 
+/* True while @pid exists and is not a zombie waiting for its (foreign) parent to reap it. */
+static bool pid_alive(pid_t pid)
+{
+	char path[64], buf[512], *paren;
+	ssize_t n;
+	int fd;
+
+	if (kill(pid, 0) < 0)
+		return false;
+	(void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	(void)close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	paren = strrchr(buf, ')');
+	return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
+}
+
 static void sleep_ms(long ms)
 {
 	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
@@ -279,9 +301,9 @@ static void nbd_stop(const struct dp_paths *p)
 
 	if (pid && pid_serves(pid, p->sock)) {
 		(void)kill(pid, SIGTERM);
-		for (i = 0; i < 500 && kill(pid, 0) == 0; i++)
-			sleep_ms(10);
-		if (kill(pid, 0) == 0) {
+		for (i = 0; i < 1000 && pid_alive(pid); i++)
+			sleep_ms(i < 100 ? 1 : 10);
+		if (pid_alive(pid)) {
 			(void)kill(pid, SIGKILL);
 			sm_log("NBD server %d did not stop on SIGTERM: killed", (int)pid);
 		}
