@@ -4,6 +4,7 @@
  * entities), checks the namespace, dispatches on <Name> and writes the response atomically to
  * <OutputFile>. Exits 0 whenever a response could be written.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -124,6 +125,66 @@ static char *salvage_output_file(const char *buf, size_t len)
 	return out;
 }
 
+/*
+ * Last resort when even a recovering parse gives up (e.g. on an entity bomb): a lexical scan for
+ * <OutputFile>text</OutputFile> (any prefix) whose text holds no markup and no entity other
+ * than the five predefined ones.
+ */
+static char *scan_output_file(const char *buf, size_t len)
+{
+	const char *p = buf, *end = buf + len;
+
+	while ((p = memmem(p, (size_t)(end - p), "OutputFile>", 11)) != NULL) {
+		const char *open = p, *text = p + 11, *close;
+		char *out, *o;
+		size_t n;
+
+		p = text;
+		while (open > buf && open[-1] != '<' && open[-1] != '/' && open[-1] != '>' &&
+		       (isalnum((unsigned char)open[-1]) || open[-1] == ':' || open[-1] == '_'))
+			open--;
+		if (open == buf || open[-1] != '<')
+			continue;
+		close = memchr(text, '<', (size_t)(end - text));
+		if (!close || close[1] != '/')
+			continue;
+		n = (size_t)(close - text);
+		if (!n || n >= RP_URI_MAX)
+			continue;
+		out = rp_malloc(n + 1);
+		if (!out)
+			return NULL;
+		for (o = out; text < close;) {
+			static const struct {
+				const char *ent;
+				char c;
+			} ents[] = { { "&amp;", '&' },
+				     { "&lt;", '<' },
+				     { "&gt;", '>' },
+				     { "&quot;", '"' },
+				     { "&apos;", '\'' } };
+			size_t k;
+
+			if (*text != '&') {
+				*o++ = *text++;
+				continue;
+			}
+			for (k = 0; k < sizeof(ents) / sizeof(ents[0]); k++)
+				if (strncmp(text, ents[k].ent, strlen(ents[k].ent)) == 0)
+					break;
+			if (k == sizeof(ents) / sizeof(ents[0])) {
+				rp_free(out);
+				return NULL;
+			}
+			*o++ = ents[k].c;
+			text += strlen(ents[k].ent);
+		}
+		*o = '\0';
+		return out;
+	}
+	return NULL;
+}
+
 static bool has_doctype(const char *buf, size_t len)
 {
 	return memmem(buf, len, "<!DOCTYPE", 9) || memmem(buf, len, "<!ENTITY", 8);
@@ -133,6 +194,9 @@ static int answer_unusable(const char *buf, size_t len, int code, const char *me
 {
 	char *out = salvage_output_file(buf, len);
 	int rc = -1;
+
+	if (!out)
+		out = scan_output_file(buf, len);
 
 	sra_log(RP_LOG_ERROR, "request refused: %s", message);
 	if (out) {
