@@ -51,9 +51,11 @@ class Env:
     def __init__(self, name, peer=True):
         need_binaries()
         base = os.environ.get("TMPDIR", "/tmp")
-        self.tmp = tempfile.mkdtemp(prefix="sm-%s." % name, dir=base)
+        # short: NBD socket paths <tmp>/r/nbd/<sr uuid>/<vdi uuid> must fit a sockaddr_un
+        self.tmp = tempfile.mkdtemp(prefix="sm.", dir=base)
+        print("test dir %s (%s)" % (self.tmp, name))
         self.lock = os.path.join(self.tmp, "lock")
-        self.run_dir = os.path.join(self.tmp, "run")
+        self.run_dir = os.path.join(self.tmp, "r")
         self.log = os.path.join(self.tmp, "SMlog")
         self.a = os.path.join(self.tmp, "siteA")
         self.b = os.path.join(self.tmp, "siteB")
