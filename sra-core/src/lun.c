@@ -348,9 +348,17 @@ static int lun_create_common(struct rp_device *out, struct rp_array *a, const st
 	char payload[1024], tid[RP_ID_MAX] = "", tobj[ARRAY_OBJ_MAX] = "";
 	bool peer_group_new = false, made_local = false;
 	int64_t seq = 0;
-	int rc;
+	int lfd = -1, rc;
 
 	memset(&d, 0, sizeof(d));
+	/* Workflows and syncs of the group take the same lock: they never see half a member. */
+	if (p->group && *p->group) {
+		struct rp_error e = { 0 };
+
+		rc = lock_group(a, p->group, &lfd, &e);
+		if (rc < 0)
+			return rp_error_set(err, rc == RP_ETIMEOUT ? RP_EBUSY : rc, "%s", e.msg);
+	}
 	if (p->replicate) {
 		rc = rp_array_open_peer(&peer, a, p->peer, err);
 		if (rc < 0)
@@ -471,6 +479,7 @@ rollback:
 out:
 	model_intent_release(&in, a);
 	rp_array_close(peer);
+	unlock(lfd);
 	return rc;
 }
 

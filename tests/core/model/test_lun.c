@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "lock.h"
 
 #define MiB (1024ull * 1024ull)
 
@@ -571,6 +572,30 @@ static void test_lun__file_driver(void **state)
 	assert_int_equal(count_rows(f->b, "devices"), 0);
 }
 
+static void test_lun__group_locked_is_busy(void **state)
+{
+	struct fx *f = *state;
+	struct rp_open_opts oo = { .busy_timeout_ms = 200 };
+	struct rp_lun_create_opts o = { .group = "held" };
+	struct rp_error err = { 0 };
+	struct rp_array *h = NULL;
+	struct rp_device d;
+	int fd = -1;
+
+	/* Another command holds the group (a workflow or a sync's planning step). */
+	assert_int_equal(lock_group(f->a, "held", &fd, &err), 0);
+	assert_int_equal(rp_array_open(&h, f->a_path, &oo, &err), 0);
+	assert_error(rp_lun_create(&d, h, "x", MiB, &o, &err), err, RP_EBUSY);
+	assert_int_equal(count_rows(f->a, "devices"), 0);
+	assert_int_equal(count_rows(f->a, "groups"), 0);
+	/* Other groups and standalone LUNs are not held up. */
+	assert_int_equal(rp_lun_create(&d, h, "y", MiB, NULL, &err), 0);
+	unlock(fd);
+	assert_int_equal(rp_lun_create(&d, h, "x", MiB, &o, &err), 0);
+	assert_string_equal(d.group, "held");
+	rp_array_close(h);
+}
+
 int model_lun_tests(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -594,6 +619,8 @@ int model_lun_tests(void)
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_lun__metadata, fx_setup_fake, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_lun__presentation, fx_setup_fake, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_lun__group_locked_is_busy, fx_setup_fake,
+		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_lun__file_driver, fx_setup_file, fx_teardown),
 	};
 
