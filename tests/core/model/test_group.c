@@ -181,6 +181,65 @@ static void test_group__model_accessors(void **state)
 	assert_int_equal(model_device_destroy(f->b, byp.id, &err), 0);
 }
 
+static void test_group__snapshot_rows_and_rp_fields(void **state)
+{
+	struct fx *f = *state;
+	struct rp_error err = { 0 };
+	struct model_snapshot s, *v = NULL;
+	struct model_device md;
+	struct rp_device d;
+	size_t n = 0;
+	int i;
+
+	assert_int_equal(rp_lun_create(&d, f->a, "x", 1024 * 1024, NULL, &err), 0);
+	for (i = 0; i < 3; i++) {
+		memset(&s, 0, sizeof(s));
+		(void)snprintf(s.id, sizeof(s.id), "%s-%s-%d", i == 1 ? "base" : "rp", d.id, i);
+		(void)snprintf(s.device, sizeof(s.device), "%s", d.id);
+		(void)snprintf(s.kind, sizeof(s.kind), "%s", i == 1 ? "base" : "rp");
+		model_snapshot_obj(s.obj, s.id);
+		(void)snprintf(s.recovery_point, sizeof(s.recovery_point), "rp-%d", i);
+		s.recovery_point_ms = 1000 + i;
+		s.created_ms = 100 + i;
+		assert_int_equal(model_snapshot_insert(f->a, &s, &err), 0);
+	}
+	/* Duplicate id refused. */
+	assert_error(model_snapshot_insert(f->a, &s, &err), err, RP_EEXISTS);
+	rp_error_clear(&err);
+	/* Newest first, filtered by kind. */
+	assert_int_equal(model_snapshot_list(&v, &n, f->a, d.id, NULL, "rp", &err), 0);
+	assert_int_equal(n, 2);
+	assert_true(v[0].created_ms == 102);
+	assert_string_equal(v[0].recovery_point, "rp-2");
+	assert_string_equal(v[1].obj, "snap-rp-siteA-000001-0");
+	rp_free(v);
+	v = NULL;
+	assert_int_equal(model_snapshot_list(&v, &n, f->a, NULL, NULL, NULL, &err), 0);
+	assert_int_equal(n, 3);
+	rp_free(v);
+	v = NULL;
+	assert_int_equal(model_snapshot_load(&s, f->a, "base-siteA-000001-1", &err), 0);
+	assert_string_equal(s.kind, "base");
+	assert_int_equal(model_snapshot_delete(f->a, s.id, &err), 0);
+	assert_int_equal(model_snapshot_delete(f->a, s.id, &err), 0);
+	assert_error(model_snapshot_load(&s, f->a, "base-siteA-000001-1", &err), err, RP_ENOTFOUND);
+	rp_error_clear(&err);
+	/* Recovery point fields of a device row reach the public struct. */
+	assert_int_equal(model_device_load(&md, f->a, d.id, &err), 0);
+	(void)snprintf(md.recovery_point, sizeof(md.recovery_point), "rp-1700000000000-abcd");
+	md.recovery_point_ms = 1700000000000;
+	(void)snprintf(md.base_snapshot, sizeof(md.base_snapshot), "rp-%s-2", d.id);
+	assert_int_equal(model_device_store(f->a, &md, &err), 0);
+	assert_int_equal(rp_lun_get(&d, f->a, d.id, &err), 0);
+	assert_string_equal(d.recovery_point, "rp-1700000000000-abcd");
+	assert_true(d.recovery_point_ms == 1700000000000);
+	assert_int_equal(model_device_load(&md, f->a, d.id, &err), 0);
+	assert_string_equal(md.base_snapshot, "rp-siteA-000001-2");
+	/* Storing an unknown row is refused. */
+	(void)snprintf(md.id, sizeof(md.id), "siteA-000777");
+	assert_error(model_device_store(f->a, &md, &err), err, RP_ENOTFOUND);
+}
+
 int model_group_tests(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -193,6 +252,8 @@ int model_group_tests(void)
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_group__model_accessors, fx_setup_fake,
 		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_group__snapshot_rows_and_rp_fields,
+		                                fx_setup_fake, fx_teardown),
 	};
 
 	return cmocka_run_group_tests_name("core.model.group", tests, NULL, NULL);
