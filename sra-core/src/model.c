@@ -194,6 +194,25 @@ int model_device_find(struct model_device *out, struct rp_array *a, const char *
 	return 0;
 }
 
+int model_device_alloc(struct model_device *d, struct rp_array *a, struct rp_error *err)
+{
+	int64_t seq = 0;
+	int rc;
+
+	rc = meta_next_seq(&seq, a->db, err);
+	if (rc < 0)
+		return rc;
+	memset(d, 0, sizeof(*d));
+	rc = model_device_id(d->id, a->id, seq, err);
+	if (rc < 0)
+		return rc;
+	d->seq = seq;
+	model_device_obj(d->obj, d->id);
+	wwn_device(d->wwn, a->id, seq);
+	d->created_ms = rp_now_ms();
+	return 0;
+}
+
 int model_device_insert(struct rp_array *a, const struct model_device *d, struct rp_error *err)
 {
 	int64_t n = 0;

@@ -117,6 +117,12 @@ int model_device_load(struct model_device *out, struct rp_array *a, const char *
  * (RP_EINVAL when the name is ambiguous). */
 int model_device_find(struct model_device *out, struct rp_array *a, const char *id_or_name,
                       struct rp_error *err);
+/*
+ * Allocates a new device identity on @a inside the caller's transaction (RP_ERROR outside
+ * one): zeroes @d and fills seq, id, obj, wwn and created_ms. The caller fills the rest and
+ * inserts the row (model_device_insert) in the same transaction.
+ */
+int model_device_alloc(struct model_device *d, struct rp_array *a, struct rp_error *err);
 /* Inserts a new row (RP_EEXISTS if the id exists). */
 int model_device_insert(struct rp_array *a, const struct model_device *d, struct rp_error *err);
 /* Rewrites every column of the existing row d->id (RP_ENOTFOUND if absent). */

@@ -235,6 +235,26 @@ static void test_group__snapshot_rows_and_rp_fields(void **state)
 	assert_true(d.recovery_point_ms == 1700000000000);
 	assert_int_equal(model_device_load(&md, f->a, d.id, &err), 0);
 	assert_string_equal(md.base_snapshot, "rp-siteA-000001-2");
+	/* A new identity from the same sequence, inside a transaction only. */
+	{
+		struct model_device nd;
+
+		assert_error(model_device_alloc(&nd, f->a, &err), err, RP_ERROR);
+		rp_error_clear(&err);
+		assert_int_equal(meta_txn_begin(f->a->db, &err), 0);
+		assert_int_equal(model_device_alloc(&nd, f->a, &err), 0);
+		assert_string_equal(nd.id, "siteA-000002");
+		assert_string_equal(nd.obj, "lun-siteA-000002");
+		assert_int_equal(strncmp(nd.wwn, "naa.6", 5), 0);
+		(void)snprintf(nd.name, sizeof(nd.name), "new");
+		nd.size = 1;
+		nd.state = RP_DEV_TARGET;
+		assert_int_equal(model_device_insert(f->a, &nd, &err), 0);
+		assert_error(model_device_insert(f->a, &nd, &err), err, RP_EEXISTS);
+		rp_error_clear(&err);
+		assert_int_equal(meta_txn_commit(f->a->db, &err), 0);
+		assert_int_equal(count_rows(f->a, "devices"), 2);
+	}
 	/* Storing an unknown row is refused. */
 	(void)snprintf(md.id, sizeof(md.id), "siteA-000777");
 	assert_error(model_device_store(f->a, &md, &err), err, RP_ENOTFOUND);
