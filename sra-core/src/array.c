@@ -177,6 +177,28 @@ static int array_dir_state(const char *root, bool *exists, bool *empty, struct r
 	return 0;
 }
 
+/* After a failed init: removes the empty directories it made (rmdir never removes data). */
+static void array_init_cleanup(const char *root, bool root_existed)
+{
+	char sub[PATH_MAX + 260];
+	struct dirent *de;
+	DIR *d;
+
+	d = opendir(root);
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    strcmp(de->d_name, "lost+found") == 0)
+			continue;
+		(void)snprintf(sub, sizeof(sub), "%s/%s", root, de->d_name);
+		(void)rmdir(sub);
+	}
+	(void)closedir(d);
+	if (!root_existed)
+		(void)rmdir(root);
+}
+
 int engine_array_init(const char *path, const char *driver, const char *id, const char *name,
                       struct rp_error *err)
 {
@@ -215,9 +237,11 @@ int engine_array_init(const char *path, const char *driver, const char *id, cons
 		return rp_error_set(err, RP_EEXISTS, "directory '%s' is not empty", root);
 	rc = engine_drv_create(driver, root, err);
 	if (rc < 0)
-		return rc;
-	if (mkdir(lockdir, 0700) < 0 && errno != EEXIST)
-		return rp_error_set_os(err, RP_EIO, errno, "directory '%s'", lockdir);
+		goto fail;
+	if (mkdir(lockdir, 0700) < 0 && errno != EEXIST) {
+		rc = rp_error_set_os(err, RP_EIO, errno, "directory '%s'", lockdir);
+		goto fail;
+	}
 	/* Build the database under a temporary name so a crash never leaves a half array. */
 	(void)unlink(tmppath);
 	rc = meta_open(&db, tmppath, true, 0, err);
@@ -258,6 +282,11 @@ int engine_array_init(const char *path, const char *driver, const char *id, cons
 fail:
 	meta_close(db);
 	(void)unlink(tmppath);
+	(void)snprintf(tmppath, sizeof(tmppath), "%s/" ENGINE_META_FILE ".init-wal", root);
+	(void)unlink(tmppath);
+	(void)snprintf(tmppath, sizeof(tmppath), "%s/" ENGINE_META_FILE ".init-shm", root);
+	(void)unlink(tmppath);
+	array_init_cleanup(root, exists);
 	return rc;
 }
 

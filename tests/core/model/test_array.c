@@ -131,6 +131,14 @@ static void test_array__init_refusals(void **state)
 	rp_error_clear(&err);
 	assert_error(engine_array_init(path, "nosuchdriver", "ok", NULL, &err), err,
 	             RP_ENOTSUPPORTED);
+	/* The driver fails to create its layout: nothing is left behind. */
+	(void)snprintf(path, sizeof(path), "%s/failing", dir);
+	fake_array_fail("create", 1, RP_EIO);
+	rp_error_clear(&err);
+	assert_error(engine_array_init(path, "fake", "ok", NULL, &err), err, RP_EIO);
+	assert_int_equal(access(path, F_OK), -1);
+	/* And the same path initialises fine afterwards. */
+	assert_int_equal(engine_array_init(path, "fake", "ok", NULL, &err), 0);
 }
 
 static void test_array__pair_and_peers(void **state)
