@@ -97,8 +97,11 @@ class Site:
         os.mkdir(plugins)
         shutil.copy(SHIM, os.path.join(plugins, "replun"))
         self.smlog = os.path.join(self.dir, "SMlog")
+        # NBD sockets live in RUN_DIR/nbd/<sr uuid>/<vdi>: keep it short (108-byte limit)
+        tmp = os.environ.get("TMPDIR", "/tmp")
+        self.run_dir = tempfile.mkdtemp(prefix="rx", dir=tmp if len(tmp) <= 24 else "/tmp")
         env = {"REPLUN_LOCK_DIR": os.path.join(self.dir, "lock"),
-               "REPLUN_RUN_DIR": os.path.join(self.dir, "run"),
+               "REPLUN_RUN_DIR": self.run_dir,
                "REPLUN_SM_LOG": self.smlog, "REPLUN_BIN": REPLUN}
         self.x = xapi_sim.Xapi(os.path.join(self.dir, "xapi"), hostname=name + "-host1",
                                sm_plugins={"replun": SR_BIN}, plugin_dir=plugins, env_extra=env,
@@ -175,6 +178,8 @@ class Site:
                 except Exception as e:  # keep cleaning up
                     log("cleanup: vbd-unplug %s: %s" % (b["uuid"], e))
         self.x.stop()
+        kill_leftovers(self.run_dir)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def dump_logs(self):
         if os.path.exists(self.smlog):
@@ -658,12 +663,12 @@ def test_badinput(root):
                                "device-config:array=" + bad)
             log("  %s -> %s" % (bad, f.params[1]))
         eq(a.db.all("SR"), [], "SRs after failed sr-create")
-        log("peer that is not paired -> fault")
-        other = os.path.join(root, "other")
-        replun("array", "init", other, "--id", "other")
-        expect_failure("SR_BACKEND_FAILURE", a, "sr-create", "type=replun",
-                       "device-config:array=file://" + arr,
-                       "device-config:peer=file://" + other)
+        log("peer that does not exist / is empty -> a fault naming 'peer'; no SR left")
+        for bad in ("file://" + os.path.join(root, "nope"), ""):
+            f = expect_failure("SR_BACKEND_FAILURE", a, "sr-create", "type=replun",
+                               "device-config:array=file://" + arr, "device-config:peer=" + bad)
+            check("peer" in f.params[1], "fault string does not name 'peer': %s" % f.params)
+        eq(a.db.all("SR"), [], "SRs after failed sr-create")
         a.check("bad device-config")
 
         sr = a("sr-create", "type=replun", "name-label=Bad", "shared=true",
