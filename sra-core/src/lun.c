@@ -663,12 +663,47 @@ static int lun_lock(struct rp_array *a, const struct model_device *d, int *fd, s
 	return 0;
 }
 
-int rp_lun_delete(struct rp_array *a, const char *id, struct rp_error *err)
+int lun_peer_target_delete(struct rp_array *a, const char *payload, struct rp_error *err)
 {
+	char device[RP_ID_MAX], peer_id[RP_ID_MAX], peer_device[RP_ID_MAX];
 	struct rp_array *peer = NULL;
 	struct model_device d, t;
+	struct rp_error e = { 0 };
+	int rc;
+
+	(void)model_payload_get(device, sizeof(device), payload, "device");
+	(void)model_payload_get(peer_id, sizeof(peer_id), payload, "peer");
+	(void)model_payload_get(peer_device, sizeof(peer_device), payload, "peer_device");
+	if (!device[0] || !peer_id[0] || !peer_device[0])
+		return 0; /* nothing we can act on */
+	/* The source is still there (its delete never committed): keep the target. */
+	if (model_device_load(&d, a, device, &e) == 0)
+		return 0;
+	rc = rp_array_open_peer(&peer, a, peer_id, err);
+	if (rc == RP_ENOTFOUND)
+		return 0; /* unpaired meanwhile */
+	if (rc < 0)
+		return rc;
+	rp_error_clear(&e);
+	rc = model_device_load(&t, peer, peer_device, &e);
+	if (rc == 0 && t.state == RP_DEV_TARGET && strcmp(t.peer_device, device) == 0 &&
+	    strcmp(t.peer_array, a->id) == 0)
+		rc = model_device_destroy(peer, t.id, err);
+	else if (rc == RP_ENOTFOUND || rc == 0)
+		rc = 0; /* gone, or not ours any more (failed over, reused): leave it */
+	else
+		rc = rp_error_set(err, rc, "%s", e.msg);
+	rp_array_close(peer);
+	return rc;
+}
+
+int rp_lun_delete(struct rp_array *a, const char *id, struct rp_error *err)
+{
+	struct model_intent in = MODEL_INTENT_INIT;
+	struct model_device d;
 	struct model_group g;
 	struct rp_error e = { 0 };
+	char payload[256];
 	int64_t n = 0;
 	bool busy = false;
 	int fd = -1, rc;
@@ -715,27 +750,32 @@ int rp_lun_delete(struct rp_array *a, const char *id, struct rp_error *err)
 		rc = rp_error_set(err, RP_EBUSY, "a sync session is in progress for LUN '%s'", id);
 		goto out;
 	}
-	rc = model_device_destroy(a, id, err);
-	if (rc < 0)
-		goto out;
-	rp_log(RP_LOG_INFO, "array '%s': LUN '%s' deleted", a->id, id);
-	/* A source takes its target with it when the peer is reachable. */
+	/* A source takes its target along. The intent makes sure it happens even after a crash
+	 * or while the peer is down: the next open of this array retries. */
 	if (d.state == RP_DEV_SOURCE && d.peer_array[0] && d.peer_device[0]) {
-		if (rp_array_open_peer(&peer, a, d.peer_array, &e) < 0) {
-			rp_log(RP_LOG_WARNING, "LUN '%s': target '%s' left on array '%s': %s", id,
-			       d.peer_device, d.peer_array, e.msg);
+		(void)snprintf(payload, sizeof(payload), "device=%s\npeer=%s\npeer_device=%s\n", id,
+		               d.peer_array, d.peer_device);
+		rc = model_intent_add(&in, a, "peer_target_delete", payload, err);
+		if (rc < 0)
 			goto out;
-		}
-		if (model_device_load(&t, peer, d.peer_device, &e) == 0 &&
-		    t.state == RP_DEV_TARGET && strcmp(t.peer_device, id) == 0 &&
-		    strcmp(t.peer_array, a->id) == 0) {
-			if (model_device_destroy(peer, t.id, &e) < 0)
-				rp_log(RP_LOG_WARNING, "LUN '%s': target '%s' on array '%s': %s",
-				       id, t.id, peer->id, e.msg);
-		}
+	}
+	rc = model_device_destroy(a, id, err);
+	if (rc < 0) {
+		(void)model_intent_delete(&in, a, NULL);
+		goto out;
+	}
+	rp_log(RP_LOG_INFO, "array '%s': LUN '%s' deleted", a->id, id);
+	if (in.id > 0) {
+		if (lun_peer_target_delete(a, payload, &e) == 0)
+			(void)model_intent_delete(&in, a, NULL);
+		else
+			rp_log(RP_LOG_WARNING,
+			       "LUN '%s': target '%s' on array '%s' not deleted yet (will retry): "
+			       "%s",
+			       id, d.peer_device, d.peer_array, e.msg);
 	}
 out:
-	rp_array_close(peer);
+	model_intent_release(&in, a);
 	unlock(fd);
 	return rc;
 }

@@ -1069,6 +1069,8 @@ static model_recover_fn model_handler(const char *op)
 
 	if (strcmp(op, "lun_create") == 0)
 		return lun_create_rollback;
+	if (strcmp(op, "peer_target_delete") == 0)
+		return lun_peer_target_delete;
 	if (strcmp(op, "obj_delete") == 0)
 		return model_obj_delete_payload;
 	for (i = 0; i < model_n_handlers; i++)

@@ -250,7 +250,7 @@ int model_payload_get(char *buf, size_t len, const char *payload, const char *ke
  */
 typedef int (*model_recover_fn)(struct rp_array *a, const char *payload, struct rp_error *err);
 /* Registers a handler (e.g. from a constructor); up to 16 ops. Built in: "lun_create",
- * "obj_delete" (payload lines "obj=<name>": deletes each object). */
+ * "peer_target_delete", "obj_delete" (payload lines "obj=<name>": deletes each object). */
 int model_recover_register(const char *op, model_recover_fn fn);
 /* Finishes or rolls back every abandoned intent. rp_array_open calls it. Errors are logged. */
 int model_recover(struct rp_array *a, struct rp_error *err);
@@ -270,6 +270,9 @@ int model_obj_stat(struct array_obj_stat *out, struct rp_array *a, const char *o
                    struct rp_error *err);
 int model_obj_clone(struct rp_array *a, const char *src, const char *dst, struct rp_error *err);
 
+/* Intent handler of op "peer_target_delete" (lun.c): deletes the target of a deleted source
+ * on the peer (payload: device, peer, peer_device). Fails (intent kept) while unreachable. */
+int lun_peer_target_delete(struct rp_array *a, const char *payload, struct rp_error *err);
 /* Opens the peer @peer_id (NULL = first) of @a: rp_array_open_peer (RP_ENOTFOUND, RP_EUNREACHABLE).
  */
 int model_open_peer(struct rp_array **out, struct rp_array *a, const char *peer_id,

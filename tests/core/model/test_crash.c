@@ -193,6 +193,29 @@ static void test_crash__file_orphan_removed(void **state)
 	assert_int_equal(count_rows(f->a, "intents"), 0);
 }
 
+/* Deleting a source while the peer is down: the target goes as soon as the peer is back. */
+static void test_crash__delete_source_peer_down(void **state)
+{
+	struct fx *f = *state;
+	struct rp_lun_create_opts o = { .replicate = true };
+	struct rp_error err = { 0 };
+	struct rp_array *again = NULL;
+	struct rp_device s, t;
+
+	assert_int_equal(rp_lun_create(&s, f->a, "d", MiB, &o, &err), 0);
+	fake_array_fail("open", 1, RP_EIO);
+	assert_int_equal(rp_lun_delete(f->a, s.id, &err), 0);
+	assert_int_equal(count_rows(f->a, "devices"), 0);
+	assert_int_equal(rp_lun_get(&t, f->b, s.peer_device, &err), 0);
+	assert_int_equal(count_rows(f->a, "intents"), 1);
+	/* The next command on A finishes the delete at B. */
+	assert_int_equal(rp_array_open(&again, f->a_path, NULL, &err), 0);
+	rp_array_close(again);
+	assert_int_equal(count_rows(f->a, "intents"), 0);
+	assert_error(rp_lun_get(&t, f->b, s.peer_device, &err), err, RP_ENOTFOUND);
+	assert_int_equal(fake_array_obj_count(f->b->root), 0);
+}
+
 int model_crash_tests(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -206,6 +229,8 @@ int model_crash_tests(void)
 		                                fx_setup_fake, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_crash__child_dies_at_peer_create,
 		                                fx_setup_fake, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_crash__delete_source_peer_down, fx_setup_fake,
+		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_crash__file_orphan_removed, fx_setup_file,
 		                                fx_teardown),
 	};
