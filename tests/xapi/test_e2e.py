@@ -671,6 +671,24 @@ def test_badinput(root):
         eq(a.db.all("SR"), [], "SRs after failed sr-create")
         a.check("bad device-config")
 
+        log("a password in device-config never reaches SMlog, a fault or stdout/stderr")
+        secret = "s3cr3t-Pw-42"
+        try:
+            tmp = a("sr-create", "type=replun", "name-label=pw", "device-config:username=admin",
+                    "device-config:password=" + secret, "device-config:array=file://" + arr)
+            a("pbd-unplug", "uuid=" + a.pbd(tmp))
+            a("sr-destroy", "uuid=" + tmp)
+        except Failure as f:
+            check(secret not in " ".join(f.params), "password in a fault: %s" % f.params)
+        for e in a.x.sm.log:
+            check(secret not in e["stdout"] + e["stderr"], "password in %s output" % e["command"])
+        with open(a.smlog) as f:
+            smlog = f.read()
+        check(smlog.strip(), "SMlog ($REPLUN_SM_LOG) is empty")
+        check(secret not in smlog, "password written to SMlog")
+        check("password" in smlog, "SMlog does not show the (masked) password key")
+        a.check("password masking")
+
         sr = a("sr-create", "type=replun", "name-label=Bad", "shared=true",
                "device-config:array=file://" + arr)
         log("unknown VDI: vdi_attach/vdi_delete of a location that is not on the array -> fault")
