@@ -745,6 +745,22 @@ def test_badinput(root):
         eq(len(locs), 8, "VDIs after 2 destroys, 1 snapshot, 1 clone")
         a.check("concurrent operations")
 
+        log("array unreachable: sr-scan fails and forgets no VDI (never an empty SR)")
+        before = sorted(a.sr_vdis(sr))
+        ncalls = len(a.x.calls)
+        os.rename(arr, arr + ".away")
+        try:
+            f = expect_failure("SR_BACKEND_FAILURE", a, "sr-scan", "uuid=" + sr)
+            log("  sr-scan -> %s %s" % (f.code, f.params[1:2]))
+        finally:
+            os.rename(arr + ".away", arr)
+        eq(sorted(a.sr_vdis(sr)), before, "VDIs after a failed scan")
+        check(not any(c["method"] == "VDI.db_forget" for c in a.x.calls[ncalls:]),
+              "a failed scan forgot VDIs")
+        a("sr-scan", "uuid=" + sr)
+        eq(sorted(a.sr_vdis(sr)), before, "VDIs after the array came back")
+        a.check("scan with the array away")
+
         log("one writer: a second read-write activation from another host -> VDI_IN_USE")
         h2 = [h for h in a.db.all("host") if h != a.x.host][0]
         vbd1 = a("vbd-create", "vdi-uuid=" + made[0], "vm-uuid=" + a.dom0(), "device=xvdd")
