@@ -362,7 +362,7 @@ static int lun_create_common(struct rp_device *out, struct rp_array *a, const st
 	if (p->replicate) {
 		rc = rp_array_open_peer(&peer, a, p->peer, err);
 		if (rc < 0)
-			return rc;
+			goto out;
 		rc = lun_peer_group_check(&peer_group_new, peer, a, p->group, err);
 		if (rc < 0)
 			goto out;

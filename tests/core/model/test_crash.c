@@ -46,18 +46,28 @@ static void test_crash__peer_create_fails(void **state)
 	assert_int_equal(fake_array_obj_count(f->b->root), 1);
 }
 
-/* The peer is unreachable: nothing is made anywhere. */
+/* The peer is unreachable: nothing is made anywhere, no lock or descriptor is left. */
 static void test_crash__peer_unreachable(void **state)
 {
 	struct fx *f = *state;
 	struct rp_lun_create_opts o = { .replicate = true };
 	struct rp_error err = { 0 };
 	struct rp_device d;
+	bool got = false;
+	int fd = -1;
 
 	fake_array_fail("open", 1, RP_EIO);
 	assert_error(rp_lun_create(&d, f->a, "disk", MiB, &o, &err), err, RP_EUNREACHABLE);
+	o.group = "grp";
+	fake_array_fail("open", 1, RP_EIO);
+	rp_error_clear(&err);
+	assert_error(rp_lun_create(&d, f->a, "disk", MiB, &o, &err), err, RP_EUNREACHABLE);
 	assert_clean(f, 0, 0);
 	assert_int_equal(fake_array_obj_count(f->a->root), 0);
+	/* The group lock was released (a leaked descriptor would still hold it). */
+	assert_int_equal(lock_try(f->a, "grp", &fd, &got, &err), 0);
+	assert_true(got);
+	unlock(fd);
 }
 
 /* The group existed on the peer already: a failed create leaves it there. */
