@@ -108,9 +108,14 @@ int lun_create_rollback(struct rp_array *a, const char *payload, struct rp_error
 
 	/* Committed after all (the intent is deleted in that same transaction, so this is only a
 	 * safety net): nothing to roll back. */
-	if (device[0] && model_device_load(&d, a, device, &e) == 0)
-		return 0;
-	rp_error_clear(&e);
+	if (device[0]) {
+		rc = model_device_load(&d, a, device, &e);
+		if (rc == 0)
+			return 0;
+		if (rc != RP_ENOTFOUND) /* cannot tell (busy database): keep the intent */
+			return rp_error_set(err, rc, "%s", e.msg);
+		rp_error_clear(&e);
+	}
 	/* The peer half first: when the peer is down the intent stays for a later try. */
 	if (peer_id[0] && (peer_device[0] || peer_obj[0])) {
 		rc = rp_array_open_peer(&peer, a, peer_id, err);
@@ -131,11 +136,17 @@ int lun_create_rollback(struct rp_array *a, const char *payload, struct rp_error
 			struct model_group g;
 			size_t n = 1;
 
+			/* Only if still empty: check and delete in one transaction. */
 			rp_error_clear(&e);
-			if (model_group_load(&g, peer, group, &e) == 0 &&
+			rc = meta_txn_begin(peer->db, err);
+			if (rc == 0 && model_group_load(&g, peer, group, &e) == 0 &&
 			    g.role == RP_GROUP_TARGET &&
 			    model_group_count_devices(&n, peer, group, &e) == 0 && n == 0)
 				rc = model_group_delete_row(peer, group, err);
+			if (rc == 0)
+				rc = meta_txn_commit(peer->db, err);
+			else
+				meta_txn_rollback(peer->db);
 		}
 		rp_array_close(peer);
 		if (rc < 0)
@@ -346,7 +357,7 @@ static int lun_create_common(struct rp_device *out, struct rp_array *a, const st
 	struct model_device d;
 	struct model_group g;
 	char payload[1024], tid[RP_ID_MAX] = "", tobj[ARRAY_OBJ_MAX] = "";
-	bool peer_group_new = false, made_local = false;
+	bool peer_group_new = false;
 	int64_t seq = 0;
 	int lfd = -1, rc;
 
@@ -394,7 +405,6 @@ static int lun_create_common(struct rp_device *out, struct rp_array *a, const st
 	                  : model_obj_create(a, d.obj, p->size, err);
 	if (rc < 0)
 		goto rollback;
-	made_local = true;
 	/* 3. The target on the peer. */
 	if (p->replicate) {
 		rc = lun_create_peer(peer, a, p, d.id, p->name, &in, d.obj, peer_group_new, tid,
@@ -468,7 +478,7 @@ rollback:
 	{
 		struct rp_error e = { 0 };
 
-		lun_payload(payload, sizeof(payload), d.id, made_local ? d.obj : "", p->group,
+		lun_payload(payload, sizeof(payload), d.id, d.obj, p->group,
 		            p->replicate ? p->peer : NULL, tid, tobj, peer_group_new);
 		if (lun_create_rollback(a, payload, &e) == 0)
 			(void)model_intent_delete(&in, a, NULL);
