@@ -687,8 +687,11 @@ int lun_peer_target_delete(struct rp_array *a, const char *payload, struct rp_er
 	if (!device[0] || !peer_id[0] || !peer_device[0])
 		return 0; /* nothing we can act on */
 	/* The source is still there (its delete never committed): keep the target. */
-	if (model_device_load(&d, a, device, &e) == 0)
+	rc = model_device_load(&d, a, device, &e);
+	if (rc == 0)
 		return 0;
+	if (rc != RP_ENOTFOUND) /* cannot tell (busy database): keep the intent */
+		return rp_error_set(err, rc, "%s", e.msg);
 	rc = rp_array_open_peer(&peer, a, peer_id, err);
 	if (rc == RP_ENOTFOUND)
 		return 0; /* unpaired meanwhile */
