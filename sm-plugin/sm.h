@@ -152,6 +152,28 @@ void sm_lock_release(struct sm_lock *l);
 /* Removes the lock namespace @ns (sr_delete). Best effort. */
 void sm_lock_remove_ns(const char *ns);
 
+/* libcurl, loaded on first use (see sm_curl.c). */
+#include <curl/curl.h>
+struct sm_curl {
+	bool ready;
+	CURLcode (*global_init)(long flags);
+	CURL *(*easy_init)(void);
+	CURLcode (*easy_setopt)(CURL *c, CURLoption opt, ...);
+	CURLcode (*easy_perform)(CURL *c);
+	CURLcode (*easy_getinfo)(CURL *c, CURLINFO info, ...);
+	void (*easy_cleanup)(CURL *c);
+	const char *(*easy_strerror)(CURLcode code);
+	struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
+	void (*slist_free_all)(struct curl_slist *l);
+};
+extern struct sm_curl sm_curl;
+/* Starts loading libcurl in a thread (calls that will call back start it early). */
+void sm_curl_preload(void);
+/* Waits for a preload thread, if any (before fork, before exit). */
+void sm_curl_join(void);
+/* Loads libcurl if needed; fault 150 when it cannot be loaded. */
+int sm_curl_ready(struct sm_fault *f);
+
 /* The XenAPI client: XML-RPC over HTTP on $REPLUN_XAPI_SOCKET (default /var/lib/xcp/xapi). */
 struct sm_xapi;
 int sm_xapi_open(struct sm_xapi **out, const char *session_ref, const char *subtask_of,

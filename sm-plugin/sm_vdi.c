@@ -260,20 +260,24 @@ static int vdi_info(xmlrpc_value **out, const char *uuid, const char *location, 
 	return 0;
 }
 
-/* Options for LUNs of this SR: in the group, replicated when device_config names a peer. */
-static void lun_opts(struct sm_ctx *ctx, struct rp_lun_create_opts *o)
+/*
+ * Options for LUNs of this SR: in the group (which must exist: sr_create made it), replicated
+ * when device_config names a peer and the group sends (after a failover the group is promoted
+ * and replicates again only after reverse).
+ */
+static int lun_opts(struct sm_ctx *ctx, struct rp_lun_create_opts *o, struct sm_fault *f)
 {
 	struct rp_group g;
 	struct rp_error err = { 0 };
 
 	memset(o, 0, sizeof(*o));
 	o->group = ctx->call->sr_uuid;
-	if (!sm_map_get(&ctx->call->device_config, "peer"))
-		return;
-	/* after a failover the group is promoted and replicates again only after reverse */
-	if (rp_group_get(&g, ctx->array, o->group, &err) == 0 &&
-	    (g.role == RP_GROUP_LOCAL || g.role == RP_GROUP_SOURCE))
-		o->replicate = true;
+	if (rp_group_get(&g, ctx->array, o->group, &err) < 0)
+		return sm_fault_set(f, SM_SR_UNAVAILABLE, "consistency group '%s': %s", o->group,
+		                    err.msg);
+	o->replicate = sm_map_get(&ctx->call->device_config, "peer") &&
+	               (g.role == RP_GROUP_LOCAL || g.role == RP_GROUP_SOURCE);
+	return 0;
 }
 
 static void rollback_lun(struct sm_ctx *ctx, const char *id)
@@ -294,7 +298,6 @@ int sm_vdi_create(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 	struct rp_error err = { 0 };
 	struct rp_lun_create_opts o;
 	struct rp_device dev;
-	struct rp_group g;
 	struct vdi_meta vm = { 0 };
 	struct sm_xapi *x = NULL;
 	char uuid[SM_UUID_LEN + 1];
@@ -316,11 +319,8 @@ int sm_vdi_create(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 	}
 	if (sm_ctx_open_array(ctx, f) < 0 || sm_ctx_xapi(ctx, &x, f) < 0)
 		return -1;
-	rc = rp_group_get(&g, ctx->array, c->sr_uuid, &err);
-	if (rc < 0)
-		return sm_fault_set(f, SM_SR_UNAVAILABLE, "consistency group '%s': %s", c->sr_uuid,
-		                    err.msg);
-	lun_opts(ctx, &o);
+	if (lun_opts(ctx, &o, f) < 0)
+		return -1;
 	if (rp_lun_create(&dev, ctx->array, uuid, size, &o, &err) < 0)
 		return sm_fault_from_rp(f, SM_VDI_CREATE, &err);
 	vm.uuid = uuid;

@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-
 #include "sm.h"
 
 struct sm_xapi {
@@ -63,8 +61,8 @@ int sm_xapi_open(struct sm_xapi **out, const char *session_ref, const char *subt
 
 	if (!session_ref || !*session_ref)
 		return sm_fault_set(f, SM_API_SESSION, "the call carries no session_ref");
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return sm_fault_set(f, SM_API_SESSION, "curl_global_init failed");
+	if (sm_curl_ready(f) < 0)
+		return -1;
 	x = rp_calloc(1, sizeof(*x));
 	if (!x)
 		return sm_fault_set(f, SM_GENERAL, "out of memory");
@@ -74,30 +72,30 @@ int sm_xapi_open(struct sm_xapi **out, const char *session_ref, const char *subt
 		goto fail;
 	}
 	x->session = rp_strdup(session_ref);
-	x->curl = curl_easy_init();
+	x->curl = sm_curl.easy_init();
 	if (!x->session || !x->curl) {
 		sm_fault_set(f, SM_API_SESSION, "cannot set up the XenAPI client");
 		goto fail;
 	}
-	x->headers = curl_slist_append(x->headers, "Content-Type: text/xml");
-	x->headers = curl_slist_append(x->headers, "Expect:");
+	x->headers = sm_curl.slist_append(x->headers, "Content-Type: text/xml");
+	x->headers = sm_curl.slist_append(x->headers, "Expect:");
 	if (subtask_of && *subtask_of && header_safe(subtask_of) && strlen(subtask_of) < 500) {
 		(void)snprintf(hdr, sizeof(hdr), "Subtask-of: %s", subtask_of);
-		x->headers = curl_slist_append(x->headers, hdr);
+		x->headers = sm_curl.slist_append(x->headers, hdr);
 	}
 	if (!x->headers) {
 		sm_fault_set(f, SM_GENERAL, "out of memory");
 		goto fail;
 	}
-	(void)curl_easy_setopt(x->curl, CURLOPT_UNIX_SOCKET_PATH, x->socket);
-	(void)curl_easy_setopt(x->curl, CURLOPT_URL, "http://localhost/");
-	(void)curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, x->headers);
-	(void)curl_easy_setopt(x->curl, CURLOPT_USERAGENT, "ReplunSR/" REPLUN_SM_VERSION);
-	(void)curl_easy_setopt(x->curl, CURLOPT_ERRORBUFFER, x->errbuf);
-	(void)curl_easy_setopt(x->curl, CURLOPT_CONNECTTIMEOUT, 10L);
-	(void)curl_easy_setopt(x->curl, CURLOPT_TIMEOUT, 600L);
-	(void)curl_easy_setopt(x->curl, CURLOPT_NOSIGNAL, 1L);
-	(void)curl_easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, body_write);
+	(void)sm_curl.easy_setopt(x->curl, CURLOPT_UNIX_SOCKET_PATH, x->socket);
+	(void)sm_curl.easy_setopt(x->curl, CURLOPT_URL, "http://localhost/");
+	(void)sm_curl.easy_setopt(x->curl, CURLOPT_HTTPHEADER, x->headers);
+	(void)sm_curl.easy_setopt(x->curl, CURLOPT_USERAGENT, "ReplunSR/" REPLUN_SM_VERSION);
+	(void)sm_curl.easy_setopt(x->curl, CURLOPT_ERRORBUFFER, x->errbuf);
+	(void)sm_curl.easy_setopt(x->curl, CURLOPT_CONNECTTIMEOUT, 10L);
+	(void)sm_curl.easy_setopt(x->curl, CURLOPT_TIMEOUT, 600L);
+	(void)sm_curl.easy_setopt(x->curl, CURLOPT_NOSIGNAL, 1L);
+	(void)sm_curl.easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, body_write);
 	*out = x;
 	return 0;
 fail:
@@ -110,11 +108,11 @@ void sm_xapi_close(struct sm_xapi *x)
 	if (!x)
 		return;
 	if (x->curl)
-		curl_easy_cleanup(x->curl);
-	curl_slist_free_all(x->headers);
+		sm_curl.easy_cleanup(x->curl);
+	if (x->headers)
+		sm_curl.slist_free_all(x->headers);
 	rp_free(x->session);
 	rp_free(x);
-	curl_global_cleanup();
 }
 
 /* Renders ErrorDescription ["CODE", "p1", ...] as "CODE, p1, ..." into @buf. */
@@ -185,18 +183,18 @@ int sm_xapi_call(struct sm_xapi *x, xmlrpc_value **out, const char *method, xmlr
 		sm_fault_set(f, SM_GENERAL, "building %s: %s", method, env.fault_string);
 		goto out;
 	}
-	(void)curl_easy_setopt(x->curl, CURLOPT_POSTFIELDS, xmlrpc_mem_block_contents(req));
-	(void)curl_easy_setopt(x->curl, CURLOPT_POSTFIELDSIZE, (long)xmlrpc_mem_block_size(req));
-	(void)curl_easy_setopt(x->curl, CURLOPT_WRITEDATA, &b);
+	(void)sm_curl.easy_setopt(x->curl, CURLOPT_POSTFIELDS, xmlrpc_mem_block_contents(req));
+	(void)sm_curl.easy_setopt(x->curl, CURLOPT_POSTFIELDSIZE, (long)xmlrpc_mem_block_size(req));
+	(void)sm_curl.easy_setopt(x->curl, CURLOPT_WRITEDATA, &b);
 	x->errbuf[0] = '\0';
-	cc = curl_easy_perform(x->curl);
+	cc = sm_curl.easy_perform(x->curl);
 	if (cc != CURLE_OK) {
 		sm_fault_set(f, SM_API_SESSION, "%s via '%s': %s", method, x->socket,
 		             b.toobig ? "answer too large"
-		                      : (x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc)));
+		                      : (x->errbuf[0] ? x->errbuf : sm_curl.easy_strerror(cc)));
 		goto out;
 	}
-	(void)curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &http);
+	(void)sm_curl.easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &http);
 	if (http != 200 || !b.p) {
 		sm_fault_set(f, SM_API_SESSION, "%s: HTTP status %ld", method, http);
 		goto out;
