@@ -433,10 +433,21 @@ int model_device_destroy(struct rp_array *a, const char *id, struct rp_error *er
 	rc = meta_txn_commit(a->db, err);
 	if (rc < 0)
 		goto out;
-	/* Rows are gone; now the objects. A crash here leaves the intent for model_recover. */
-	rc = model_obj_delete_payload(a, payload, err);
-	if (rc == 0)
-		rc = model_intent_delete(&in, a, err);
+	/*
+	 * Rows are gone: the device is deleted. Now the objects; when that fails (or we crash)
+	 * the intent stays and model_recover finishes the job at a later open.
+	 */
+	{
+		struct rp_error e = { 0 };
+
+		if (model_obj_delete_payload(a, payload, &e) == 0)
+			(void)model_intent_delete(&in, a, NULL);
+		else
+			rp_log(RP_LOG_WARNING,
+			       "array '%s': data of deleted LUN '%s' not removed yet: %s", a->id,
+			       id, e.msg);
+	}
+	rc = 0;
 	goto out;
 fail:
 	meta_txn_rollback(a->db);

@@ -146,8 +146,9 @@ int model_device_by_peer(struct model_device *out, struct rp_array *a, const cha
  * Removes device @id entirely from this array, no questions asked (no busy checks, no peer):
  * its rows (devices, lun_meta, presentations, snapshots) in one transaction, then its driver
  * objects (live data and snapshots) through an "obj_delete" intent so a crash in between
- * still ends with the objects gone. Absent device: success. Must NOT run inside a caller's
- * transaction (RP_ERROR): objects are deleted after the commit.
+ * still ends with the objects gone. Returns 0 once the rows are committed, even when an
+ * object could not be deleted yet (logged; model_recover retries). Absent device: success.
+ * Must NOT run inside a caller's transaction (RP_ERROR): objects are deleted after the commit.
  */
 int model_device_destroy(struct rp_array *a, const char *id, struct rp_error *err);
 

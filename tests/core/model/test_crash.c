@@ -226,6 +226,26 @@ static void test_crash__delete_source_peer_down(void **state)
 	assert_int_equal(fake_array_obj_count(f->b->root), 0);
 }
 
+/* The driver cannot delete the data: the LUN is gone anyway and the data goes later. */
+static void test_crash__delete_data_later(void **state)
+{
+	struct fx *f = *state;
+	struct rp_error err = { 0 };
+	struct rp_array *again = NULL;
+	struct rp_device d;
+
+	assert_int_equal(rp_lun_create(&d, f->a, "d", MiB, NULL, &err), 0);
+	fake_array_fail("obj_delete", 1, RP_EIO);
+	assert_int_equal(rp_lun_delete(f->a, d.id, &err), 0);
+	assert_int_equal(count_rows(f->a, "devices"), 0);
+	assert_int_equal(count_rows(f->a, "intents"), 1);
+	assert_true(fake_array_obj_exists(f->a->root, "lun-siteA-000001"));
+	assert_int_equal(rp_array_open(&again, f->a_path, NULL, &err), 0);
+	rp_array_close(again);
+	assert_int_equal(count_rows(f->a, "intents"), 0);
+	assert_false(fake_array_obj_exists(f->a->root, "lun-siteA-000001"));
+}
+
 int model_crash_tests(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -240,6 +260,8 @@ int model_crash_tests(void)
 		cmocka_unit_test_setup_teardown(test_crash__child_dies_at_peer_create,
 		                                fx_setup_fake, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_crash__delete_source_peer_down, fx_setup_fake,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_crash__delete_data_later, fx_setup_fake,
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_crash__file_orphan_removed, fx_setup_file,
 		                                fx_teardown),
