@@ -1,0 +1,2037 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sync.c - sync sessions: start (one session per group or standalone device), the detached
+ * worker (fork, setsid, fork, exec of a fresh image that opens its own databases), the data
+ * mover (source snapshot -> changed extents -> staging clone on the target -> atomic rename),
+ * completion on both arrays, and resume of sessions whose worker died.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lock.h"
+#include "model.h"
+#include "recovery.h"
+#include "sync.h"
+
+#define SYNC_BUF (4u << 20)
+#define SYNC_THROTTLED_BUF (1u << 20)
+#define SYNC_UPDATE_BYTES (64ull << 20)
+#define SYNC_UPDATE_MS 250
+
+/* ------------------------------------------------------------------------------------------ */
+/* Rows                                                                                        */
+
+#define SYNC_COLS                                                                                  \
+	"id, grp, device, source_array, target_array, status, progress, bytes_total,"              \
+	" bytes_done, started_ms, finished_ms, recovery_point, recovery_point_ms, full, error,"    \
+	" worker_pid, worker_start, heartbeat_ms, plan"
+
+static int sync_row_read(struct sync_row *r, sqlite3_stmt *st)
+{
+	const unsigned char *plan;
+
+	memset(r, 0, sizeof(*r));
+	meta_col_text(r->id, sizeof(r->id), st, 0);
+	meta_col_text(r->group, sizeof(r->group), st, 1);
+	meta_col_text(r->device, sizeof(r->device), st, 2);
+	meta_col_text(r->source_array, sizeof(r->source_array), st, 3);
+	meta_col_text(r->target_array, sizeof(r->target_array), st, 4);
+	r->status = sqlite3_column_int(st, 5);
+	r->progress = sqlite3_column_int(st, 6);
+	r->bytes_total = (uint64_t)sqlite3_column_int64(st, 7);
+	r->bytes_done = (uint64_t)sqlite3_column_int64(st, 8);
+	r->started_ms = sqlite3_column_int64(st, 9);
+	r->finished_ms = sqlite3_column_int64(st, 10);
+	meta_col_text(r->recovery_point, sizeof(r->recovery_point), st, 11);
+	r->recovery_point_ms = sqlite3_column_int64(st, 12);
+	r->full = sqlite3_column_int(st, 13) != 0;
+	meta_col_text(r->error, sizeof(r->error), st, 14);
+	r->worker_pid = sqlite3_column_int64(st, 15);
+	meta_col_text(r->worker_start, sizeof(r->worker_start), st, 16);
+	r->heartbeat_ms = sqlite3_column_int64(st, 17);
+	plan = sqlite3_column_text(st, 18);
+	if (plan) {
+		r->plan = rp_strdup((const char *)plan);
+		if (!r->plan)
+			return RP_ERROR;
+	}
+	return 0;
+}
+
+void sync_row_dispose(struct sync_row *r)
+{
+	if (r)
+		rp_freep(&r->plan);
+}
+
+int sync_row_load(struct sync_row *out, struct rp_array *a, const char *id, struct rp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = meta_prepare(&st, a->db, err, "SELECT " SYNC_COLS " FROM sync_sessions WHERE id = ?",
+	                  "t", id);
+	if (rc < 0)
+		return rc;
+	rc = meta_step(st, a->db, err);
+	if (rc == 0)
+		rc = rp_error_set(err, RP_ENOTFOUND, "sync session '%s' not found on array '%s'",
+		                  id, a->id);
+	else if (rc == 1) {
+		rc = sync_row_read(out, st);
+		if (rc < 0)
+			rc = rp_error_set(err, RP_ERROR, "out of memory");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int sync_row_insert(struct rp_array *a, const struct sync_row *r, struct rp_error *err)
+{
+	return meta_run(NULL, a->db, err,
+	                "INSERT INTO sync_sessions(id, grp, device, source_array, target_array,"
+	                " status, progress, bytes_total, bytes_done, started_ms, finished_ms,"
+	                " full, heartbeat_ms, error) VALUES(?,?,?,?,?,0,0,0,0,?,0,0,?,NULL)",
+	                "tttttii", r->id, r->group[0] ? r->group : NULL,
+	                r->device[0] ? r->device : NULL, r->source_array, r->target_array,
+	                r->started_ms, r->heartbeat_ms);
+}
+
+/* Latest session of @group / @device (local ids) on @a. RP_ENOTFOUND (no message). */
+static int sync_row_latest(struct sync_row *out, struct rp_array *a, const char *group,
+                           const char *device, bool running_only, struct rp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (group && group[0])
+		rc = meta_prepare(&st, a->db, err,
+		                  "SELECT " SYNC_COLS " FROM sync_sessions WHERE grp = ?"
+		                  " AND (?2 = 0 OR status = 0) ORDER BY started_ms DESC, id DESC"
+		                  " LIMIT 1",
+		                  "tb", group, (int)running_only);
+	else
+		rc = meta_prepare(&st, a->db, err,
+		                  "SELECT " SYNC_COLS " FROM sync_sessions WHERE device = ?"
+		                  " AND (?2 = 0 OR status = 0) ORDER BY started_ms DESC, id DESC"
+		                  " LIMIT 1",
+		                  "tb", device, (int)running_only);
+	if (rc < 0)
+		return rc;
+	rc = meta_step(st, a->db, err);
+	if (rc == 0)
+		rc = RP_ENOTFOUND;
+	else if (rc == 1) {
+		rc = sync_row_read(out, st);
+		if (rc < 0)
+			rc = rp_error_set(err, RP_ERROR, "out of memory");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int sync_worker_pid(int64_t *out, struct rp_array *a, const char *id, struct rp_error *err)
+{
+	struct sync_row r;
+	int rc;
+
+	rc = sync_row_load(&r, a, id, err);
+	if (rc < 0)
+		return rc;
+	*out = r.worker_pid;
+	sync_row_dispose(&r);
+	return 0;
+}
+
+/* Marks session @id failed on @a if still in progress. */
+static void sync_mark_failed(struct rp_array *a, const char *id, const char *why)
+{
+	(void)meta_run(NULL, a->db, NULL,
+	               "UPDATE sync_sessions SET status = 2, error = ?, finished_ms = ?,"
+	               " heartbeat_ms = ?2 WHERE id = ? AND status = 0",
+	               "tit", why, rp_now_ms(), id);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Worker liveness                                                                             */
+
+/* Start time (field 22 of /proc/<pid>/stat) of @pid, "" if gone; *zombie if state Z/X. */
+static void proc_start_time(char out[32], pid_t pid, bool *zombie)
+{
+	char path[64], buf[1024], *p;
+	ssize_t n;
+	int fd, field;
+
+	out[0] = '\0';
+	*zombie = false;
+	(void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	(void)close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	/* comm may hold spaces and parentheses: fields start after the last ')' */
+	p = strrchr(buf, ')');
+	if (!p)
+		return;
+	p++;
+	/* field 3 (state) is the first word after ") " */
+	field = 3;
+	while (*p == ' ')
+		p++;
+	while (*p) {
+		char *w = p;
+		size_t len;
+
+		while (*p && *p != ' ')
+			p++;
+		len = (size_t)(p - w);
+		if (field == 3 && len > 0 && (w[0] == 'Z' || w[0] == 'X'))
+			*zombie = true;
+		if (field == 22) {
+			if (len >= 32)
+				len = 31;
+			memcpy(out, w, len);
+			out[len] = '\0';
+			return;
+		}
+		while (*p == ' ')
+			p++;
+		field++;
+	}
+}
+
+static bool sync_worker_alive(const struct sync_row *r)
+{
+	char start[32];
+	bool zombie;
+
+	if (r->worker_pid <= 0)
+		return rp_now_ms() - r->heartbeat_ms < SYNC_START_GRACE_MS;
+	proc_start_time(start, (pid_t)r->worker_pid, &zombie);
+	if (!start[0] || zombie)
+		return false;
+	if (r->worker_start[0] && strcmp(start, r->worker_start) != 0)
+		return false; /* pid reused by another process */
+	return true;
+}
+
+static void sync_record_worker(struct rp_array *a, const char *id, pid_t pid)
+{
+	char start[32];
+	bool zombie;
+
+	proc_start_time(start, pid, &zombie);
+	(void)meta_run(NULL, a->db, NULL,
+	               "UPDATE sync_sessions SET worker_pid = ?, worker_start = ?, heartbeat_ms = ?"
+	               " WHERE id = ? AND status = 0",
+	               "itit", (int64_t)pid, start, rp_now_ms(), id);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Plan: what a session moves. Recorded before any data moves so a restart redoes the same.   */
+
+struct sync_dev {
+	char src[RP_ID_MAX];      /* source device id */
+	char tgt[RP_ID_MAX];      /* target device id */
+	char snap[RP_ID_MAX];     /* new source snapshot id ("base-<src>-<rp ms>") */
+	char src_base[RP_ID_MAX]; /* source base snapshot id, "" = full sync */
+	char tgt_base[RP_ID_MAX]; /* target base snapshot id, "" = full sync */
+	uint64_t size;
+	/* filled while running */
+	char snap_obj[ARRAY_OBJ_MAX];
+	char src_base_obj[ARRAY_OBJ_MAX];
+	char tgt_base_obj[ARRAY_OBJ_MAX];
+	char stage[ARRAY_OBJ_MAX];
+	struct array_extent *ext;
+	size_t n_ext, cap_ext;
+};
+
+struct sync_plan {
+	char rp[RP_ID_MAX];
+	int64_t rp_ms;
+	size_t n;
+	struct sync_dev *dev;
+};
+
+static void sync_plan_dispose(struct sync_plan *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		rp_free(p->dev[i].ext);
+	rp_freep(&p->dev);
+	p->n = 0;
+}
+
+static int sync_plan_add(struct sync_plan *p, struct sync_dev **out)
+{
+	struct sync_dev *tmp;
+
+	tmp = rp_realloc(p->dev, (p->n + 1) * sizeof(*tmp));
+	if (!tmp)
+		return RP_ERROR;
+	p->dev = tmp;
+	memset(&p->dev[p->n], 0, sizeof(p->dev[p->n]));
+	*out = &p->dev[p->n++];
+	return 0;
+}
+
+static int sync_plan_format(char **out, const struct sync_plan *p)
+{
+	size_t cap = 128 + p->n * (6 * RP_ID_MAX + 32), len = 0, i;
+	char *s;
+	int n;
+
+	s = rp_malloc(cap);
+	if (!s)
+		return RP_ERROR;
+	n = snprintf(s, cap, "rp %s %lld\n", p->rp, (long long)p->rp_ms);
+	len = (size_t)n;
+	for (i = 0; i < p->n; i++) {
+		const struct sync_dev *d = &p->dev[i];
+
+		n = snprintf(s + len, cap - len, "dev %s %s %s %s %s %" PRIu64 "\n", d->src, d->tgt,
+		             d->snap, d->src_base[0] ? d->src_base : "-",
+		             d->tgt_base[0] ? d->tgt_base : "-", d->size);
+		if (n < 0 || (size_t)n >= cap - len) {
+			rp_free(s);
+			return RP_ERROR;
+		}
+		len += (size_t)n;
+	}
+	*out = s;
+	return 0;
+}
+
+static int plan_word(char *dst, size_t len, char **cur)
+{
+	char *p = *cur, *start;
+	size_t n;
+
+	while (*p == ' ')
+		p++;
+	start = p;
+	while (*p && *p != ' ' && *p != '\n')
+		p++;
+	n = (size_t)(p - start);
+	if (n == 0 || n >= len)
+		return -1;
+	memcpy(dst, start, n);
+	dst[n] = '\0';
+	*cur = p;
+	return 0;
+}
+
+static int sync_plan_parse(struct sync_plan *p, const char *text, struct rp_error *err)
+{
+	char *copy, *line, *next, word[RP_ID_MAX], num[32];
+	char *end;
+	int rc = 0;
+
+	memset(p, 0, sizeof(*p));
+	copy = rp_strdup(text);
+	if (!copy)
+		return rp_error_set(err, RP_ERROR, "out of memory");
+	for (line = copy; line && *line; line = next) {
+		char *cur = line;
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (plan_word(word, sizeof(word), &cur) < 0)
+			continue;
+		if (strcmp(word, "rp") == 0) {
+			if (plan_word(p->rp, sizeof(p->rp), &cur) < 0 ||
+			    plan_word(num, sizeof(num), &cur) < 0)
+				goto bad;
+			errno = 0;
+			p->rp_ms = strtoll(num, &end, 10);
+			if (errno || *end)
+				goto bad;
+		} else if (strcmp(word, "dev") == 0) {
+			struct sync_dev *d;
+
+			if (sync_plan_add(p, &d) < 0) {
+				rc = rp_error_set(err, RP_ERROR, "out of memory");
+				goto out;
+			}
+			if (plan_word(d->src, sizeof(d->src), &cur) < 0 ||
+			    plan_word(d->tgt, sizeof(d->tgt), &cur) < 0 ||
+			    plan_word(d->snap, sizeof(d->snap), &cur) < 0 ||
+			    plan_word(d->src_base, sizeof(d->src_base), &cur) < 0 ||
+			    plan_word(d->tgt_base, sizeof(d->tgt_base), &cur) < 0 ||
+			    plan_word(num, sizeof(num), &cur) < 0)
+				goto bad;
+			if (strcmp(d->src_base, "-") == 0)
+				d->src_base[0] = '\0';
+			if (strcmp(d->tgt_base, "-") == 0)
+				d->tgt_base[0] = '\0';
+			errno = 0;
+			d->size = strtoull(num, &end, 10);
+			if (errno || *end)
+				goto bad;
+		} else {
+			goto bad;
+		}
+	}
+	if (!p->rp[0])
+		goto bad;
+	goto out;
+bad:
+	rc = rp_error_set(err, RP_ECORRUPT, "sync plan is corrupt");
+out:
+	rp_free(copy);
+	if (rc < 0)
+		sync_plan_dispose(p);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The running session                                                                         */
+
+struct sync_ctx {
+	struct rp_array *src;
+	struct rp_array *tgt;
+	struct sync_row row; /* target's row */
+	struct sync_plan plan;
+	char lock_src[RP_ID_MAX]; /* group id or source device id */
+	char lock_tgt[RP_ID_MAX]; /* group id or target device id */
+	uint64_t total;
+	uint64_t done;
+	uint64_t last_update_bytes;
+	int64_t last_update_ms;
+	unsigned throttle_ms;
+	bool aborted;
+};
+
+/* Writes progress to both rows; detects an abort (target row no longer in progress). */
+static int sync_progress(struct sync_ctx *c, bool force, struct rp_error *err)
+{
+	int64_t now = rp_now_ms();
+	int changes = 0, progress, rc;
+
+	if (!force && c->done - c->last_update_bytes < SYNC_UPDATE_BYTES &&
+	    now - c->last_update_ms < SYNC_UPDATE_MS)
+		return 0;
+	c->last_update_bytes = c->done;
+	c->last_update_ms = now;
+	progress = c->total ? (int)(c->done * 100 / c->total) : 0;
+	if (progress > 99)
+		progress = 99;
+	rc = meta_run(&changes, c->tgt->db, err,
+	              "UPDATE sync_sessions SET bytes_total = ?, bytes_done = ?, progress = ?,"
+	              " heartbeat_ms = ? WHERE id = ? AND status = 0",
+	              "uubit", c->total, c->done, progress, now, c->row.id);
+	if (rc < 0)
+		return rc;
+	if (changes == 0) {
+		c->aborted = true;
+		return rp_error_set(err, RP_EBUSY, "sync session '%s' was aborted", c->row.id);
+	}
+	(void)meta_run(NULL, c->src->db, NULL,
+	               "UPDATE sync_sessions SET bytes_total = ?, bytes_done = ?, progress = ?,"
+	               " heartbeat_ms = ? WHERE id = ? AND status = 0",
+	               "uubit", c->total, c->done, progress, now, c->row.id);
+	return 0;
+}
+
+/* Makes sure target group @gid exists on @tgt as a target of @src. */
+static int sync_ensure_target_group(struct rp_array *src, struct rp_array *tgt,
+                                    const struct model_group *sg, struct rp_error *err)
+{
+	struct model_group g;
+	struct rp_group pub;
+	struct rp_error e2;
+	int rc;
+
+	rp_error_clear(&e2);
+	rc = model_group_load(&g, tgt, sg->id, &e2);
+	if (rc == RP_ENOTFOUND) {
+		rc = rp_group_create(&pub, tgt, sg->id, sg->name, err);
+		if (rc < 0 && rc != RP_EEXISTS)
+			return rc;
+		rc = model_group_load(&g, tgt, sg->id, err);
+		if (rc < 0)
+			return rc;
+	} else if (rc < 0) {
+		return rp_error_set(err, rc, "%s", e2.msg);
+	}
+	if (g.role == RP_GROUP_TARGET && strcmp(g.peer_array, src->id) == 0)
+		return 0;
+	if (g.role == RP_GROUP_PROMOTED_TARGET || g.role == RP_GROUP_SOURCE ||
+	    g.role == RP_GROUP_DEMOTED_SOURCE)
+		return rp_error_set(err, RP_ESTATE,
+		                    "group '%s' on array '%s' is %s, not a replication target",
+		                    g.id, tgt->id, rp_group_role_name(g.role));
+	g.role = RP_GROUP_TARGET;
+	rp_strlcpy(g.peer_array, src->id, sizeof(g.peer_array));
+	g.rpo = sg->rpo;
+	g.retention = sg->retention;
+	return model_group_store(tgt, &g, err);
+}
+
+/*
+ * Finds or creates the target device of source device @d on @tgt. On creation both rows are
+ * linked and the source becomes a replication source.
+ */
+static int sync_ensure_target_dev(struct model_device *out, struct rp_array *src,
+                                  struct rp_array *tgt, struct model_device *d,
+                                  struct rp_error *err)
+{
+	struct rp_lun_create_opts opts;
+	struct rp_device nd;
+	struct rp_error e2;
+	int rc;
+
+	if (d->peer_device[0] && strcmp(d->peer_array, tgt->id) == 0) {
+		rp_error_clear(&e2);
+		rc = model_device_load(out, tgt, d->peer_device, &e2);
+		if (rc == 0)
+			goto check;
+		if (rc != RP_ENOTFOUND)
+			return rp_error_set(err, rc, "%s", e2.msg);
+	}
+	memset(&opts, 0, sizeof(opts));
+	rc = rp_lun_create(&nd, tgt, d->name, d->size, &opts, err);
+	if (rc < 0)
+		return rc;
+	rc = model_device_load(out, tgt, nd.id, err);
+	if (rc < 0)
+		return rc;
+	rp_strlcpy(out->group, d->group, sizeof(out->group));
+	out->state = RP_DEV_TARGET;
+	out->read_only = true;
+	rp_strlcpy(out->peer_array, src->id, sizeof(out->peer_array));
+	rp_strlcpy(out->peer_device, d->id, sizeof(out->peer_device));
+	rc = model_device_store(tgt, out, err);
+	if (rc < 0)
+		return rc;
+	(void)recovery_drv_set_readonly(tgt, out->obj, true, NULL);
+	rc = model_device_set_state(src, d->id, d->state == RP_DEV_LOCAL ? RP_DEV_SOURCE : d->state,
+	                            -1, tgt->id, out->id, err);
+	if (rc < 0)
+		return rc;
+	if (d->state == RP_DEV_LOCAL)
+		d->state = RP_DEV_SOURCE;
+	rp_strlcpy(d->peer_array, tgt->id, sizeof(d->peer_array));
+	rp_strlcpy(d->peer_device, out->id, sizeof(d->peer_device));
+	rp_log(RP_LOG_INFO, "created target '%s' on array '%s' for '%s'", out->id, tgt->id, d->id);
+check:
+	if (out->state != RP_DEV_TARGET)
+		return rp_error_set(err, RP_ESTATE, "device '%s' on array '%s' is %s, not a target",
+		                    out->id, tgt->id, rp_dev_state_name(out->state));
+	return 0;
+}
+
+/* Deletes leftover in-flight ("sync") snapshots of source device @dev. */
+static void sync_drop_inflight(struct rp_array *src, const char *dev)
+{
+	struct model_snapshot *list = NULL;
+	size_t n = 0, i;
+
+	if (model_snapshot_list(&list, &n, src, dev, NULL, RECOVERY_KIND_SYNC, NULL) < 0)
+		return;
+	for (i = 0; i < n; i++)
+		(void)recovery_snapshot_delete(src, list[i].id, NULL);
+	rp_free(list);
+}
+
+/* Decides full vs incremental for one device: both bases exist and share a recovery point. */
+static void sync_pick_bases(struct sync_dev *sd, struct rp_array *src, struct rp_array *tgt,
+                            const struct model_device *d, const struct model_device *t)
+{
+	struct model_snapshot sb, tb;
+	bool ok;
+
+	sd->src_base[0] = sd->tgt_base[0] = '\0';
+	if (!d->base_snapshot[0] || !t->base_snapshot[0])
+		return;
+	if (model_snapshot_load(&sb, src, d->base_snapshot, NULL) < 0 ||
+	    model_snapshot_load(&tb, tgt, t->base_snapshot, NULL) < 0)
+		return;
+	if (!sb.recovery_point[0] || strcmp(sb.recovery_point, tb.recovery_point) != 0)
+		return;
+	if (recovery_drv_exists(&ok, src, sb.obj, NULL) < 0 || !ok)
+		return;
+	if (recovery_drv_exists(&ok, tgt, tb.obj, NULL) < 0 || !ok)
+		return;
+	rp_strlcpy(sd->src_base, sb.id, sizeof(sd->src_base));
+	rp_strlcpy(sd->tgt_base, tb.id, sizeof(sd->tgt_base));
+}
+
+static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
+{
+	struct model_device *members = NULL, one, t;
+	struct model_group sg;
+	struct sync_plan *p = &c->plan;
+	size_t n = 0, i;
+	char *text = NULL;
+	bool full = false;
+	int lfd = -1, rc;
+
+	memset(p, 0, sizeof(*p));
+	rc = lock_group(c->src, c->lock_src, &lfd, err);
+	if (rc < 0)
+		return rc;
+	if (c->row.group[0]) {
+		rc = model_group_load(&sg, c->src, c->row.group, err);
+		if (rc < 0)
+			goto out;
+		if (sg.role != RP_GROUP_SOURCE && sg.role != RP_GROUP_DEMOTED_SOURCE) {
+			rc = rp_error_set(err, RP_ESTATE,
+			                  "group '%s' on array '%s' is %s, not a source", sg.id,
+			                  c->src->id, rp_group_role_name(sg.role));
+			goto out;
+		}
+		rc = sync_ensure_target_group(c->src, c->tgt, &sg, err);
+		if (rc < 0)
+			goto out;
+		rc = model_device_list(&members, &n, c->src, c->row.group, err);
+		if (rc < 0)
+			goto out;
+	} else {
+		struct sync_row srow;
+
+		/* the source row holds the source device id */
+		rc = sync_row_load(&srow, c->src, c->row.id, err);
+		if (rc < 0)
+			goto out;
+		rc = model_device_load(&one, c->src, srow.device, err);
+		sync_row_dispose(&srow);
+		if (rc < 0)
+			goto out;
+		members = rp_malloc(sizeof(*members));
+		if (!members) {
+			rc = rp_error_set(err, RP_ERROR, "out of memory");
+			goto out;
+		}
+		members[0] = one;
+		n = 1;
+	}
+
+	p->rp_ms = rp_now_ms();
+	recovery_point_id(p->rp, p->rp_ms);
+	for (i = 0; i < n; i++) {
+		struct model_device *d = &members[i];
+		struct sync_dev *sd;
+
+		if (d->state != RP_DEV_SOURCE && d->state != RP_DEV_DEMOTED_SOURCE &&
+		    d->state != RP_DEV_LOCAL) {
+			rc = rp_error_set(err, RP_ESTATE,
+			                  "device '%s' on array '%s' is %s, not a source", d->id,
+			                  c->src->id, rp_dev_state_name(d->state));
+			goto out;
+		}
+		if (d->state == RP_DEV_LOCAL && !c->row.group[0]) {
+			rc = rp_error_set(err, RP_ESTATE, "device '%s' is not replicated", d->id);
+			goto out;
+		}
+		rc = sync_ensure_target_dev(&t, c->src, c->tgt, d, err);
+		if (rc < 0)
+			goto out;
+		sync_drop_inflight(c->src, d->id);
+		if (sync_plan_add(p, &sd) < 0) {
+			rc = rp_error_set(err, RP_ERROR, "out of memory");
+			goto out;
+		}
+		rp_strlcpy(sd->src, d->id, sizeof(sd->src));
+		rp_strlcpy(sd->tgt, t.id, sizeof(sd->tgt));
+		(void)snprintf(sd->snap, sizeof(sd->snap), "base-%s-%lld", d->id,
+		               (long long)p->rp_ms);
+		sd->size = d->size;
+		sync_pick_bases(sd, c->src, c->tgt, d, &t);
+		if (!sd->src_base[0])
+			full = true;
+	}
+
+	/*
+	 * The clones follow each other with nothing in between. The array filesystem is not
+	 * frozen around them: FICLONE blocks on a frozen filesystem (it needs a write), so
+	 * FIFREEZE + clone on the same filesystem would hang. rp_sync_start warns
+	 * (RP_WARN_NO_FREEZE) for groups of several devices.
+	 */
+	for (i = 0; i < p->n; i++) {
+		model_snapshot_obj(p->dev[i].snap_obj, p->dev[i].snap);
+		(void)recovery_drv_delete(c->src, p->dev[i].snap_obj, NULL);
+		rc = recovery_drv_clone(c->src, members[i].obj, p->dev[i].snap_obj, err);
+		if (rc < 0)
+			break;
+	}
+	if (rc < 0)
+		goto undo;
+
+	/* Record the snapshots, then the plan (target row first: it is authoritative). */
+	for (i = 0; i < p->n; i++) {
+		struct model_snapshot s;
+
+		memset(&s, 0, sizeof(s));
+		rp_strlcpy(s.id, p->dev[i].snap, sizeof(s.id));
+		rp_strlcpy(s.device, members[i].id, sizeof(s.device));
+		rp_strlcpy(s.group, members[i].group, sizeof(s.group));
+		rp_strlcpy(s.kind, RECOVERY_KIND_SYNC, sizeof(s.kind));
+		rp_strlcpy(s.obj, p->dev[i].snap_obj, sizeof(s.obj));
+		wwn_snapshot(s.wwn, c->src->id, s.id);
+		rp_strlcpy(s.recovery_point, p->rp, sizeof(s.recovery_point));
+		s.recovery_point_ms = p->rp_ms;
+		s.created_ms = rp_now_ms();
+		rc = model_snapshot_insert(c->src, &s, err);
+		if (rc < 0)
+			goto undo;
+	}
+	if (sync_plan_format(&text, p) < 0) {
+		rc = rp_error_set(err, RP_ERROR, "out of memory");
+		goto undo;
+	}
+	{
+		int changes = 0;
+
+		rc = meta_run(&changes, c->tgt->db, err,
+		              "UPDATE sync_sessions SET plan = ?, recovery_point = ?,"
+		              " recovery_point_ms = ?, full = ?, heartbeat_ms = ?"
+		              " WHERE id = ? AND status = 0",
+		              "ttibit", text, p->rp, p->rp_ms, (int)full, rp_now_ms(), c->row.id);
+		if (rc == 0 && changes == 0) {
+			c->aborted = true;
+			rc = rp_error_set(err, RP_EBUSY, "sync session '%s' was aborted",
+			                  c->row.id);
+		}
+		if (rc < 0)
+			goto undo;
+	}
+	(void)meta_run(NULL, c->src->db, NULL,
+	               "UPDATE sync_sessions SET plan = ?, recovery_point = ?,"
+	               " recovery_point_ms = ?, full = ? WHERE id = ?",
+	               "ttibt", text, p->rp, p->rp_ms, (int)full, c->row.id);
+	c->row.full = full;
+	goto out;
+undo:
+	for (i = 0; i < p->n; i++)
+		(void)recovery_snapshot_delete(c->src, p->dev[i].snap, NULL);
+	for (i = 0; i < p->n; i++)
+		recovery_obj_gc(c->src, p->dev[i].snap_obj);
+	sync_plan_dispose(p);
+out:
+	rp_free(text);
+	rp_free(members);
+	unlock(lfd);
+	return rc;
+}
+
+static int sync_ext_cb(const struct array_extent *ext, void *payload)
+{
+	struct sync_dev *d = payload;
+	struct array_extent *tmp;
+
+	if (d->n_ext > 0) {
+		struct array_extent *last = &d->ext[d->n_ext - 1];
+
+		/* merge adjacent ranges of the same kind: fewer, larger transfers */
+		if (last->zero == ext->zero && last->offset + last->length == ext->offset) {
+			last->length += ext->length;
+			return 0;
+		}
+	}
+	if (d->n_ext == d->cap_ext) {
+		size_t cap = d->cap_ext ? d->cap_ext * 2 : 64;
+
+		tmp = rp_realloc(d->ext, cap * sizeof(*tmp));
+		if (!tmp)
+			return -1;
+		d->ext = tmp;
+		d->cap_ext = cap;
+	}
+	d->ext[d->n_ext++] = *ext;
+	return 0;
+}
+
+/* Resolves objects of the plan and collects the changed extents of every device. */
+static int sync_collect(struct sync_ctx *c, struct rp_error *err)
+{
+	size_t i, j;
+	int rc;
+
+	c->total = 0;
+	for (i = 0; i < c->plan.n; i++) {
+		struct sync_dev *d = &c->plan.dev[i];
+		struct model_snapshot s;
+
+		rc = model_snapshot_load(&s, c->src, d->snap, err);
+		if (rc < 0)
+			return rc;
+		rp_strlcpy(d->snap_obj, s.obj, sizeof(d->snap_obj));
+		if (d->src_base[0]) {
+			struct model_snapshot b, tb;
+			struct rp_error e2;
+
+			rp_error_clear(&e2);
+			if (model_snapshot_load(&b, c->src, d->src_base, &e2) == 0 &&
+			    model_snapshot_load(&tb, c->tgt, d->tgt_base, &e2) == 0) {
+				rp_strlcpy(d->src_base_obj, b.obj, sizeof(d->src_base_obj));
+				rp_strlcpy(d->tgt_base_obj, tb.obj, sizeof(d->tgt_base_obj));
+			} else {
+				/* a base vanished (deleted by hand?): fall back to a full copy */
+				d->src_base[0] = d->tgt_base[0] = '\0';
+			}
+		}
+		(void)snprintf(d->stage, sizeof(d->stage), "stage-%s-%s", c->row.id, d->tgt);
+		if (!c->src->drv->ops->changed_extents)
+			return rp_error_set(err, RP_ENOTSUPPORTED, "array '%s' cannot list extents",
+			                    c->src->id);
+		d->n_ext = 0;
+		rc = c->src->drv->ops->changed_extents(c->src->drv,
+		                                       d->src_base[0] ? d->src_base_obj : NULL,
+		                                       d->snap_obj, sync_ext_cb, d, err);
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			return rp_error_set(err, RP_ERROR, "out of memory");
+		for (j = 0; j < d->n_ext; j++)
+			if (!d->ext[j].zero)
+				c->total += d->ext[j].length;
+	}
+	return 0;
+}
+
+static int sync_move_dev(struct sync_ctx *c, struct sync_dev *d, char *buf, size_t bufsz,
+                         struct rp_error *err)
+{
+	const struct array_ops *so = c->src->drv->ops, *to = c->tgt->drv->ops;
+	struct array_obj_stat st;
+	size_t j;
+	int rc;
+
+	if (!so->read || !to->write || !to->punch || !to->obj_create || !to->obj_stat)
+		return rp_error_set(err, RP_ENOTSUPPORTED, "array cannot move data");
+	(void)recovery_drv_delete(c->tgt, d->stage, NULL);
+	if (d->tgt_base[0])
+		rc = recovery_drv_clone(c->tgt, d->tgt_base_obj, d->stage, err);
+	else
+		rc = to->obj_create(c->tgt->drv, d->stage, d->size, err);
+	if (rc < 0)
+		return rc;
+	rc = to->obj_stat(&st, c->tgt->drv, d->stage, err);
+	if (rc < 0)
+		return rc;
+	if (st.read_only)
+		(void)recovery_drv_set_readonly(c->tgt, d->stage, false, NULL);
+	if (st.size != d->size) {
+		if (!to->obj_resize)
+			return rp_error_set(err, RP_ENOTSUPPORTED, "array '%s' cannot resize",
+			                    c->tgt->id);
+		rc = to->obj_resize(c->tgt->drv, d->stage, d->size, err);
+		if (rc < 0)
+			return rc;
+	}
+	for (j = 0; j < d->n_ext; j++) {
+		const struct array_extent *e = &d->ext[j];
+		uint64_t off = e->offset, end = e->offset + e->length;
+
+		if (end > d->size)
+			end = d->size;
+		if (off >= end)
+			continue;
+		if (e->zero) {
+			rc = to->punch(c->tgt->drv, d->stage, off, end - off, err);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		while (off < end) {
+			size_t n = (size_t)(end - off < bufsz ? end - off : bufsz);
+
+			rc = so->read(c->src->drv, d->snap_obj, off, buf, n, err);
+			if (rc < 0)
+				return rc;
+			rc = to->write(c->tgt->drv, d->stage, off, buf, n, err);
+			if (rc < 0)
+				return rc;
+			off += n;
+			c->done += n;
+			if (c->throttle_ms) {
+				struct timespec ts = { c->throttle_ms / 1000,
+					               (long)(c->throttle_ms % 1000) * 1000000L };
+
+				(void)nanosleep(&ts, NULL);
+			}
+			rc = sync_progress(c, false, err);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	if (to->flush) {
+		rc = to->flush(c->tgt->drv, d->stage, err);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int sync_move(struct sync_ctx *c, struct rp_error *err)
+{
+	size_t bufsz = c->throttle_ms ? SYNC_THROTTLED_BUF : SYNC_BUF, i;
+	char *buf;
+	int rc = 0;
+
+	buf = rp_malloc(bufsz);
+	if (!buf)
+		return rp_error_set(err, RP_ERROR, "out of memory");
+	c->done = 0;
+	rc = sync_progress(c, true, err);
+	for (i = 0; rc == 0 && i < c->plan.n; i++)
+		rc = sync_move_dev(c, &c->plan.dev[i], buf, bufsz, err);
+	rp_free(buf);
+	if (rc == 0)
+		rc = sync_progress(c, true, err);
+	return rc;
+}
+
+/* Retention of recovery points on the target: newest @keep "rp" snapshots of a device stay. */
+static int sync_prune(struct rp_array *tgt, const char *dev, uint32_t keep, char ***gc,
+                      size_t *n_gc, struct rp_error *err)
+{
+	struct model_snapshot *list = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	if (keep < 1)
+		keep = 1;
+	rc = model_snapshot_list(&list, &n, tgt, dev, NULL, RECOVERY_KIND_RP, err);
+	if (rc < 0)
+		return rc;
+	for (i = keep; i < n; i++) {
+		char **tmp;
+
+		rc = model_snapshot_delete(tgt, list[i].id, err);
+		if (rc < 0)
+			break;
+		tmp = rp_realloc(*gc, (*n_gc + 1) * sizeof(char *));
+		if (!tmp) {
+			rc = rp_error_set(err, RP_ERROR, "out of memory");
+			break;
+		}
+		*gc = tmp;
+		(*gc)[*n_gc] = rp_strdup(list[i].obj);
+		if ((*gc)[*n_gc])
+			(*n_gc)++;
+	}
+	rp_free(list);
+	return rc < 0 ? rc : 0;
+}
+
+static int gc_add(char ***gc, size_t *n_gc, const char *obj)
+{
+	char **tmp;
+
+	tmp = rp_realloc(*gc, (*n_gc + 1) * sizeof(char *));
+	if (!tmp)
+		return RP_ERROR;
+	*gc = tmp;
+	(*gc)[*n_gc] = rp_strdup(obj);
+	if (!(*gc)[*n_gc])
+		return RP_ERROR;
+	(*n_gc)++;
+	return 0;
+}
+
+static void gc_run(struct rp_array *a, char **gc, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		recovery_obj_gc(a, gc[i]);
+		rp_free(gc[i]);
+	}
+	rp_free(gc);
+}
+
+/* Deletes every "base" row of @dev except @keep, collecting their objects. */
+static int sync_drop_old_bases(struct rp_array *a, const char *dev, const char *keep, char ***gc,
+                               size_t *n_gc, struct rp_error *err)
+{
+	struct model_snapshot *list = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	rc = model_snapshot_list(&list, &n, a, dev, NULL, RECOVERY_KIND_BASE, err);
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < n; i++) {
+		if (strcmp(list[i].id, keep) == 0)
+			continue;
+		rc = model_snapshot_delete(a, list[i].id, err);
+		if (rc < 0)
+			break;
+		if (gc_add(gc, n_gc, list[i].obj) < 0) {
+			rc = rp_error_set(err, RP_ERROR, "out of memory");
+			break;
+		}
+	}
+	rp_free(list);
+	return rc < 0 ? rc : 0;
+}
+
+static int sync_copy_meta(struct rp_array *src, const char *sid, struct rp_array *tgt,
+                          const char *tid, enum model_meta_table table, struct rp_error *err)
+{
+	struct model_kv *kv = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = model_kv_list(&kv, &n, src, table, sid, err);
+	if (rc < 0)
+		return rc;
+	rc = model_kv_replace_all(tgt, table, tid, kv, n, err);
+	model_kv_free(kv, n);
+	return rc;
+}
+
+/* Applies the staged data on the target and records the recovery point there. */
+static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
+{
+	struct sync_plan *p = &c->plan;
+	struct model_device *tdev = NULL;
+	char **gc = NULL;
+	size_t n_gc = 0, i;
+	uint32_t retention = 3;
+	bool in_txn = false;
+	int lfd = -1, rc;
+
+	tdev = rp_calloc(p->n ? p->n : 1, sizeof(*tdev));
+	if (!tdev)
+		return rp_error_set(err, RP_ERROR, "out of memory");
+	rc = lock_group(c->tgt, c->lock_tgt, &lfd, err);
+	if (rc < 0)
+		goto out;
+	/* still ours? (failover at the target aborts incoming sessions) */
+	rc = sync_progress(c, true, err);
+	if (rc < 0)
+		goto out;
+	for (i = 0; i < p->n; i++) {
+		rc = model_device_load(&tdev[i], c->tgt, p->dev[i].tgt, err);
+		if (rc < 0)
+			goto out;
+		if (tdev[i].state != RP_DEV_TARGET) {
+			rc = rp_error_set(err, RP_ESTATE,
+			                  "device '%s' on array '%s' is %s, not a target",
+			                  tdev[i].id, c->tgt->id, rp_dev_state_name(tdev[i].state));
+			goto out;
+		}
+	}
+	if (c->row.group[0]) {
+		struct model_group g;
+
+		if (model_group_load(&g, c->src, c->row.group, NULL) == 0)
+			retention = g.retention;
+	}
+	/* Atomic switch of each device, then its recovery-point snapshot. */
+	for (i = 0; i < p->n; i++) {
+		struct sync_dev *d = &p->dev[i];
+		char rpid[RP_ID_MAX], obj[ARRAY_OBJ_MAX];
+
+		if (!c->tgt->drv->ops->obj_rename) {
+			rc = rp_error_set(err, RP_ENOTSUPPORTED, "array '%s' cannot rename",
+			                  c->tgt->id);
+			goto out;
+		}
+		rc = c->tgt->drv->ops->obj_rename(c->tgt->drv, d->stage, tdev[i].obj, err);
+		if (rc < 0)
+			goto out;
+		(void)recovery_drv_set_readonly(c->tgt, tdev[i].obj, true, NULL);
+		(void)snprintf(rpid, sizeof(rpid), "rp-%s-%lld", d->tgt, (long long)p->rp_ms);
+		model_snapshot_obj(obj, rpid);
+		(void)recovery_drv_delete(c->tgt, obj, NULL);
+		rc = recovery_drv_clone(c->tgt, tdev[i].obj, obj, err);
+		if (rc < 0)
+			goto out;
+	}
+
+	rc = meta_txn_begin(c->tgt->db, err);
+	if (rc < 0)
+		goto out;
+	in_txn = true;
+	for (i = 0; i < p->n; i++) {
+		struct sync_dev *d = &p->dev[i];
+		struct model_snapshot s;
+		struct model_device sd;
+
+		memset(&s, 0, sizeof(s));
+		(void)snprintf(s.id, sizeof(s.id), "rp-%s-%lld", d->tgt, (long long)p->rp_ms);
+		model_snapshot_obj(s.obj, s.id);
+		rp_strlcpy(s.device, d->tgt, sizeof(s.device));
+		rp_strlcpy(s.group, c->row.group, sizeof(s.group));
+		rp_strlcpy(s.kind, RECOVERY_KIND_RP, sizeof(s.kind));
+		wwn_snapshot(s.wwn, c->tgt->id, s.id);
+		rp_strlcpy(s.recovery_point, p->rp, sizeof(s.recovery_point));
+		s.recovery_point_ms = p->rp_ms;
+		s.created_ms = rp_now_ms();
+		(void)model_snapshot_delete(c->tgt, s.id, NULL);
+		rc = model_snapshot_insert(c->tgt, &s, err);
+		if (rc < 0)
+			goto out;
+		/* the target's base shares the object of its newest recovery point */
+		(void)snprintf(s.id, sizeof(s.id), "base-%s-%lld", d->tgt, (long long)p->rp_ms);
+		rp_strlcpy(s.kind, RECOVERY_KIND_BASE, sizeof(s.kind));
+		wwn_snapshot(s.wwn, c->tgt->id, s.id);
+		(void)model_snapshot_delete(c->tgt, s.id, NULL);
+		rc = model_snapshot_insert(c->tgt, &s, err);
+		if (rc < 0)
+			goto out;
+		rc = sync_drop_old_bases(c->tgt, d->tgt, s.id, &gc, &n_gc, err);
+		if (rc < 0)
+			goto out;
+		rc = sync_prune(c->tgt, d->tgt, retention, &gc, &n_gc, err);
+		if (rc < 0)
+			goto out;
+		rc = sync_copy_meta(c->src, d->src, c->tgt, d->tgt, MODEL_LUN_META, err);
+		if (rc < 0)
+			goto out;
+		rc = model_device_load(&tdev[i], c->tgt, d->tgt, err);
+		if (rc < 0)
+			goto out;
+		if (model_device_load(&sd, c->src, d->src, NULL) == 0)
+			rp_strlcpy(tdev[i].name, sd.name, sizeof(tdev[i].name));
+		tdev[i].size = d->size;
+		rp_strlcpy(tdev[i].recovery_point, p->rp, sizeof(tdev[i].recovery_point));
+		tdev[i].recovery_point_ms = p->rp_ms;
+		rp_strlcpy(tdev[i].base_snapshot, s.id, sizeof(tdev[i].base_snapshot));
+		rc = model_device_store(c->tgt, &tdev[i], err);
+		if (rc < 0)
+			goto out;
+	}
+	if (c->row.group[0]) {
+		struct model_group g, sg;
+
+		rc = model_group_load(&g, c->tgt, c->row.group, err);
+		if (rc < 0)
+			goto out;
+		rp_strlcpy(g.recovery_point, p->rp, sizeof(g.recovery_point));
+		g.recovery_point_ms = p->rp_ms;
+		if (model_group_load(&sg, c->src, c->row.group, NULL) == 0) {
+			g.rpo = sg.rpo;
+			g.retention = sg.retention;
+			rp_strlcpy(g.name, sg.name, sizeof(g.name));
+		}
+		rc = model_group_store(c->tgt, &g, err);
+		if (rc < 0)
+			goto out;
+		rc = sync_copy_meta(c->src, c->row.group, c->tgt, c->row.group, MODEL_GROUP_META,
+		                    err);
+		if (rc < 0)
+			goto out;
+	}
+	rc = meta_run(NULL, c->tgt->db, err,
+	              "UPDATE sync_sessions SET status = 1, progress = 100, bytes_total = ?,"
+	              " bytes_done = ?, finished_ms = ?, heartbeat_ms = ?3, error = NULL"
+	              " WHERE id = ?",
+	              "uuit", c->total, c->done, rp_now_ms(), c->row.id);
+	if (rc < 0)
+		goto out;
+	rc = meta_txn_commit(c->tgt->db, err);
+	if (rc < 0)
+		goto out;
+	in_txn = false;
+out:
+	if (in_txn)
+		meta_txn_rollback(c->tgt->db);
+	unlock(lfd);
+	gc_run(c->tgt, gc, n_gc);
+	rp_free(tdev);
+	return rc;
+}
+
+/* Source side of a completed session: the new snapshot becomes the base. Idempotent. */
+static int sync_finalize_source(struct rp_array *src, const struct sync_row *trow,
+                                const struct sync_plan *p, const char *lock_id,
+                                struct rp_error *err)
+{
+	char **gc = NULL;
+	size_t n_gc = 0, i;
+	bool in_txn = false;
+	int lfd = -1, rc;
+
+	rc = lock_group(src, lock_id, &lfd, err);
+	if (rc < 0)
+		return rc;
+	rc = meta_txn_begin(src->db, err);
+	if (rc < 0)
+		goto out;
+	in_txn = true;
+	for (i = 0; i < p->n; i++) {
+		const struct sync_dev *d = &p->dev[i];
+		struct model_device dev;
+		struct rp_error e2;
+
+		rp_error_clear(&e2);
+		rc = model_device_load(&dev, src, d->src, &e2);
+		if (rc == RP_ENOTFOUND)
+			continue; /* deleted meanwhile */
+		if (rc < 0) {
+			rc = rp_error_set(err, rc, "%s", e2.msg);
+			goto out;
+		}
+		rc = meta_run(NULL, src->db, err,
+		              "UPDATE snapshots SET kind = 'base' WHERE id = ? AND kind = 'sync'",
+		              "t", d->snap);
+		if (rc < 0)
+			goto out;
+		rc = sync_drop_old_bases(src, d->src, d->snap, &gc, &n_gc, err);
+		if (rc < 0)
+			goto out;
+		rp_strlcpy(dev.base_snapshot, d->snap, sizeof(dev.base_snapshot));
+		rp_strlcpy(dev.recovery_point, p->rp, sizeof(dev.recovery_point));
+		dev.recovery_point_ms = p->rp_ms;
+		rc = model_device_store(src, &dev, err);
+		if (rc < 0)
+			goto out;
+	}
+	if (trow->group[0]) {
+		struct model_group g;
+
+		if (model_group_load(&g, src, trow->group, NULL) == 0) {
+			rp_strlcpy(g.recovery_point, p->rp, sizeof(g.recovery_point));
+			g.recovery_point_ms = p->rp_ms;
+			rc = model_group_store(src, &g, err);
+			if (rc < 0)
+				goto out;
+		}
+	}
+	rc = meta_run(NULL, src->db, err,
+	              "UPDATE sync_sessions SET status = 1, progress = 100, bytes_total = ?,"
+	              " bytes_done = ?, finished_ms = ?, heartbeat_ms = ?, error = NULL,"
+	              " recovery_point = ?, recovery_point_ms = ?, full = ? WHERE id = ?",
+	              "uuiitibt", trow->bytes_total, trow->bytes_done, trow->finished_ms,
+	              rp_now_ms(), p->rp, p->rp_ms, (int)trow->full, trow->id);
+	if (rc < 0)
+		goto out;
+	rc = meta_txn_commit(src->db, err);
+	if (rc < 0)
+		goto out;
+	in_txn = false;
+out:
+	if (in_txn)
+		meta_txn_rollback(src->db);
+	unlock(lfd);
+	gc_run(src, gc, n_gc);
+	return rc;
+}
+
+/* A session that cannot finish: mark it failed on both sides and remove what it made. */
+static void sync_fail(struct sync_ctx *c, const char *why)
+{
+	size_t i;
+
+	sync_mark_failed(c->tgt, c->row.id, why);
+	sync_mark_failed(c->src, c->row.id, why);
+	for (i = 0; i < c->plan.n; i++) {
+		if (c->plan.dev[i].stage[0])
+			(void)recovery_drv_delete(c->tgt, c->plan.dev[i].stage, NULL);
+		(void)recovery_snapshot_delete(c->src, c->plan.dev[i].snap, NULL);
+	}
+	rp_log(RP_LOG_ERROR, "sync session '%s' failed: %s", c->row.id, why);
+}
+
+static void sync_lock_ids(struct sync_ctx *c, const struct sync_row *srow)
+{
+	if (c->row.group[0]) {
+		rp_strlcpy(c->lock_src, c->row.group, sizeof(c->lock_src));
+		rp_strlcpy(c->lock_tgt, c->row.group, sizeof(c->lock_tgt));
+	} else {
+		rp_strlcpy(c->lock_src, srow->device, sizeof(c->lock_src));
+		rp_strlcpy(c->lock_tgt, c->row.device, sizeof(c->lock_tgt));
+	}
+}
+
+int sync_session_run(struct rp_array *src, struct rp_array *tgt, const char *id,
+                     struct rp_error *err)
+{
+	struct sync_ctx c;
+	struct sync_row srow;
+	struct rp_error e;
+	const char *thr;
+	bool have_srow = false;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	memset(&srow, 0, sizeof(srow));
+	rp_error_clear(&e);
+	c.src = src;
+	c.tgt = tgt;
+	thr = getenv(SYNC_ENV_THROTTLE);
+	if (thr && *thr) {
+		char *end;
+		unsigned long v = strtoul(thr, &end, 10);
+
+		if (*end == '\0' && v < 60000)
+			c.throttle_ms = (unsigned)v;
+	}
+	rc = sync_row_load(&c.row, tgt, id, err);
+	if (rc < 0)
+		return rc;
+	rc = sync_row_load(&srow, src, id, err);
+	if (rc < 0)
+		goto out;
+	have_srow = true;
+	sync_lock_ids(&c, &srow);
+
+	if (c.row.status == RP_SYNC_COMPLETE) {
+		/* the target finished; make sure the source side did too */
+		if (srow.status == RP_SYNC_IN_PROGRESS && c.row.plan) {
+			rc = sync_plan_parse(&c.plan, c.row.plan, err);
+			if (rc == 0)
+				rc = sync_finalize_source(src, &c.row, &c.plan, c.lock_src, err);
+		}
+		goto out;
+	}
+	if (c.row.status != RP_SYNC_IN_PROGRESS)
+		goto out;
+
+	if (c.row.plan) {
+		rc = sync_plan_parse(&c.plan, c.row.plan, &e);
+	} else {
+		rc = sync_make_plan(&c, &e);
+	}
+	if (rc == 0)
+		rc = sync_collect(&c, &e);
+	if (rc == 0)
+		rc = sync_move(&c, &e);
+	if (rc == 0)
+		rc = sync_finish_target(&c, &e);
+	if (rc < 0) {
+		sync_fail(&c, e.msg[0] ? e.msg : rp_code_name(rc));
+		(void)rp_error_set(err, rc, "%s", e.msg);
+		goto out;
+	}
+	/* the target row is complete now: reload it for the totals */
+	sync_row_dispose(&c.row);
+	rc = sync_row_load(&c.row, tgt, id, err);
+	if (rc < 0)
+		goto out;
+	rc = sync_finalize_source(src, &c.row, &c.plan, c.lock_src, err);
+	if (rc == 0)
+		rp_log(RP_LOG_INFO,
+		       "sync session '%s' complete: %" PRIu64 " bytes moved, recovery point '%s'",
+		       id, c.done, c.plan.rp);
+out:
+	sync_plan_dispose(&c.plan);
+	sync_row_dispose(&c.row);
+	if (have_srow)
+		sync_row_dispose(&srow);
+	return rc;
+}
+
+int sync_abort_incoming(struct rp_array *a, const char *group, const char *device, const char *why,
+                        struct rp_error *err)
+{
+	struct sync_row r;
+	struct sync_plan p;
+	size_t i;
+	int rc;
+
+	for (;;) {
+		rc = sync_row_latest(&r, a, group, device, true, err);
+		if (rc == RP_ENOTFOUND)
+			return 0;
+		if (rc < 0)
+			return rc;
+		if (strcmp(r.target_array, a->id) != 0) {
+			sync_row_dispose(&r);
+			return 0; /* outgoing, not ours to stop */
+		}
+		sync_mark_failed(a, r.id, why);
+		if (r.plan && sync_plan_parse(&p, r.plan, NULL) == 0) {
+			for (i = 0; i < p.n; i++) {
+				char stage[ARRAY_OBJ_MAX];
+
+				(void)snprintf(stage, sizeof(stage), "stage-%s-%s", r.id,
+				               p.dev[i].tgt);
+				(void)recovery_drv_delete(a, stage, NULL);
+			}
+			sync_plan_dispose(&p);
+		}
+		rp_log(RP_LOG_WARNING, "sync session '%s' aborted: %s", r.id, why);
+		sync_row_dispose(&r);
+	}
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The detached worker                                                                         */
+
+static void sync_worker_main(void)
+{
+	const char *sid = getenv(SYNC_ENV_SESSION), *su = getenv(SYNC_ENV_SOURCE),
+	           *tu = getenv(SYNC_ENV_TARGET);
+	char id[RP_ID_MAX], suri[RP_URI_MAX], turi[RP_URI_MAX];
+	struct rp_array *src = NULL, *tgt = NULL;
+	struct rp_error err;
+	int rc = 1;
+
+	rp_error_clear(&err);
+	if (!sid || !su || !tu || rp_strlcpy(id, sid, sizeof(id)) < 0 ||
+	    rp_strlcpy(suri, su, sizeof(suri)) < 0 || rp_strlcpy(turi, tu, sizeof(turi)) < 0)
+		_exit(2);
+	(void)unsetenv(SYNC_ENV_SESSION);
+	(void)unsetenv(SYNC_ENV_SOURCE);
+	(void)unsetenv(SYNC_ENV_TARGET);
+	if (rp_array_open(&tgt, turi, NULL, &err) < 0)
+		goto out;
+	if (rp_array_open(&src, suri, NULL, &err) < 0) {
+		sync_mark_failed(tgt, id, err.msg);
+		goto out;
+	}
+	sync_record_worker(tgt, id, getpid());
+	sync_record_worker(src, id, getpid());
+	rc = sync_session_run(src, tgt, id, &err) < 0 ? 1 : 0;
+out:
+	rp_array_close(src);
+	rp_array_close(tgt);
+	_exit(rc);
+}
+
+/* Any program linking libreplun becomes the worker when started with SYNC_ENV_SESSION. */
+__attribute__((constructor)) static void sync_worker_ctor(void)
+{
+	if (getenv(SYNC_ENV_SESSION))
+		sync_worker_main();
+}
+
+/*
+ * Starts a detached worker for session @id: fork, setsid, fork again (so the worker is not our
+ * child and survives us), close every inherited descriptor, exec a fresh image (no SQLite or
+ * driver state crosses the fork). The grandchild's pid comes back through a pipe and is
+ * recorded on both rows before we return.
+ */
+static int sync_spawn(struct rp_array *src, struct rp_array *tgt, const char *id,
+                      struct rp_error *err)
+{
+	int pfd[2] = { -1, -1 }, status;
+	pid_t child, gpid = -1;
+	ssize_t n;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return rp_error_set_os(err, RP_ERROR, errno, "pipe");
+	child = fork();
+	if (child < 0) {
+		(void)close(pfd[0]);
+		(void)close(pfd[1]);
+		return rp_error_set_os(err, RP_ERROR, errno, "fork");
+	}
+	if (child == 0) {
+		pid_t g;
+
+		(void)setsid();
+		g = fork();
+		if (g == 0) {
+			const char *exe = getenv(SYNC_ENV_EXE);
+			char *const argv[] = { (char *)"replun-sync-worker", NULL };
+			int fd;
+
+			fd = open("/dev/null", O_RDWR);
+			if (fd >= 0) {
+				(void)dup2(fd, 0);
+				(void)dup2(fd, 1);
+				(void)dup2(fd, 2);
+			}
+			(void)close_range(3, ~0U, 0);
+			if (setenv(SYNC_ENV_SESSION, id, 1) < 0 ||
+			    setenv(SYNC_ENV_SOURCE, src->uri, 1) < 0 ||
+			    setenv(SYNC_ENV_TARGET, tgt->uri, 1) < 0)
+				_exit(126);
+			(void)execv(exe && *exe ? exe : "/proc/self/exe", argv);
+			_exit(127);
+		}
+		if (g > 0)
+			(void)!write(pfd[1], &g, sizeof(g));
+		_exit(g > 0 ? 0 : 1);
+	}
+	(void)close(pfd[1]);
+	n = read(pfd[0], &gpid, sizeof(gpid));
+	(void)close(pfd[0]);
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(gpid) || gpid <= 0)
+		return rp_error_set(err, RP_ERROR, "could not start the sync worker");
+	sync_record_worker(tgt, id, gpid);
+	sync_record_worker(src, id, gpid);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Resume                                                                                      */
+
+/*
+ * Claims a dead session (compare-and-swap on its worker fields, so only one caller restarts it)
+ * and starts a new worker, or marks it failed after too many deaths.
+ */
+static int sync_resume(struct rp_array *src, struct rp_array *tgt, const struct sync_row *r,
+                       struct rp_error *err)
+{
+	unsigned long resumes = 0;
+	char note[RP_MSG_MAX];
+	int changes = 0, rc;
+
+	if (strncmp(r->error, "resumed ", 8) == 0)
+		resumes = strtoul(r->error + 8, NULL, 10);
+	if (resumes >= SYNC_MAX_RESUMES) {
+		sync_mark_failed(tgt, r->id, "the sync worker died too many times");
+		sync_mark_failed(src, r->id, "the sync worker died too many times");
+		return 0;
+	}
+	(void)snprintf(note, sizeof(note), "resumed %lu", resumes + 1);
+	rc = meta_run(&changes, tgt->db, err,
+	              "UPDATE sync_sessions SET worker_pid = NULL, worker_start = NULL,"
+	              " heartbeat_ms = ?, error = ? WHERE id = ? AND status = 0"
+	              " AND IFNULL(worker_pid, 0) = ? AND IFNULL(worker_start, '') = ?",
+	              "ittit", rp_now_ms(), note, r->id, r->worker_pid, r->worker_start);
+	if (rc < 0)
+		return rc;
+	if (changes == 0)
+		return 0; /* someone else resumed it */
+	rp_log(RP_LOG_WARNING, "sync session '%s': worker %lld died, restarting it", r->id,
+	       (long long)r->worker_pid);
+	return sync_spawn(src, tgt, r->id, err);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Public: status                                                                              */
+
+const char *rp_sync_status_name(enum rp_sync_status s)
+{
+	switch (s) {
+	case RP_SYNC_IN_PROGRESS:
+		return "inProgress";
+	case RP_SYNC_COMPLETE:
+		return "complete";
+	case RP_SYNC_FAILED:
+		return "failed";
+	}
+	return "unknown";
+}
+
+static void sync_to_public(struct rp_sync_session *out, const struct sync_row *r)
+{
+	memset(out, 0, sizeof(*out));
+	rp_strlcpy(out->id, r->id, sizeof(out->id));
+	rp_strlcpy(out->group, r->group, sizeof(out->group));
+	rp_strlcpy(out->device, r->device, sizeof(out->device));
+	rp_strlcpy(out->source_array, r->source_array, sizeof(out->source_array));
+	rp_strlcpy(out->target_array, r->target_array, sizeof(out->target_array));
+	out->status = (enum rp_sync_status)r->status;
+	out->progress = r->status == RP_SYNC_COMPLETE ? 100 : r->progress;
+	out->bytes_total = r->bytes_total;
+	out->bytes_transferred = r->bytes_done;
+	out->started_ms = r->started_ms;
+	out->finished_ms = r->finished_ms;
+	rp_strlcpy(out->recovery_point, r->recovery_point, sizeof(out->recovery_point));
+	out->recovery_point_ms = r->recovery_point_ms;
+	out->full = r->full;
+	if (r->status == RP_SYNC_FAILED)
+		rp_strlcpy(out->error, r->error, sizeof(out->error));
+	if (r->status == RP_SYNC_COMPLETE) {
+		out->eta_seconds = 0;
+	} else if (r->status == RP_SYNC_IN_PROGRESS && r->bytes_done > 0 &&
+	           r->heartbeat_ms > r->started_ms && r->bytes_total >= r->bytes_done) {
+		double rate = (double)r->bytes_done / (double)(r->heartbeat_ms - r->started_ms);
+
+		out->eta_seconds =
+		        (int64_t)((double)(r->bytes_total - r->bytes_done) / rate / 1000.0) + 1;
+	} else {
+		out->eta_seconds = -1;
+	}
+}
+
+/*
+ * The authoritative (target) row of local session @lr and handles of both arrays; opens the
+ * peer when needed (*peer then owned by the caller).
+ */
+static int sync_sides(struct rp_array **src, struct rp_array **tgt, struct rp_array **peer,
+                      struct rp_array *a, const struct sync_row *lr, struct rp_error *err)
+{
+	const char *other;
+	int rc;
+
+	*peer = NULL;
+	other = strcmp(lr->target_array, a->id) == 0 ? lr->source_array : lr->target_array;
+	rc = recovery_open_peer(peer, a, other, err);
+	if (rc < 0)
+		return rc;
+	if (strcmp(lr->target_array, a->id) == 0) {
+		*tgt = a;
+		*src = *peer;
+	} else {
+		*src = a;
+		*tgt = *peer;
+	}
+	return 0;
+}
+
+/* Loads session @id as seen from @a, resuming a dead worker and finishing a half-done source. */
+static int sync_get_row(struct sync_row *out, struct rp_array *a, const char *id,
+                        struct rp_error *err)
+{
+	struct rp_array *src = NULL, *tgt = NULL, *peer = NULL;
+	struct sync_row lr, tr;
+	struct rp_error pe;
+	int rc;
+
+	memset(&tr, 0, sizeof(tr));
+	rc = sync_row_load(&lr, a, id, err);
+	if (rc < 0)
+		return rc;
+	rp_error_clear(&pe);
+	if (sync_sides(&src, &tgt, &peer, a, &lr, &pe) < 0) {
+		/* peer unreachable: answer from our own row */
+		*out = lr;
+		return 0;
+	}
+	rc = sync_row_load(&tr, tgt, id, err);
+	if (rc < 0)
+		goto out;
+	if (tr.status == RP_SYNC_IN_PROGRESS && !sync_worker_alive(&tr)) {
+		rc = sync_resume(src, tgt, &tr, err);
+		if (rc < 0)
+			goto out;
+	} else if (tr.status == RP_SYNC_COMPLETE && src == a && lr.status == RP_SYNC_IN_PROGRESS &&
+	           !sync_worker_alive(&lr)) {
+		/* the worker died between the two commits: finish the source side here */
+		(void)sync_session_run(src, tgt, id, NULL);
+	} else if (tr.status == RP_SYNC_FAILED && lr.status == RP_SYNC_IN_PROGRESS) {
+		sync_mark_failed(a, id, tr.error);
+	}
+	sync_row_dispose(&tr);
+	rc = sync_row_load(&tr, tgt, id, err);
+	if (rc < 0)
+		goto out;
+	*out = tr;
+	memset(&tr, 0, sizeof(tr));
+	/* report the local device id */
+	rp_strlcpy(out->device, lr.device, sizeof(out->device));
+out:
+	sync_row_dispose(&lr);
+	sync_row_dispose(&tr);
+	rp_array_close(peer);
+	return rc;
+}
+
+int rp_sync_get(struct rp_sync_session *out, struct rp_array *a, const char *session_id,
+                struct rp_error *err)
+{
+	struct sync_row r;
+	int rc;
+
+	if (!out || !a || !session_id)
+		return rp_error_set(err, RP_EINVAL, "invalid argument");
+	rc = rp_id_check(session_id, "sync session id", err);
+	if (rc < 0)
+		return rc;
+	rc = sync_get_row(&r, a, session_id, err);
+	if (rc < 0)
+		return rc;
+	sync_to_public(out, &r);
+	sync_row_dispose(&r);
+	return 0;
+}
+
+int rp_sync_latest(struct rp_sync_session *out, struct rp_array *a, const char *group,
+                   const char *device, struct rp_error *err)
+{
+	struct model_device d;
+	struct sync_row r;
+	char id[RP_ID_MAX];
+	int rc;
+
+	if (!out || !a || ((!group || !group[0]) && (!device || !device[0])))
+		return rp_error_set(err, RP_EINVAL, "a group or a device is needed");
+	if (device && device[0] && (!group || !group[0])) {
+		rc = model_device_find(&d, a, device, err);
+		if (rc < 0)
+			return rc;
+		device = d.id;
+	}
+	rc = sync_row_latest(&r, a, group, device, false, err);
+	if (rc == RP_ENOTFOUND)
+		return rp_error_set(err, RP_ENOTFOUND, "'%s' was never synced",
+		                    group && group[0] ? group : device);
+	if (rc < 0)
+		return rc;
+	rp_strlcpy(id, r.id, sizeof(id));
+	sync_row_dispose(&r);
+	return rp_sync_get(out, a, id, err);
+}
+
+int rp_sync_wait(struct rp_sync_session *out, struct rp_array *a, const char *session_id,
+                 int64_t timeout_ms, rp_progress_fn cb, void *payload, struct rp_error *err)
+{
+	struct rp_sync_session s;
+	int64_t deadline = timeout_ms > 0 ? rp_now_ms() + timeout_ms : 0;
+	struct timespec nap = { 0, 100 * 1000 * 1000 };
+	int rc;
+
+	for (;;) {
+		rc = rp_sync_get(&s, a, session_id, err);
+		if (rc < 0)
+			return rc;
+		if (cb)
+			cb(&s, payload);
+		if (s.status != RP_SYNC_IN_PROGRESS)
+			break;
+		if (deadline && rp_now_ms() >= deadline) {
+			if (out)
+				*out = s;
+			return rp_error_set(err, RP_ETIMEOUT, "sync session '%s' still running",
+			                    session_id);
+		}
+		(void)nanosleep(&nap, NULL);
+	}
+	if (out)
+		*out = s;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Public: start                                                                               */
+
+struct sync_peers {
+	struct rp_array *h[RP_MAX_PEERS];
+	size_t n;
+};
+
+static int peers_get(struct rp_array **out, struct sync_peers *ps, struct rp_array *a,
+                     const char *id, struct rp_error *err)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < ps->n; i++)
+		if (!id || !id[0] || strcmp(ps->h[i]->id, id) == 0) {
+			*out = ps->h[i];
+			return 0;
+		}
+	if (ps->n == RP_MAX_PEERS)
+		return rp_error_set(err, RP_ERROR, "too many peers");
+	rc = recovery_open_peer(&ps->h[ps->n], a, id && id[0] ? id : NULL, err);
+	if (rc < 0)
+		return rc;
+	*out = ps->h[ps->n++];
+	return 0;
+}
+
+static void peers_close(struct sync_peers *ps)
+{
+	size_t i;
+
+	for (i = 0; i < ps->n; i++)
+		rp_array_close(ps->h[i]);
+	ps->n = 0;
+}
+
+/*
+ * Starts (or reports the running) session for one group (@gid) or one standalone device
+ * (@did, local id) of @a. Fills @it.
+ */
+static int sync_start_one(struct rp_item *it, struct rp_array *a, struct sync_peers *ps,
+                          const char *gid, const char *did, const struct rp_sync_opts *opts,
+                          const char *want_peer, struct rp_error *err)
+{
+	struct rp_array *src = NULL, *tgt = NULL, *peer = NULL;
+	struct sync_row r, run;
+	char sdev[RP_ID_MAX] = "", tdev[RP_ID_MAX] = "";
+	const char *lock_id;
+	int lfd = -1, rc;
+	bool local_is_src;
+	size_t n_members = 1;
+
+	memset(&r, 0, sizeof(r));
+	memset(&run, 0, sizeof(run));
+	if (gid) {
+		struct model_group g;
+
+		rc = model_group_load(&g, a, gid, err);
+		if (rc < 0)
+			return rc;
+		if (g.role == RP_GROUP_SOURCE || g.role == RP_GROUP_DEMOTED_SOURCE)
+			local_is_src = true;
+		else if (g.role == RP_GROUP_TARGET)
+			local_is_src = false;
+		else
+			return rp_error_set(err, RP_ESTATE, "group '%s' is %s: nothing to sync",
+			                    gid, rp_group_role_name(g.role));
+		rc = peers_get(&peer, ps, a, g.peer_array[0] ? g.peer_array : want_peer, err);
+		if (rc < 0)
+			return rc;
+		(void)model_group_count_devices(&n_members, a, gid, NULL);
+	} else {
+		struct model_device d;
+
+		rc = model_device_load(&d, a, did, err);
+		if (rc < 0)
+			return rc;
+		if (d.state == RP_DEV_SOURCE || d.state == RP_DEV_DEMOTED_SOURCE)
+			local_is_src = true;
+		else if (d.state == RP_DEV_TARGET)
+			local_is_src = false;
+		else
+			return rp_error_set(err, RP_ESTATE, "device '%s' is %s: nothing to sync",
+			                    did, rp_dev_state_name(d.state));
+		if (!d.peer_array[0] || !d.peer_device[0])
+			return rp_error_set(err, RP_ESTATE, "device '%s' has no replication peer",
+			                    did);
+		rc = peers_get(&peer, ps, a, d.peer_array, err);
+		if (rc < 0)
+			return rc;
+		if (local_is_src) {
+			rp_strlcpy(sdev, d.id, sizeof(sdev));
+			rp_strlcpy(tdev, d.peer_device, sizeof(tdev));
+		} else {
+			struct model_device s;
+
+			rp_strlcpy(tdev, d.id, sizeof(tdev));
+			rp_strlcpy(sdev, d.peer_device, sizeof(sdev));
+			rc = model_device_load(&s, peer, sdev, err);
+			if (rc < 0)
+				return rc;
+			if (s.state != RP_DEV_SOURCE && s.state != RP_DEV_DEMOTED_SOURCE)
+				return rp_error_set(err, RP_ESTATE,
+				                    "device '%s' on array '%s' is %s, not a source",
+				                    s.id, peer->id, rp_dev_state_name(s.state));
+		}
+	}
+	src = local_is_src ? a : peer;
+	tgt = local_is_src ? peer : a;
+	if (gid) {
+		struct model_group pg;
+		struct rp_error e2;
+
+		rp_error_clear(&e2);
+		if (model_group_load(&pg, tgt, gid, &e2) == 0 && pg.role != RP_GROUP_TARGET &&
+		    pg.role != RP_GROUP_LOCAL)
+			return rp_error_set(err, RP_ESTATE, "group '%s' on array '%s' is %s", gid,
+			                    tgt->id, rp_group_role_name(pg.role));
+		if (!local_is_src) {
+			if (model_group_load(&pg, src, gid, err) < 0)
+				return err ? err->code : RP_ERROR;
+			if (pg.role != RP_GROUP_SOURCE && pg.role != RP_GROUP_DEMOTED_SOURCE)
+				return rp_error_set(err, RP_ESTATE,
+				                    "group '%s' on array '%s' is %s, not a source",
+				                    gid, src->id, rp_group_role_name(pg.role));
+		}
+	} else {
+		struct model_device t;
+
+		rc = model_device_load(&t, tgt, tdev, err);
+		if (rc < 0)
+			return rc;
+		if (t.state != RP_DEV_TARGET)
+			return rp_error_set(err, RP_ESTATE,
+			                    "device '%s' on array '%s' is %s, not a target", t.id,
+			                    tgt->id, rp_dev_state_name(t.state));
+	}
+
+	lock_id = gid ? gid : tdev;
+	rc = lock_group(tgt, lock_id, &lfd, err);
+	if (rc < 0)
+		return rc;
+	rc = sync_row_latest(&run, tgt, gid, gid ? NULL : tdev, true, err);
+	if (rc == 0) {
+		/* one is running (or its worker died: restart it) */
+		unlock(lfd);
+		lfd = -1;
+		if (!sync_worker_alive(&run)) {
+			rc = sync_resume(src, tgt, &run, err);
+			if (rc < 0)
+				goto out;
+		}
+		rp_strlcpy(it->session, run.id, sizeof(it->session));
+		workflow_item_warn(it, RP_WARN_SYNC_RUNNING,
+		                   "sync session '%s' is already in progress", run.id);
+		rc = 0;
+		goto out;
+	}
+	if (rc != RP_ENOTFOUND)
+		goto out;
+
+	r.started_ms = rp_now_ms();
+	r.heartbeat_ms = r.started_ms;
+	recovery_session_id(r.id, r.started_ms);
+	rp_strlcpy(r.source_array, src->id, sizeof(r.source_array));
+	rp_strlcpy(r.target_array, tgt->id, sizeof(r.target_array));
+	if (gid)
+		rp_strlcpy(r.group, gid, sizeof(r.group));
+	rp_strlcpy(r.device, tdev, sizeof(r.device));
+	rc = sync_row_insert(tgt, &r, err);
+	if (rc < 0)
+		goto out;
+	rp_strlcpy(r.device, sdev, sizeof(r.device));
+	rc = sync_row_insert(src, &r, err);
+	if (rc < 0) {
+		sync_mark_failed(tgt, r.id, err ? err->msg : "source unavailable");
+		goto out;
+	}
+	unlock(lfd);
+	lfd = -1;
+	rp_strlcpy(it->session, r.id, sizeof(it->session));
+	if (gid && n_members > 1)
+		workflow_item_warn(
+		        it, RP_WARN_NO_FREEZE,
+		        "group '%s' is snapshotted without freezing the filesystem of array '%s'",
+		        gid, src->id);
+	rp_log(RP_LOG_INFO, "sync session '%s' started: %s '%s' from '%s' to '%s'", r.id,
+	       gid ? "group" : "device", gid ? gid : sdev, src->id, tgt->id);
+	if (opts && opts->foreground) {
+		struct rp_error we;
+
+		rp_error_clear(&we);
+		sync_record_worker(tgt, r.id, getpid());
+		sync_record_worker(src, r.id, getpid());
+		rc = sync_session_run(src, tgt, r.id, &we);
+		if (rc < 0) {
+			workflow_item_fail(it, &we, rc);
+			rc = 0;
+		}
+	} else {
+		rc = sync_spawn(src, tgt, r.id, err);
+		if (rc < 0)
+			sync_mark_failed(tgt, r.id, err ? err->msg : "could not start the worker");
+	}
+out:
+	unlock(lfd);
+	sync_row_dispose(&run);
+	return rc;
+}
+
+/* Fills the recovery point and session fields of an item from its session. */
+static void sync_item_fill(struct rp_item *it, struct rp_array *a)
+{
+	struct sync_row r;
+
+	if (!it->session[0] || sync_row_load(&r, a, it->session, NULL) < 0)
+		return;
+	rp_strlcpy(it->recovery_point, r.recovery_point, sizeof(it->recovery_point));
+	it->recovery_point_ms = r.recovery_point_ms;
+	rp_strlcpy(it->state, rp_sync_status_name((enum rp_sync_status)r.status),
+	           sizeof(it->state));
+	sync_row_dispose(&r);
+}
+
+int rp_sync_start(struct rp_result **out, struct rp_array *a, const struct rp_request *req,
+                  const struct rp_sync_opts *opts, struct rp_error *err)
+{
+	struct rp_result *res = NULL;
+	struct sync_peers ps;
+	size_t cap = 0, i, j;
+	int rc = 0;
+
+	if (!out || !a || !req)
+		return rp_error_set(err, RP_EINVAL, "invalid argument");
+	memset(&ps, 0, sizeof(ps));
+	res = rp_calloc(1, sizeof(*res));
+	if (!res)
+		return rp_error_set(err, RP_ERROR, "out of memory");
+	for (i = 0; i < req->n_groups; i++) {
+		struct model_device *mem = NULL;
+		struct rp_item *git;
+		struct rp_error e;
+		size_t n = 0, gidx, matched = 0;
+
+		if (workflow_result_add(res, &cap, &git) < 0)
+			goto oom;
+		gidx = res->n - 1;
+		git->is_group = true;
+		rp_strlcpy(git->id, req->groups[i], sizeof(git->id));
+		rp_error_clear(&e);
+		rc = rp_id_check(req->groups[i], "group id", &e);
+		if (rc == 0)
+			rc = model_device_list(&mem, &n, a, req->groups[i], &e);
+		if (rc < 0) {
+			workflow_item_fail(git, &e, rc);
+			continue;
+		}
+		for (j = 0; j < n; j++)
+			if (workflow_name_matches(req->name_filter, mem[j].name))
+				matched++;
+		if (req->name_filter && req->name_filter[0] && matched == 0) {
+			workflow_item_warn(git, RP_WARN_FILTERED,
+			                   "no device of group '%s' matches '%s'", req->groups[i],
+			                   req->name_filter);
+			rp_free(mem);
+			continue;
+		}
+		rc = sync_start_one(git, a, &ps, req->groups[i], NULL, opts, req->peer, &e);
+		if (rc < 0)
+			workflow_item_fail(git, &e, rc);
+		sync_item_fill(git, a);
+		for (j = 0; j < n; j++) {
+			struct rp_item *dit;
+
+			if (!workflow_name_matches(req->name_filter, mem[j].name))
+				continue;
+			if (workflow_result_add(res, &cap, &dit) < 0) {
+				rp_free(mem);
+				goto oom;
+			}
+			git = &res->items[gidx];
+			rp_strlcpy(dit->id, mem[j].id, sizeof(dit->id));
+			rp_strlcpy(dit->group, req->groups[i], sizeof(dit->group));
+			rp_strlcpy(dit->name, mem[j].name, sizeof(dit->name));
+			rp_strlcpy(dit->wwn, mem[j].wwn, sizeof(dit->wwn));
+			rp_strlcpy(dit->session, git->session, sizeof(dit->session));
+			rp_strlcpy(dit->recovery_point, git->recovery_point,
+			           sizeof(dit->recovery_point));
+			dit->recovery_point_ms = git->recovery_point_ms;
+			dit->code = git->code;
+			rp_strlcpy(dit->msg, git->msg, sizeof(dit->msg));
+		}
+		rp_free(mem);
+	}
+	for (i = 0; i < req->n_devices; i++) {
+		struct model_device d;
+		struct rp_item *dit;
+		struct rp_error e;
+
+		if (workflow_result_add(res, &cap, &dit) < 0)
+			goto oom;
+		rp_strlcpy(dit->id, req->devices[i], sizeof(dit->id));
+		rp_error_clear(&e);
+		rc = model_device_find(&d, a, req->devices[i], &e);
+		if (rc < 0) {
+			workflow_item_fail(dit, &e, rc);
+			continue;
+		}
+		rp_strlcpy(dit->name, d.name, sizeof(dit->name));
+		rp_strlcpy(dit->wwn, d.wwn, sizeof(dit->wwn));
+		if (!workflow_name_matches(req->name_filter, d.name)) {
+			workflow_item_warn(dit, RP_WARN_FILTERED, "device '%s' does not match '%s'",
+			                   d.id, req->name_filter);
+			continue;
+		}
+		if (d.group[0]) {
+			/* a member of a consistency group syncs with its whole group */
+			rp_strlcpy(dit->group, d.group, sizeof(dit->group));
+			rc = sync_start_one(dit, a, &ps, d.group, NULL, opts, req->peer, &e);
+		} else {
+			rc = sync_start_one(dit, a, &ps, NULL, d.id, opts, req->peer, &e);
+		}
+		if (rc < 0)
+			workflow_item_fail(dit, &e, rc);
+		sync_item_fill(dit, a);
+	}
+	peers_close(&ps);
+	*out = res;
+	return 0;
+oom:
+	peers_close(&ps);
+	rp_result_free(res);
+	return rp_error_set(err, RP_ERROR, "out of memory");
+}

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sync.h - sync sessions (rows of sync_sessions on both arrays), the detached worker, the data
+ * mover and resume after a dead worker. Contract: docs/internals/sync.md.
+ */
+#ifndef REPLUN_SYNC_H
+#define REPLUN_SYNC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "replun/workflow.h"
+
+/* Environment of a worker process (set by the spawner, read by a library constructor). */
+#define SYNC_ENV_SESSION "REPLUN_SYNC_WORKER"
+#define SYNC_ENV_SOURCE "REPLUN_SYNC_SOURCE"
+#define SYNC_ENV_TARGET "REPLUN_SYNC_TARGET"
+/* Executable to run the worker in (default /proc/self/exe: any program linking libreplun). */
+#define SYNC_ENV_EXE "REPLUN_SYNC_WORKER_EXE"
+/* Tests only: sleep this many ms after each 1 MiB moved (to kill a worker mid-way). */
+#define SYNC_ENV_THROTTLE "REPLUN_SYNC_THROTTLE_MS"
+
+/* A worker that recorded no pid is considered dead after this long without a heartbeat. */
+#define SYNC_START_GRACE_MS 30000
+/* A session whose worker died this many times is marked failed instead of resumed again. */
+#define SYNC_MAX_RESUMES 5
+
+/* One row of sync_sessions. */
+struct sync_row {
+	char id[RP_ID_MAX];
+	char group[RP_ID_MAX];
+	char device[RP_ID_MAX];
+	char source_array[RP_ID_MAX];
+	char target_array[RP_ID_MAX];
+	int status; /* enum rp_sync_status */
+	int progress;
+	uint64_t bytes_total;
+	uint64_t bytes_done;
+	int64_t started_ms;
+	int64_t finished_ms;
+	char recovery_point[RP_ID_MAX];
+	int64_t recovery_point_ms;
+	bool full;
+	char error[RP_MSG_MAX];
+	int64_t worker_pid;
+	char worker_start[32];
+	int64_t heartbeat_ms;
+	char *plan; /* owned; NULL until the worker recorded it */
+};
+
+/* Loads session @id of array @a. RP_ENOTFOUND. Dispose with sync_row_dispose. */
+int sync_row_load(struct sync_row *out, struct rp_array *a, const char *id, struct rp_error *err);
+void sync_row_dispose(struct sync_row *r);
+
+/* The worker pid recorded for session @id on @a (0 if none). For tests and tools. */
+int sync_worker_pid(int64_t *out, struct rp_array *a, const char *id, struct rp_error *err);
+
+/*
+ * Marks every in-progress session arriving at @a for @group (or target device @device) failed
+ * with @why and deletes its staging objects (failover calls it on the target). The worker
+ * notices at its next progress update and cleans up the source side.
+ */
+int sync_abort_incoming(struct rp_array *a, const char *group, const char *device, const char *why,
+                        struct rp_error *err);
+
+/* The worker body: runs (or resumes) session @id from @src to @tgt in this process. */
+int sync_session_run(struct rp_array *src, struct rp_array *tgt, const char *id,
+                     struct rp_error *err);
+
+#endif

@@ -1,0 +1,1076 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * workflow.c - the replication workflows (checks, test failover, prepare failover, failover,
+ * prepare/reverse, prepare/restore) over one runner that answers per group and per device,
+ * keeps going after a failing item, locks each group (and its peer's, when both arrays change)
+ * and turns repeats into RP_WARN_ALREADY_DONE. Contract: docs/internals/workflows.md.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lock.h"
+#include "model.h"
+#include "recovery.h"
+#include "sync.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Results                                                                                     */
+
+void rp_result_free(struct rp_result *r)
+{
+	if (!r)
+		return;
+	rp_free(r->items);
+	rp_free(r);
+}
+
+int workflow_result_add(struct rp_result *res, size_t *cap, struct rp_item **out)
+{
+	struct rp_item *tmp;
+
+	if (res->n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 8;
+
+		tmp = rp_realloc(res->items, nc * sizeof(*tmp));
+		if (!tmp)
+			return RP_ERROR;
+		res->items = tmp;
+		*cap = nc;
+	}
+	memset(&res->items[res->n], 0, sizeof(res->items[res->n]));
+	*out = &res->items[res->n++];
+	return 0;
+}
+
+void workflow_item_warn(struct rp_item *it, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (it->n_warnings >= RP_MAX_WARNINGS)
+		return;
+	it->warnings[it->n_warnings].code = code;
+	va_start(ap, fmt);
+	(void)vsnprintf(it->warnings[it->n_warnings].msg, RP_MSG_MAX, fmt, ap);
+	va_end(ap);
+	it->n_warnings++;
+}
+
+void workflow_item_fail(struct rp_item *it, const struct rp_error *e, int rc)
+{
+	if (it->code)
+		return;
+	it->code = e && e->code ? e->code : rc;
+	rp_strlcpy(it->msg, e && e->msg[0] ? e->msg : rp_code_name(it->code), sizeof(it->msg));
+}
+
+bool workflow_name_matches(const char *filter, const char *name)
+{
+	return !filter || !filter[0] || strncmp(name, filter, strlen(filter)) == 0;
+}
+
+static bool item_has_warning(const struct rp_item *it, int code)
+{
+	size_t i;
+
+	for (i = 0; i < it->n_warnings; i++)
+		if (it->warnings[i].code == code)
+			return true;
+	return false;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The runner                                                                                  */
+
+struct wf;
+
+struct wf_ops {
+	const char *name;
+	/* The workflow changes the peer too: open it first (unreachable = item error) and lock
+	 * the peer's group/device as well. */
+	bool needs_peer;
+	/* Before the members of a group (may be NULL). Failing fails the group and its members. */
+	int (*group_pre)(struct wf *w, struct model_group *g, struct rp_item *git,
+	                 struct rp_error *e);
+	/* One device (member of w->g, or standalone when w->g is NULL). */
+	int (*dev)(struct wf *w, struct model_device *d, struct rp_item *it, struct rp_error *e);
+	/* After the members, only when all succeeded; @all_done: every member was a repeat. */
+	int (*group_post)(struct wf *w, struct model_group *g, struct rp_item *git, bool all_done,
+	                  struct rp_error *e);
+};
+
+struct wf {
+	struct rp_array *a;
+	const struct rp_request *req;
+	const struct wf_ops *ops;
+	struct rp_array *peers[RP_MAX_PEERS];
+	size_t n_peers;
+	struct rp_array *peer; /* peer of the current item (needs_peer), else NULL */
+	struct model_group *g; /* group of the current item, NULL for standalone devices */
+	int64_t now;
+};
+
+/* Opens (once per call) the peer @id; NULL with @e set when unreachable. */
+static struct rp_array *wf_peer(struct wf *w, const char *id, struct rp_error *e)
+{
+	size_t i;
+
+	if (!id || !id[0]) {
+		(void)rp_error_set(e, RP_ESTATE, "no replication peer recorded");
+		return NULL;
+	}
+	for (i = 0; i < w->n_peers; i++)
+		if (strcmp(w->peers[i]->id, id) == 0)
+			return w->peers[i];
+	if (w->n_peers == RP_MAX_PEERS) {
+		(void)rp_error_set(e, RP_ERROR, "too many peers");
+		return NULL;
+	}
+	if (recovery_open_peer(&w->peers[w->n_peers], w->a, id, e) < 0)
+		return NULL;
+	return w->peers[w->n_peers++];
+}
+
+static void wf_fill_dev(struct rp_item *it, const struct model_device *d)
+{
+	rp_strlcpy(it->name, d->name, sizeof(it->name));
+	rp_strlcpy(it->wwn, d->wwn, sizeof(it->wwn));
+	rp_strlcpy(it->recovery_point, d->recovery_point, sizeof(it->recovery_point));
+	it->recovery_point_ms = d->recovery_point_ms;
+	rp_strlcpy(it->state, rp_dev_state_name(d->state), sizeof(it->state));
+}
+
+static int wf_group(struct wf *w, struct rp_result *res, size_t *cap, const char *gid)
+{
+	struct model_device *mem = NULL;
+	struct model_group g;
+	struct rp_error e;
+	struct rp_item *git;
+	size_t n = 0, i, gidx, first, matched = 0, n_done = 0, n_fail = 0;
+	int fa = -1, fb = -1, rc;
+
+	if (workflow_result_add(res, cap, &git) < 0)
+		return RP_ERROR;
+	gidx = res->n - 1;
+	git->is_group = true;
+	rp_strlcpy(git->id, gid, sizeof(git->id));
+	rp_error_clear(&e);
+	rc = rp_id_check(gid, "group id", &e);
+	if (rc == 0)
+		rc = model_group_load(&g, w->a, gid, &e);
+	if (rc == 0)
+		rc = model_device_list(&mem, &n, w->a, gid, &e);
+	if (rc < 0) {
+		workflow_item_fail(git, &e, rc);
+		return 0;
+	}
+	rp_strlcpy(git->state, rp_group_role_name(g.role), sizeof(git->state));
+	rp_strlcpy(git->recovery_point, g.recovery_point, sizeof(git->recovery_point));
+	git->recovery_point_ms = g.recovery_point_ms;
+	rp_strlcpy(git->name, g.name, sizeof(git->name));
+	for (i = 0; i < n; i++)
+		if (workflow_name_matches(w->req->name_filter, mem[i].name))
+			matched++;
+	if (w->req->name_filter && w->req->name_filter[0] && matched == 0) {
+		workflow_item_warn(git, RP_WARN_FILTERED, "no device of group '%s' matches '%s'",
+		                   gid, w->req->name_filter);
+		goto out;
+	}
+	/* one item per (matching) member, answered below */
+	first = res->n;
+	for (i = 0; i < n; i++) {
+		struct rp_item *dit;
+
+		if (!workflow_name_matches(w->req->name_filter, mem[i].name))
+			continue;
+		if (workflow_result_add(res, cap, &dit) < 0) {
+			rp_free(mem);
+			return RP_ERROR;
+		}
+		rp_strlcpy(dit->id, mem[i].id, sizeof(dit->id));
+		rp_strlcpy(dit->group, gid, sizeof(dit->group));
+		wf_fill_dev(dit, &mem[i]);
+	}
+	git = &res->items[gidx];
+
+	w->g = &g;
+	w->peer = NULL;
+	if (w->ops->needs_peer) {
+		w->peer = wf_peer(w, g.peer_array, &e);
+		if (!w->peer) {
+			rc = e.code ? e.code : RP_EUNREACHABLE;
+			goto fail_all;
+		}
+	}
+	rc = recovery_lock_pair(w->a, gid, &fa, w->peer, gid, &fb, &e);
+	if (rc < 0)
+		goto fail_all;
+	/* reload under the lock */
+	rc = model_group_load(&g, w->a, gid, &e);
+	if (rc < 0)
+		goto fail_all;
+	if (w->ops->group_pre) {
+		rc = w->ops->group_pre(w, &g, git, &e);
+		if (rc < 0)
+			goto fail_all;
+	}
+	for (i = 0; i < n; i++) {
+		struct model_device d;
+		struct rp_item tmp, *dit = NULL;
+		size_t k;
+
+		for (k = first; k < res->n; k++)
+			if (strcmp(res->items[k].id, mem[i].id) == 0)
+				dit = &res->items[k];
+		if (!dit) {
+			/* filtered out of the answer, but the group moves as one */
+			memset(&tmp, 0, sizeof(tmp));
+			dit = &tmp;
+		}
+		rp_error_clear(&e);
+		rc = model_device_load(&d, w->a, mem[i].id, &e);
+		if (rc == 0)
+			rc = w->ops->dev(w, &d, dit, &e);
+		if (rc < 0) {
+			workflow_item_fail(dit, &e, rc);
+			n_fail++;
+			if (!git->code) {
+				git->code = dit->code;
+				(void)snprintf(git->msg, sizeof(git->msg), "device '%s': %s", d.id,
+				               dit->msg);
+			}
+		} else if (item_has_warning(dit, RP_WARN_ALREADY_DONE)) {
+			n_done++;
+		}
+	}
+	if (n_fail == 0 && w->ops->group_post) {
+		rp_error_clear(&e);
+		rc = w->ops->group_post(w, &g, git, n_done == n, &e);
+		if (rc < 0)
+			workflow_item_fail(git, &e, rc);
+	}
+	if (model_group_load(&g, w->a, gid, NULL) == 0) {
+		rp_strlcpy(git->state, rp_group_role_name(g.role), sizeof(git->state));
+		rp_strlcpy(git->recovery_point, g.recovery_point, sizeof(git->recovery_point));
+		git->recovery_point_ms = g.recovery_point_ms;
+	}
+	goto out;
+fail_all:
+	workflow_item_fail(git, &e, rc);
+	for (i = first; i < res->n; i++)
+		workflow_item_fail(&res->items[i], &e, rc);
+out:
+	unlock(fa);
+	unlock(fb);
+	w->g = NULL;
+	w->peer = NULL;
+	rp_free(mem);
+	return 0;
+}
+
+static int wf_device(struct wf *w, struct rp_result *res, size_t *cap, const char *id)
+{
+	struct model_device d;
+	struct rp_error e;
+	struct rp_item *it;
+	const char *lock_a, *lock_b;
+	int fa = -1, fb = -1, rc;
+
+	if (workflow_result_add(res, cap, &it) < 0)
+		return RP_ERROR;
+	rp_strlcpy(it->id, id, sizeof(it->id));
+	rp_error_clear(&e);
+	rc = model_device_find(&d, w->a, id, &e);
+	if (rc < 0) {
+		workflow_item_fail(it, &e, rc);
+		return 0;
+	}
+	wf_fill_dev(it, &d);
+	if (!workflow_name_matches(w->req->name_filter, d.name)) {
+		workflow_item_warn(it, RP_WARN_FILTERED, "device '%s' does not match '%s'", d.id,
+		                   w->req->name_filter);
+		return 0;
+	}
+	w->g = NULL;
+	w->peer = NULL;
+	if (w->ops->needs_peer) {
+		w->peer = wf_peer(w, d.peer_array, &e);
+		if (!w->peer) {
+			workflow_item_fail(it, &e, e.code ? e.code : RP_EUNREACHABLE);
+			return 0;
+		}
+	}
+	/* a grouped device requested alone still serializes with its group */
+	lock_a = d.group[0] ? d.group : d.id;
+	lock_b = d.group[0] ? d.group : d.peer_device;
+	rc = recovery_lock_pair(w->a, lock_a, &fa, w->peer, lock_b[0] ? lock_b : lock_a, &fb, &e);
+	if (rc == 0)
+		rc = model_device_load(&d, w->a, d.id, &e);
+	if (rc == 0)
+		rc = w->ops->dev(w, &d, it, &e);
+	if (rc < 0)
+		workflow_item_fail(it, &e, rc);
+	unlock(fa);
+	unlock(fb);
+	w->peer = NULL;
+	return 0;
+}
+
+static int wf_run(struct rp_result **out, struct rp_array *a, const struct rp_request *req,
+                  const struct wf_ops *ops, struct rp_error *err)
+{
+	struct rp_result *res;
+	struct wf w;
+	size_t cap = 0, i;
+	int rc = 0;
+
+	if (!out || !a || !req)
+		return rp_error_set(err, RP_EINVAL, "invalid argument");
+	if ((req->n_groups && !req->groups) || (req->n_devices && !req->devices))
+		return rp_error_set(err, RP_EINVAL, "invalid request");
+	res = rp_calloc(1, sizeof(*res));
+	if (!res)
+		return rp_error_set(err, RP_ERROR, "out of memory");
+	memset(&w, 0, sizeof(w));
+	w.a = a;
+	w.req = req;
+	w.ops = ops;
+	w.now = rp_now_ms();
+	rp_log(RP_LOG_VERBOSE, "%s on array '%s': %zu group(s), %zu device(s)", ops->name, a->id,
+	       req->n_groups, req->n_devices);
+	for (i = 0; rc == 0 && i < req->n_groups; i++)
+		rc = wf_group(&w, res, &cap, req->groups[i] ? req->groups[i] : "");
+	for (i = 0; rc == 0 && i < req->n_devices; i++)
+		rc = wf_device(&w, res, &cap, req->devices[i] ? req->devices[i] : "");
+	for (i = 0; i < w.n_peers; i++)
+		rp_array_close(w.peers[i]);
+	if (rc < 0) {
+		rp_result_free(res);
+		return rp_error_set(err, RP_ERROR, "out of memory");
+	}
+	for (i = 0; i < res->n; i++) {
+		const struct rp_item *it = &res->items[i];
+
+		if (it->code)
+			rp_log(RP_LOG_WARNING, "%s: %s '%s': %s", ops->name,
+			       it->is_group ? "group" : "device", it->id, it->msg);
+	}
+	*out = res;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Shared device steps                                                                         */
+
+/* Sets state/access of @d on @a (row and object) and mirrors it into @d. */
+static int dev_set(struct rp_array *a, struct model_device *d, int state, bool ro,
+                   const char *peer_array, const char *peer_device, struct rp_error *e)
+{
+	int rc;
+
+	rc = recovery_drv_set_readonly(a, d->obj, ro, e);
+	if (rc < 0)
+		return rc;
+	rc = model_device_set_state(a, d->id, state, ro ? 1 : 0, peer_array, peer_device, e);
+	if (rc < 0)
+		return rc;
+	if (ro)
+		(void)meta_run(NULL, a->db, NULL,
+		               "UPDATE presentations SET rw = 0 WHERE device = ?", "t", d->id);
+	d->state = state;
+	d->read_only = ro;
+	if (peer_array)
+		rp_strlcpy(d->peer_array, peer_array, sizeof(d->peer_array));
+	if (peer_device)
+		rp_strlcpy(d->peer_device, peer_device, sizeof(d->peer_device));
+	return 0;
+}
+
+static int group_set_role(struct rp_array *a, const char *gid, int role, const char *peer_array,
+                          struct rp_error *e)
+{
+	struct model_group g;
+	int rc;
+
+	rc = model_group_load(&g, a, gid, e);
+	if (rc < 0)
+		return rc;
+	if (g.role == role && (!peer_array || strcmp(g.peer_array, peer_array) == 0))
+		return 0;
+	g.role = role;
+	if (peer_array)
+		rp_strlcpy(g.peer_array, peer_array, sizeof(g.peer_array));
+	return model_group_store(a, &g, e);
+}
+
+static void latest_snapshot_into(struct rp_item *it, struct rp_array *a, const char *dev,
+                                 const char *kind)
+{
+	struct model_snapshot s;
+
+	if (recovery_snapshot_find(&s, a, dev, kind, NULL, NULL) == 0)
+		rp_strlcpy(it->snapshot, s.id, sizeof(it->snapshot));
+}
+
+static int need_state(const struct model_device *d, int want, const char *what, struct rp_error *e)
+{
+	if (d->state == want)
+		return 0;
+	return rp_error_set(e, RP_ESTATE, "device '%s' is %s, not %s%s", d->id,
+	                    rp_dev_state_name(d->state), rp_dev_state_name(want), what);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Test failover                                                                               */
+
+static int check_target_ready(const struct model_device *d, struct rp_error *e)
+{
+	if (d->state == RP_DEV_PROMOTED_TARGET)
+		return rp_error_set(e, RP_ESTATE, "device '%s' was failed over already", d->id);
+	if (d->state != RP_DEV_TARGET)
+		return rp_error_set(e, RP_ESTATE, "device '%s' is %s, not a replication target",
+		                    d->id, rp_dev_state_name(d->state));
+	if (!d->recovery_point[0])
+		return rp_error_set(e, RP_ESTATE,
+		                    "device '%s' has no recovery point yet: the"
+		                    " initial sync has not completed",
+		                    d->id);
+	return 0;
+}
+
+static int check_test_dev(struct wf *w, struct model_device *d, struct rp_item *it,
+                          struct rp_error *e)
+{
+	struct model_snapshot s;
+	int rc;
+
+	rc = check_target_ready(d, e);
+	if (rc < 0)
+		return rc;
+	rc = recovery_snapshot_find(&s, w->a, d->id, RECOVERY_KIND_RP, d->recovery_point, e);
+	if (rc < 0)
+		return rc;
+	if (recovery_snapshot_find(&s, w->a, d->id, RECOVERY_KIND_TEST, NULL, NULL) == 0)
+		return rp_error_set(e, RP_EBUSY, "a test failover of '%s' is running ('%s')", d->id,
+		                    s.id);
+	return 0;
+}
+
+static int check_test_group(struct wf *w, struct model_group *g, struct rp_item *git,
+                            struct rp_error *e)
+{
+	if (g->role != RP_GROUP_TARGET)
+		return rp_error_set(e, RP_ESTATE, "group '%s' is %s, not a replication target",
+		                    g->id, rp_group_role_name(g->role));
+	if (!g->recovery_point[0])
+		return rp_error_set(e, RP_ESTATE, "group '%s' has no recovery point yet", g->id);
+	if (g->test_snapshot[0])
+		return rp_error_set(e, RP_EBUSY, "a test failover of group '%s' is running", g->id);
+	return 0;
+}
+
+static int test_start_dev(struct wf *w, struct model_device *d, struct rp_item *it,
+                          struct rp_error *e)
+{
+	struct model_snapshot rp, t;
+	int rc;
+
+	if (recovery_snapshot_find(&t, w->a, d->id, RECOVERY_KIND_TEST, NULL, NULL) == 0)
+		return rp_error_set(e, RP_EBUSY,
+		                    "a test failover of '%s' is already running ('%s')", d->id,
+		                    t.id);
+	rc = check_target_ready(d, e);
+	if (rc < 0)
+		return rc;
+	rc = recovery_snapshot_find(&rp, w->a, d->id, RECOVERY_KIND_RP, d->recovery_point, e);
+	if (rc < 0)
+		return rc;
+	rc = recovery_snapshot_take_from(&t, w->a, d, rp.obj, RECOVERY_KIND_TEST, rp.recovery_point,
+	                                 rp.recovery_point_ms, e);
+	if (rc < 0)
+		return rc;
+	(void)recovery_drv_set_readonly(w->a, t.obj, false, NULL);
+	rp_strlcpy(it->snapshot, t.id, sizeof(it->snapshot));
+	rp_strlcpy(it->snapshot_wwn, t.wwn, sizeof(it->snapshot_wwn));
+	rp_strlcpy(it->recovery_point, rp.recovery_point, sizeof(it->recovery_point));
+	it->recovery_point_ms = rp.recovery_point_ms;
+	rp_log(RP_LOG_INFO, "test failover of '%s': copy '%s' of recovery point '%s'", d->id, t.id,
+	       rp.recovery_point);
+	return 0;
+}
+
+static int test_start_group_pre(struct wf *w, struct model_group *g, struct rp_item *git,
+                                struct rp_error *e)
+{
+	return check_test_group(w, g, git, e);
+}
+
+static int test_start_group_post(struct wf *w, struct model_group *g, struct rp_item *git,
+                                 bool all_done, struct rp_error *e)
+{
+	(void)snprintf(g->test_snapshot, sizeof(g->test_snapshot), "test-%s-%lld", g->id,
+	               (long long)w->now);
+	rp_strlcpy(git->snapshot, g->test_snapshot, sizeof(git->snapshot));
+	return model_group_store(w->a, g, e);
+}
+
+static int test_stop_dev(struct wf *w, struct model_device *d, struct rp_item *it,
+                         struct rp_error *e)
+{
+	struct model_snapshot *list = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	rc = model_snapshot_list(&list, &n, w->a, d->id, NULL, RECOVERY_KIND_TEST, e);
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < n && rc == 0; i++) {
+		(void)meta_run(NULL, w->a->db, NULL, "DELETE FROM presentations WHERE device = ?",
+		               "t", list[i].id);
+		rc = recovery_snapshot_delete(w->a, list[i].id, e);
+		if (rc == 0)
+			rp_strlcpy(it->snapshot, list[i].id, sizeof(it->snapshot));
+	}
+	rp_free(list);
+	if (rc == 0 && n == 0)
+		workflow_item_warn(it, RP_WARN_ALREADY_DONE, "no test failover of '%s' is running",
+		                   d->id);
+	return rc;
+}
+
+static int test_stop_group_post(struct wf *w, struct model_group *g, struct rp_item *git,
+                                bool all_done, struct rp_error *e)
+{
+	if (!g->test_snapshot[0]) {
+		if (all_done)
+			workflow_item_warn(git, RP_WARN_ALREADY_DONE,
+			                   "no test failover of group '%s' is running", g->id);
+		return 0;
+	}
+	rp_strlcpy(git->snapshot, g->test_snapshot, sizeof(git->snapshot));
+	g->test_snapshot[0] = '\0';
+	return model_group_store(w->a, g, e);
+}
+
+static const struct wf_ops wf_check_test = {
+	.name = "checkTestFailoverStart",
+	.group_pre = check_test_group,
+	.dev = check_test_dev,
+};
+static const struct wf_ops wf_test_start = {
+	.name = "testFailoverStart",
+	.group_pre = test_start_group_pre,
+	.dev = test_start_dev,
+	.group_post = test_start_group_post,
+};
+static const struct wf_ops wf_test_stop = {
+	.name = "testFailoverStop",
+	.dev = test_stop_dev,
+	.group_post = test_stop_group_post,
+};
+
+int rp_check_test_failover(struct rp_result **out, struct rp_array *a, const struct rp_request *req,
+                           struct rp_error *err)
+{
+	return wf_run(out, a, req, &wf_check_test, err);
+}
+
+int rp_test_failover_start(struct rp_result **out, struct rp_array *a, const struct rp_request *req,
+                           struct rp_error *err)
+{
+	return wf_run(out, a, req, &wf_test_start, err);
+}
+
+int rp_test_failover_stop(struct rp_result **out, struct rp_array *a, const struct rp_request *req,
+                          struct rp_error *err)
+{
+	return wf_run(out, a, req, &wf_test_stop, err);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Failover                                                                                    */
+
+static int check_failover_dev(struct wf *w, struct model_device *d, struct rp_item *it,
+                              struct rp_error *e)
+{
+	if (d->state == RP_DEV_PROMOTED_TARGET) {
+		workflow_item_warn(it, RP_WARN_ALREADY_DONE, "device '%s' was failed over already",
+		                   d->id);
+		return 0;
+	}
+	return check_target_ready(d, e);
+}
+
+static int check_failover_group(struct wf *w, struct model_group *g, struct rp_item *git,
+                                struct rp_error *e)
+{
+	if (g->role == RP_GROUP_PROMOTED_TARGET || g->role == RP_GROUP_TARGET)
+		return 0;
+	return rp_error_set(e, RP_ESTATE, "group '%s' is %s, not a replication target", g->id,
+	                    rp_group_role_name(g->role));
+}
+
+static int failover_dev(struct wf *w, struct model_device *d, struct rp_item *it,
+                        struct rp_error *e)
+{
+	struct model_snapshot s;
+	int rc;
+
+	if (d->state == RP_DEV_PROMOTED_TARGET) {
+		workflow_item_warn(it, RP_WARN_ALREADY_DONE, "device '%s' was failed over already",
+		                   d->id);
+		rp_strlcpy(it->new_id, d->id, sizeof(it->new_id));
+		latest_snapshot_into(it, w->a, d->id, RECOVERY_KIND_REVERT);
+		return 0;
+	}
+	rc = need_state(d, RP_DEV_TARGET, " (only replication targets fail over)", e);
+	if (rc < 0)
+		return rc;
+	if (!w->g) {
+		rc = sync_abort_incoming(w->a, NULL, d->id, "aborted by failover", e);
+		if (rc < 0)
+			return rc;
+	}
+	/* revert point first: the replica as it was before anyone wrote to it */
+	rc = recovery_snapshot_take(&s, w->a, d, RECOVERY_KIND_REVERT, d->recovery_point,
+	                            d->recovery_point_ms, e);
+	if (rc < 0)
+		return rc;
+	rc = dev_set(w->a, d, RP_DEV_PROMOTED_TARGET, false, NULL, NULL, e);
+	if (rc < 0)
+		return rc;
+	rp_strlcpy(it->new_id, d->id, sizeof(it->new_id));
+	rp_strlcpy(it->snapshot, s.id, sizeof(it->snapshot));
+	rp_strlcpy(it->state, rp_dev_state_name(d->state), sizeof(it->state));
+	rp_log(RP_LOG_INFO, "failover: '%s' promoted read-write (revert snapshot '%s')", d->id,
+	       s.id);
+	return 0;
+}
+
+static int failover_group_pre(struct wf *w, struct model_group *g, struct rp_item *git,
+                              struct rp_error *e)
+{
+	int rc;
+
+	rc = check_failover_group(w, g, git, e);
+	if (rc < 0)
+		return rc;
+	return sync_abort_incoming(w->a, g->id, NULL, "aborted by failover", e);
+}
+
+static int failover_group_post(struct wf *w, struct model_group *g, struct rp_item *git,
+                               bool all_done, struct rp_error *e)
+{
+	if (g->role == RP_GROUP_PROMOTED_TARGET) {
+		if (all_done)
+			workflow_item_warn(git, RP_WARN_ALREADY_DONE,
+			                   "group '%s' was failed over already", g->id);
+		rp_strlcpy(git->new_id, g->id, sizeof(git->new_id));
+		return 0;
+	}
+	rp_strlcpy(git->new_id, g->id, sizeof(git->new_id));
+	return group_set_role(w->a, g->id, RP_GROUP_PROMOTED_TARGET, NULL, e);
+}
+
+static int prepare_failover_dev(struct wf *w, struct model_device *d, struct rp_item *it,
+                                struct rp_error *e)
+{
+	struct model_snapshot s;
+	struct rp_array *peer;
+	struct rp_error pe;
+	int rc;
+
+	if (d->state == RP_DEV_DEMOTED_SOURCE) {
+		workflow_item_warn(it, RP_WARN_ALREADY_DONE, "device '%s' is demoted already",
+		                   d->id);
+		latest_snapshot_into(it, w->a, d->id, RECOVERY_KIND_PREFAILOVER);
+		return 0;
+	}
+	rc = need_state(d, RP_DEV_SOURCE, " (only replication sources are demoted)", e);
+	if (rc < 0)
+		return rc;
+	rc = recovery_snapshot_take(&s, w->a, d, RECOVERY_KIND_PREFAILOVER, d->recovery_point,
+	                            d->recovery_point_ms, e);
+	if (rc < 0)
+		return rc;
+	rc = dev_set(w->a, d, RP_DEV_DEMOTED_SOURCE, true, NULL, NULL, e);
+	if (rc < 0)
+		return rc;
+	rp_strlcpy(it->snapshot, s.id, sizeof(it->snapshot));
+	rp_strlcpy(it->state, rp_dev_state_name(d->state), sizeof(it->state));
+	/* disaster order: the peer may have promoted its target already (peer optional) */
+	rp_error_clear(&pe);
+	peer = d->peer_array[0] ? wf_peer(w, d->peer_array, &pe) : NULL;
+	if (peer && d->peer_device[0]) {
+		struct model_device t;
+
+		if (model_device_load(&t, peer, d->peer_device, NULL) == 0 &&
+		    t.state == RP_DEV_PROMOTED_TARGET)
+			workflow_item_warn(
+			        it, RP_WARN_UNUSUAL_ORDER,
+			        "'%s' on array '%s' was failed over before '%s' was demoted", t.id,
+			        peer->id, d->id);
+	}
+	rp_log(RP_LOG_INFO, "prepareFailover: '%s' demoted read-only (snapshot '%s')", d->id, s.id);
+	return 0;
+}
+
+static int prepare_failover_group_pre(struct wf *w, struct model_group *g, struct rp_item *git,
+                                      struct rp_error *e)
+{
+	if (g->role == RP_GROUP_SOURCE || g->role == RP_GROUP_DEMOTED_SOURCE)
+		return 0;
+	return rp_error_set(e, RP_ESTATE, "group '%s' is %s, not a replication source", g->id,
+	                    rp_group_role_name(g->role));
+}
+
+static int prepare_failover_group_post(struct wf *w, struct model_group *g, struct rp_item *git,
+                                       bool all_done, struct rp_error *e)
+{
+	if (g->role == RP_GROUP_DEMOTED_SOURCE) {
+		if (all_done)
+			workflow_item_warn(git, RP_WARN_ALREADY_DONE,
+			                   "group '%s' is demoted already", g->id);
+		return 0;
+	}
+	return group_set_role(w->a, g->id, RP_GROUP_DEMOTED_SOURCE, NULL, e);
+}
+
+static const struct wf_ops wf_check_failover = {
+	.name = "checkFailover",
+	.group_pre = check_failover_group,
+	.dev = check_failover_dev,
+};
+static const struct wf_ops wf_failover = {
+	.name = "failover",
+	.group_pre = failover_group_pre,
+	.dev = failover_dev,
+	.group_post = failover_group_post,
+};
+static const struct wf_ops wf_prepare_failover = {
+	.name = "prepareFailover",
+	.group_pre = prepare_failover_group_pre,
+	.dev = prepare_failover_dev,
+	.group_post = prepare_failover_group_post,
+};
+
+int rp_check_failover(struct rp_result **out, struct rp_array *a, const struct rp_request *req,
+                      struct rp_error *err)
+{
+	return wf_run(out, a, req, &wf_check_failover, err);
+}
+
+int rp_failover(struct rp_result **out, struct rp_array *a, const struct rp_request *req,
+                struct rp_error *err)
+{
+	return wf_run(out, a, req, &wf_failover, err);
+}
+
+int rp_prepare_failover(struct rp_result **out, struct rp_array *a, const struct rp_request *req,
+                        struct rp_error *err)
+{
+	return wf_run(out, a, req, &wf_prepare_failover, err);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Reverse: the promoted side becomes the source, the old source its target (rolled back).    */
+
+static int prepare_reverse_dev(struct wf *w, struct model_device *d, struct rp_item *it,
+                               struct rp_error *e)
+{
+	if (d->state == RP_DEV_TARGET) {
+		workflow_item_warn(it, RP_WARN_ALREADY_DONE,
+		                   "'%s' is a replication target already (reversed)", d->id);
+		return 0;
+	}
+	if (d->state == RP_DEV_SOURCE) {
+		workflow_item_warn(it, RP_WARN_UNUSUAL_ORDER,
+		                   "'%s' was not demoted (prepareFailover not run): it will be"
+		                   " rolled back to the last recovery point by reverse",
+		                   d->id);
+		return 0;
+	}
+	return need_state(d, RP_DEV_DEMOTED_SOURCE, "", e);
+}
+
+static int prepare_reverse_group(struct wf *w, struct model_group *g, struct rp_item *git,
+                                 struct rp_error *e)
+{
+	if (g->role == RP_GROUP_DEMOTED_SOURCE || g->role == RP_GROUP_SOURCE ||
+	    g->role == RP_GROUP_TARGET)
+		return 0;
+	return rp_error_set(e, RP_ESTATE, "group '%s' is %s", g->id, rp_group_role_name(g->role));
+}
+
+/*
+ * Makes old source @x on @a a target of @peer_dev at @peer_id: keep what it gained since the
+ * base as a tail snapshot, roll it back to the base, read-only.
+ */
+static int demote_to_target(struct rp_array *a, struct model_device *x, const char *peer_id,
+                            const char *peer_dev, struct rp_item *it, struct rp_error *e)
+{
+	struct model_snapshot base, tail;
+	bool differs = true;
+	int rc;
+
+	if (x->base_snapshot[0] && model_snapshot_load(&base, a, x->base_snapshot, NULL) == 0) {
+		rc = recovery_differs(&differs, a, base.obj, x->obj, e);
+		if (rc < 0)
+			return rc;
+		if (differs) {
+			rc = recovery_snapshot_take(&tail, a, x, RECOVERY_KIND_TAIL,
+			                            base.recovery_point, base.recovery_point_ms, e);
+			if (rc < 0)
+				return rc;
+			workflow_item_warn(
+			        it, RP_WARN_TAIL_KEPT,
+			        "writes to '%s' on array '%s' after recovery point '%s' kept"
+			        " as snapshot '%s'",
+			        x->id, a->id, base.recovery_point, tail.id);
+			rc = recovery_rollback(a, x, base.obj, "rev", e);
+			if (rc < 0)
+				return rc;
+		}
+	} else {
+		/* no common base: the next sync is a full copy; keep the data as a tail anyway */
+		rc = recovery_snapshot_take(&tail, a, x, RECOVERY_KIND_TAIL, NULL, 0, e);
+		if (rc < 0)
+			return rc;
+		workflow_item_warn(it, RP_WARN_TAIL_KEPT,
+		                   "'%s' on array '%s' has no common base: its data is kept as"
+		                   " snapshot '%s' and the next sync is a full copy",
+		                   x->id, a->id, tail.id);
+	}
+	return dev_set(a, x, RP_DEV_TARGET, true, peer_id, peer_dev, e);
+}
+
+static int reverse_dev(struct wf *w, struct model_device *d, struct rp_item *it, struct rp_error *e)
+{
+	struct model_device x;
+	int rc;
+
+	if (d->state != RP_DEV_PROMOTED_TARGET && d->state != RP_DEV_SOURCE)
+		return rp_error_set(e, RP_ESTATE,
+		                    "device '%s' is %s: only a failed-over device can"
+		                    " reverse replication",
+		                    d->id, rp_dev_state_name(d->state));
+	if (!d->peer_device[0])
+		return rp_error_set(e, RP_ESTATE, "device '%s' has no replication peer", d->id);
+	rc = model_device_load(&x, w->peer, d->peer_device, e);
+	if (rc < 0)
+		return rc;
+	if (d->state == RP_DEV_SOURCE) {
+		if (x.state == RP_DEV_TARGET && strcmp(x.peer_device, d->id) == 0) {
+			workflow_item_warn(it, RP_WARN_ALREADY_DONE,
+			                   "replication of '%s' already goes to '%s' on array '%s'",
+			                   d->id, x.id, w->peer->id);
+			rp_strlcpy(it->new_id, x.id, sizeof(it->new_id));
+			return 0;
+		}
+		return rp_error_set(e, RP_ESTATE,
+		                    "device '%s' is a source already but '%s' on"
+		                    " array '%s' is %s",
+		                    d->id, x.id, w->peer->id, rp_dev_state_name(x.state));
+	}
+	if (x.state == RP_DEV_SOURCE || x.state == RP_DEV_DEMOTED_SOURCE) {
+		rc = demote_to_target(w->peer, &x, w->a->id, d->id, it, e);
+		if (rc < 0)
+			return rc;
+	} else if (x.state != RP_DEV_TARGET) {
+		return rp_error_set(e, RP_ESTATE,
+		                    "'%s' on array '%s' is %s: cannot become a target", x.id,
+		                    w->peer->id, rp_dev_state_name(x.state));
+	}
+	rc = dev_set(w->a, d, RP_DEV_SOURCE, false, w->peer->id, x.id, e);
+	if (rc < 0)
+		return rc;
+	rp_strlcpy(it->new_id, x.id, sizeof(it->new_id));
+	rp_strlcpy(it->state, rp_dev_state_name(d->state), sizeof(it->state));
+	rp_log(RP_LOG_INFO, "reverse: '%s' replicates to '%s' on array '%s'", d->id, x.id,
+	       w->peer->id);
+	return 0;
+}
+
+static int reverse_group_pre(struct wf *w, struct model_group *g, struct rp_item *git,
+                             struct rp_error *e)
+{
+	if (g->role == RP_GROUP_PROMOTED_TARGET || g->role == RP_GROUP_SOURCE)
+		return 0;
+	return rp_error_set(e, RP_ESTATE,
+	                    "group '%s' is %s: only a failed-over group can reverse"
+	                    " replication",
+	                    g->id, rp_group_role_name(g->role));
+}
+
+static int reverse_group_post(struct wf *w, struct model_group *g, struct rp_item *git,
+                              bool all_done, struct rp_error *e)
+{
+	struct model_group pg;
+	int rc;
+
+	rc = model_group_load(&pg, w->peer, g->id, e);
+	if (rc < 0)
+		return rc;
+	if (g->role == RP_GROUP_SOURCE && pg.role == RP_GROUP_TARGET && all_done) {
+		workflow_item_warn(git, RP_WARN_ALREADY_DONE,
+		                   "replication of group '%s' already goes to array '%s'", g->id,
+		                   w->peer->id);
+		rp_strlcpy(git->new_id, g->id, sizeof(git->new_id));
+		return 0;
+	}
+	rc = group_set_role(w->peer, g->id, RP_GROUP_TARGET, w->a->id, e);
+	if (rc < 0)
+		return rc;
+	rc = group_set_role(w->a, g->id, RP_GROUP_SOURCE, w->peer->id, e);
+	if (rc < 0)
+		return rc;
+	rp_strlcpy(git->new_id, g->id, sizeof(git->new_id));
+	return 0;
+}
+
+static const struct wf_ops wf_prepare_reverse = {
+	.name = "prepareReverseReplication",
+	.group_pre = prepare_reverse_group,
+	.dev = prepare_reverse_dev,
+};
+static const struct wf_ops wf_reverse = {
+	.name = "reverseReplication",
+	.needs_peer = true,
+	.group_pre = reverse_group_pre,
+	.dev = reverse_dev,
+	.group_post = reverse_group_post,
+};
+
+int rp_prepare_reverse(struct rp_result **out, struct rp_array *a, const struct rp_request *req,
+                       struct rp_error *err)
+{
+	return wf_run(out, a, req, &wf_prepare_reverse, err);
+}
+
+int rp_reverse(struct rp_result **out, struct rp_array *a, const struct rp_request *req,
+               struct rp_error *err)
+{
+	return wf_run(out, a, req, &wf_reverse, err);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Restore: back to the original direction, discarding what the promoted side wrote.         */
+
+static int prepare_restore_dev(struct wf *w, struct model_device *d, struct rp_item *it,
+                               struct rp_error *e)
+{
+	if (d->state == RP_DEV_TARGET) {
+		workflow_item_warn(it, RP_WARN_ALREADY_DONE, "'%s' is a replication target already",
+		                   d->id);
+		return 0;
+	}
+	return need_state(d, RP_DEV_PROMOTED_TARGET, "", e);
+}
+
+static int prepare_restore_group(struct wf *w, struct model_group *g, struct rp_item *git,
+                                 struct rp_error *e)
+{
+	if (g->role == RP_GROUP_PROMOTED_TARGET || g->role == RP_GROUP_TARGET)
+		return 0;
+	return rp_error_set(e, RP_ESTATE, "group '%s' is %s", g->id, rp_group_role_name(g->role));
+}
+
+static int restore_dev(struct wf *w, struct model_device *d, struct rp_item *it, struct rp_error *e)
+{
+	struct model_device t;
+	int rc;
+
+	if (d->state != RP_DEV_SOURCE && d->state != RP_DEV_DEMOTED_SOURCE)
+		return rp_error_set(e, RP_ESTATE,
+		                    "device '%s' is %s: restore runs on the original"
+		                    " sources",
+		                    d->id, rp_dev_state_name(d->state));
+	if (!d->peer_device[0])
+		return rp_error_set(e, RP_ESTATE, "device '%s' has no replication peer", d->id);
+	rc = model_device_load(&t, w->peer, d->peer_device, e);
+	if (rc < 0)
+		return rc;
+	if (d->state == RP_DEV_SOURCE && !d->read_only && t.state == RP_DEV_TARGET) {
+		workflow_item_warn(it, RP_WARN_ALREADY_DONE,
+		                   "replication of '%s' to '%s' on array '%s' is in place already",
+		                   d->id, t.id, w->peer->id);
+		return 0;
+	}
+	if (t.state == RP_DEV_PROMOTED_TARGET) {
+		struct model_snapshot base;
+
+		/* discard what the promoted side wrote: back to the shared base */
+		if (t.base_snapshot[0] &&
+		    model_snapshot_load(&base, w->peer, t.base_snapshot, NULL) == 0) {
+			rc = recovery_rollback(w->peer, &t, base.obj, "res", e);
+			if (rc < 0)
+				return rc;
+		}
+		rc = dev_set(w->peer, &t, RP_DEV_TARGET, true, w->a->id, d->id, e);
+		if (rc < 0)
+			return rc;
+	} else if (t.state != RP_DEV_TARGET) {
+		return rp_error_set(e, RP_ESTATE,
+		                    "'%s' on array '%s' is %s: replication was reversed;"
+		                    " restore is not possible",
+		                    t.id, w->peer->id, rp_dev_state_name(t.state));
+	}
+	rc = dev_set(w->a, d, RP_DEV_SOURCE, false, NULL, NULL, e);
+	if (rc < 0)
+		return rc;
+	rp_strlcpy(it->new_id, t.id, sizeof(it->new_id));
+	rp_strlcpy(it->state, rp_dev_state_name(d->state), sizeof(it->state));
+	rp_log(RP_LOG_INFO, "restore: '%s' replicates to '%s' on array '%s' again", d->id, t.id,
+	       w->peer->id);
+	return 0;
+}
+
+static int restore_group_pre(struct wf *w, struct model_group *g, struct rp_item *git,
+                             struct rp_error *e)
+{
+	if (g->role == RP_GROUP_SOURCE || g->role == RP_GROUP_DEMOTED_SOURCE)
+		return 0;
+	return rp_error_set(e, RP_ESTATE, "group '%s' is %s: restore runs on the original sources",
+	                    g->id, rp_group_role_name(g->role));
+}
+
+static int restore_group_post(struct wf *w, struct model_group *g, struct rp_item *git,
+                              bool all_done, struct rp_error *e)
+{
+	int rc;
+
+	if (all_done && g->role == RP_GROUP_SOURCE) {
+		workflow_item_warn(git, RP_WARN_ALREADY_DONE,
+		                   "replication of group '%s' is in place already", g->id);
+		return 0;
+	}
+	rc = group_set_role(w->peer, g->id, RP_GROUP_TARGET, w->a->id, e);
+	if (rc < 0)
+		return rc;
+	return group_set_role(w->a, g->id, RP_GROUP_SOURCE, w->peer->id, e);
+}
+
+static const struct wf_ops wf_prepare_restore = {
+	.name = "prepareRestoreReplication",
+	.group_pre = prepare_restore_group,
+	.dev = prepare_restore_dev,
+};
+static const struct wf_ops wf_restore = {
+	.name = "restoreReplication",
+	.needs_peer = true,
+	.group_pre = restore_group_pre,
+	.dev = restore_dev,
+	.group_post = restore_group_post,
+};
+
+int rp_prepare_restore(struct rp_result **out, struct rp_array *a, const struct rp_request *req,
+                       struct rp_error *err)
+{
+	return wf_run(out, a, req, &wf_prepare_restore, err);
+}
+
+int rp_restore(struct rp_result **out, struct rp_array *a, const struct rp_request *req,
+               struct rp_error *err)
+{
+	return wf_run(out, a, req, &wf_restore, err);
+}

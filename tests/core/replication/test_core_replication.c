@@ -1,0 +1,989 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_core_replication.c - sync sessions and replication workflows end to end on two real file
+ * arrays (site A, site B): full and incremental sync, detached workers, kill -9 and resume,
+ * test failover, planned migration, disaster order, reverse, restore, partial success.
+ * Usage: test_core_replication [plain|xfs]  (xfs: loop-mounted xfs with reflink, root only;
+ * exits 77 with a reason when that is not possible).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "replun/replun.h"
+#include "sync.h"
+
+#define MIB (1024ull * 1024ull)
+#define LUN_SIZE (16 * MIB)
+#define BLOCK 4096u
+
+static char g_base[512];     /* where fixtures live: a temp dir or the xfs mount */
+static char g_loop_dir[512]; /* xfs: temp dir holding the image and the mount point */
+static const char *g_mode = "plain";
+
+struct fx {
+	char dir[600];
+	char path_a[700];
+	char path_b[700];
+	char path_a_moved[700];
+	struct rp_array *a;
+	struct rp_array *b;
+	char lun1[RP_ID_MAX]; /* in group g1 on A */
+	char lun2[RP_ID_MAX];
+	char key1[RP_ID_MAX]; /* their targets on B */
+	char key2[RP_ID_MAX];
+	char solo[RP_ID_MAX]; /* standalone replicated LUN on A */
+	char solo_key[RP_ID_MAX];
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Helpers                                                                                     */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static void fill(unsigned char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		uint64_t v = rng();
+
+		memcpy(buf + i, &v, 8);
+	}
+}
+
+/* Writes @len random bytes at @off of LUN (or snapshot) @id of @a through its image file. */
+static void write_lun(struct rp_array *a, const char *id, uint64_t off, size_t len)
+{
+	struct rp_error err;
+	char path[4096];
+	unsigned char *buf;
+	int fd;
+
+	rp_error_clear(&err);
+	assert_int_equal(rp_lun_path(path, sizeof(path), a, id, &err), 0);
+	buf = malloc(len);
+	assert_non_null(buf);
+	fill(buf, len);
+	fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, buf, len, (off_t)off), (ssize_t)len);
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+	free(buf);
+}
+
+static void csum(char out[40], struct rp_array *a, const char *id)
+{
+	struct rp_error err;
+
+	rp_error_clear(&err);
+	if (rp_lun_checksum(out, a, id, &err) != 0)
+		fail_msg("checksum of '%s': %s", id, err.msg);
+}
+
+static bool has_warning(const struct rp_item *it, int code)
+{
+	size_t i;
+
+	for (i = 0; i < it->n_warnings; i++)
+		if (it->warnings[i].code == code)
+			return true;
+	return false;
+}
+
+static const struct rp_item *find_item(const struct rp_result *r, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < r->n; i++)
+		if (strcmp(r->items[i].id, id) == 0)
+			return &r->items[i];
+	fail_msg("no item '%s' in result", id);
+	return NULL;
+}
+
+static void assert_all_ok(const struct rp_result *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n; i++)
+		if (r->items[i].code != 0)
+			fail_msg("item '%s': %s (%s)", r->items[i].id, r->items[i].msg,
+			         rp_code_name(r->items[i].code));
+}
+
+static void assert_all_warn(const struct rp_result *r, int code)
+{
+	size_t i;
+
+	for (i = 0; i < r->n; i++)
+		if (!has_warning(&r->items[i], code))
+			fail_msg("item '%s' lacks warning %d", r->items[i].id, code);
+}
+
+typedef int (*wf_fn)(struct rp_result **, struct rp_array *, const struct rp_request *,
+                     struct rp_error *);
+
+/* Runs @fn on group @gid (may be NULL) and device @dev (may be NULL) of @a. */
+static struct rp_result *run_wf(wf_fn fn, struct rp_array *a, const char *gid, const char *dev)
+{
+	const char *groups[1] = { gid }, *devs[1] = { dev };
+	struct rp_request req;
+	struct rp_result *r = NULL;
+	struct rp_error err;
+
+	memset(&req, 0, sizeof(req));
+	if (gid) {
+		req.groups = groups;
+		req.n_groups = 1;
+	}
+	if (dev) {
+		req.devices = devs;
+		req.n_devices = 1;
+	}
+	rp_error_clear(&err);
+	if (fn(&r, a, &req, &err) != 0)
+		fail_msg("workflow: %s", err.msg);
+	return r;
+}
+
+/* Syncs group @gid or device @dev at @a (foreground unless @detached) and waits. */
+static void sync_now(struct rp_sync_session *s, struct rp_array *a, const char *gid,
+                     const char *dev, bool detached)
+{
+	const char *groups[1] = { gid }, *devs[1] = { dev };
+	struct rp_sync_opts opts = { .foreground = !detached };
+	struct rp_request req;
+	struct rp_result *r = NULL;
+	struct rp_error err;
+	char sid[RP_ID_MAX];
+
+	memset(&req, 0, sizeof(req));
+	if (gid) {
+		req.groups = groups;
+		req.n_groups = 1;
+	} else {
+		req.devices = devs;
+		req.n_devices = 1;
+	}
+	rp_error_clear(&err);
+	assert_int_equal(rp_sync_start(&r, a, &req, &opts, &err), 0);
+	assert_true(r->n >= 1);
+	assert_all_ok(r);
+	snprintf(sid, sizeof(sid), "%s", r->items[0].session);
+	assert_true(sid[0] != '\0');
+	rp_result_free(r);
+	rp_error_clear(&err);
+	if (rp_sync_wait(s, a, sid, 120000, NULL, NULL, &err) != 0)
+		fail_msg("sync wait: %s", err.msg);
+	if (s->status != RP_SYNC_COMPLETE)
+		fail_msg("sync '%s' %s: %s", sid, rp_sync_status_name(s->status), s->error);
+}
+
+static void verify_equal(struct rp_array *a, struct rp_array *b, const char *gid)
+{
+	struct rp_verify_item *items = NULL;
+	struct rp_error err;
+	bool eq = false;
+	size_t n = 0, i;
+
+	rp_error_clear(&err);
+	assert_int_equal(rp_verify(&items, &n, &eq, a, b, gid, &err), 0);
+	for (i = 0; i < n; i++)
+		if (!items[i].equal)
+			fail_msg("verify '%s'/'%s': %s", items[i].device_a, items[i].device_b,
+			         items[i].msg);
+	assert_true(n > 0);
+	assert_true(eq);
+	rp_free(items);
+}
+
+static void dev_state(struct rp_array *a, const char *id, enum rp_dev_state want, bool ro)
+{
+	struct rp_device d;
+	struct rp_error err;
+
+	rp_error_clear(&err);
+	assert_int_equal(rp_lun_get(&d, a, id, &err), 0);
+	if (d.state != want || d.read_only != ro)
+		fail_msg("'%s' is %s%s, expected %s%s", id, rp_dev_state_name(d.state),
+		         d.read_only ? " ro" : " rw", rp_dev_state_name(want), ro ? " ro" : " rw");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Fixture: arrays A and B, paired; group g1 with two replicated LUNs; one standalone LUN.    */
+
+static int fx_setup(void **state)
+{
+	struct rp_lun_create_opts go = { .group = "g1", .replicate = true };
+	struct rp_lun_create_opts so = { .replicate = true };
+	struct rp_device d;
+	struct rp_error err;
+	struct fx *f;
+
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "%s/repl.XXXXXX", g_base);
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->path_a, sizeof(f->path_a), "%s/siteA", f->dir);
+	snprintf(f->path_b, sizeof(f->path_b), "%s/siteB", f->dir);
+	snprintf(f->path_a_moved, sizeof(f->path_a_moved), "%s/siteA.away", f->dir);
+	rp_error_clear(&err);
+	if (rp_array_init(f->path_a, "siteA", NULL, &err) ||
+	    rp_array_init(f->path_b, "siteB", NULL, &err) ||
+	    rp_array_open(&f->a, f->path_a, NULL, &err) ||
+	    rp_array_open(&f->b, f->path_b, NULL, &err) || rp_array_pair(f->a, f->b, &err))
+		goto fail;
+	if (rp_lun_create(&d, f->a, "vdi-one", LUN_SIZE, &go, &err))
+		goto fail;
+	snprintf(f->lun1, sizeof(f->lun1), "%s", d.id);
+	snprintf(f->key1, sizeof(f->key1), "%s", d.peer_device);
+	if (rp_lun_create(&d, f->a, "vdi-two", LUN_SIZE, &go, &err))
+		goto fail;
+	snprintf(f->lun2, sizeof(f->lun2), "%s", d.id);
+	snprintf(f->key2, sizeof(f->key2), "%s", d.peer_device);
+	if (rp_lun_create(&d, f->a, "solo", LUN_SIZE, &so, &err))
+		goto fail;
+	snprintf(f->solo, sizeof(f->solo), "%s", d.id);
+	snprintf(f->solo_key, sizeof(f->solo_key), "%s", d.peer_device);
+	if (!f->key1[0] || !f->key2[0] || !f->solo_key[0]) {
+		fprintf(stderr, "replicated LUNs have no target keys\n");
+		return -1;
+	}
+	*state = f;
+	return 0;
+fail:
+	fprintf(stderr, "fixture: %s\n", err.msg);
+	return -1;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[1024];
+	pid_t pid;
+	int st;
+
+	if (!f)
+		return 0;
+	rp_array_close(f->a);
+	rp_array_close(f->b);
+	/* reap nothing: workers are not our children; give stragglers a moment */
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+		;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", f->dir);
+	free(f);
+	return 0;
+}
+
+/* Puts data in both grouped LUNs and the standalone one and syncs everything once. */
+static void seed_and_sync(struct fx *f)
+{
+	struct rp_sync_session s;
+
+	write_lun(f->a, f->lun1, 0, 2 * MIB);
+	write_lun(f->a, f->lun1, 8 * MIB, 1 * MIB);
+	write_lun(f->a, f->lun2, 4 * MIB, 3 * MIB);
+	write_lun(f->a, f->solo, 0, 1 * MIB);
+	sync_now(&s, f->a, "g1", NULL, false);
+	sync_now(&s, f->a, NULL, f->solo, false);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sync                                                                                        */
+
+static void test_sync__full_then_incremental(void **state)
+{
+	struct fx *f = *state;
+	struct rp_sync_session s;
+	char ca[40], cb[40];
+	uint64_t changed = 0;
+	int i;
+
+	printf("# full sync of group g1 moves exactly the allocated data (6 MiB)\n");
+	write_lun(f->a, f->lun1, 0, 2 * MIB);
+	write_lun(f->a, f->lun1, 8 * MIB, 1 * MIB);
+	write_lun(f->a, f->lun2, 4 * MIB, 3 * MIB);
+	rp_lun_meta_set(f->a, f->lun1, "vdi_uuid", "1111-2222", NULL);
+	rp_group_meta_set(f->a, "g1", "sr_name", "my SR", NULL);
+	sync_now(&s, f->a, "g1", NULL, false);
+	assert_true(s.full);
+	assert_int_equal(s.bytes_transferred, 6 * MIB);
+	assert_int_equal(s.progress, 100);
+	assert_true(s.recovery_point[0] != '\0');
+	verify_equal(f->a, f->b, "g1");
+	csum(ca, f->a, f->lun1);
+	csum(cb, f->b, f->key1);
+	assert_string_equal(ca, cb);
+
+	printf("# metadata replicated with the data\n");
+	{
+		char *v = NULL;
+
+		assert_int_equal(rp_lun_meta_get(&v, f->b, f->key1, "vdi_uuid", NULL), 0);
+		assert_string_equal(v, "1111-2222");
+		rp_free(v);
+		assert_int_equal(rp_group_meta_get(&v, f->b, "g1", "sr_name", NULL), 0);
+		assert_string_equal(v, "my SR");
+		rp_free(v);
+	}
+
+	printf("# incremental after 1%% of 4 KiB blocks changed moves <= 3%% of the LUN\n");
+	for (i = 0; i < (int)(LUN_SIZE / BLOCK / 100); i++) {
+		uint64_t blk = rng() % (LUN_SIZE / BLOCK);
+
+		write_lun(f->a, f->lun1, blk * BLOCK, BLOCK);
+		changed += BLOCK;
+	}
+	sync_now(&s, f->a, "g1", NULL, false);
+	assert_false(s.full);
+	printf("#   changed %llu bytes, moved %llu bytes\n", (unsigned long long)changed,
+	       (unsigned long long)s.bytes_transferred);
+	assert_true(s.bytes_transferred > 0);
+	assert_true(s.bytes_transferred <= changed);
+	assert_true(s.bytes_transferred <= LUN_SIZE * 3 / 100);
+	verify_equal(f->a, f->b, "g1");
+	csum(ca, f->a, f->lun1);
+	csum(cb, f->b, f->key1);
+	assert_string_equal(ca, cb);
+
+	printf("# nothing changed: an incremental moves nothing\n");
+	sync_now(&s, f->a, "g1", NULL, false);
+	assert_int_equal(s.bytes_transferred, 0);
+
+	printf("# recovery points listed newest first, retention respected\n");
+	{
+		struct rp_recovery_point *rps = NULL;
+		size_t n = 0;
+
+		assert_int_equal(rp_recovery_points(&rps, &n, f->b, "g1", NULL, NULL), 0);
+		assert_true(n >= 1 && n <= 3);
+		assert_string_equal(rps[0].id, s.recovery_point);
+		rp_free(rps);
+	}
+}
+
+static void test_sync__detached_from_either_end(void **state)
+{
+	struct fx *f = *state;
+	struct rp_sync_session s, s2;
+	struct rp_error err;
+
+	printf("# detached worker, started at the target (pull side)\n");
+	write_lun(f->a, f->solo, 0, 4 * MIB);
+	sync_now(&s, f->b, NULL, f->solo_key, true);
+	assert_int_equal(s.bytes_transferred, 4 * MIB);
+	assert_string_equal(s.source_array, "siteA");
+	assert_string_equal(s.target_array, "siteB");
+
+	printf("# the same session is visible from the source side\n");
+	rp_error_clear(&err);
+	assert_int_equal(rp_sync_get(&s2, f->a, s.id, &err), 0);
+	assert_int_equal(s2.status, RP_SYNC_COMPLETE);
+	assert_int_equal(s2.bytes_transferred, 4 * MIB);
+	assert_int_equal(rp_sync_latest(&s2, f->a, NULL, f->solo, &err), 0);
+	assert_string_equal(s2.id, s.id);
+	assert_int_equal(rp_sync_latest(&s2, f->b, NULL, f->solo_key, &err), 0);
+	assert_string_equal(s2.id, s.id);
+	sync_now(&s2, f->b, "g1", NULL, true); /* every pair synced: verify all of them */
+	verify_equal(f->a, f->b, NULL);
+
+	printf("# unknown session id -> RP_ENOTFOUND\n");
+	rp_error_clear(&err);
+	assert_int_equal(rp_sync_get(&s2, f->a, "sync-1-abcd", &err), RP_ENOTFOUND);
+	assert_true(err.msg[0] != '\0');
+}
+
+static void test_sync__second_start_reports_running(void **state)
+{
+	struct fx *f = *state;
+	const char *groups[1] = { "g1" };
+	struct rp_request req = { .groups = groups, .n_groups = 1 };
+	struct rp_result *r1 = NULL, *r2 = NULL;
+	struct rp_sync_session s;
+	struct rp_error err;
+
+	printf("# a second start while one runs -> RP_WARN_SYNC_RUNNING with its id\n");
+	write_lun(f->a, f->lun1, 0, 8 * MIB);
+	setenv(SYNC_ENV_THROTTLE, "40", 1);
+	rp_error_clear(&err);
+	assert_int_equal(rp_sync_start(&r1, f->a, &req, NULL, &err), 0);
+	assert_all_ok(r1);
+	assert_int_equal(rp_sync_start(&r2, f->a, &req, NULL, &err), 0);
+	assert_all_ok(r2);
+	assert_true(has_warning(&r2->items[0], RP_WARN_SYNC_RUNNING));
+	assert_string_equal(r2->items[0].session, r1->items[0].session);
+	printf("# group of two devices warns that it was not frozen\n");
+	assert_true(has_warning(&r1->items[0], RP_WARN_NO_FREEZE));
+	setenv(SYNC_ENV_THROTTLE, "0", 1);
+	assert_int_equal(rp_sync_wait(&s, f->b, r1->items[0].session, 120000, NULL, NULL, &err), 0);
+	assert_int_equal(s.status, RP_SYNC_COMPLETE);
+	unsetenv(SYNC_ENV_THROTTLE);
+	rp_result_free(r1);
+	rp_result_free(r2);
+	verify_equal(f->a, f->b, "g1");
+}
+
+static void test_sync__kill9_worker_resumes(void **state)
+{
+	struct fx *f = *state;
+	const char *groups[1] = { "g1" };
+	struct rp_request req = { .groups = groups, .n_groups = 1 };
+	struct rp_result *r = NULL;
+	struct rp_sync_session s;
+	struct rp_error err;
+	char sid[RP_ID_MAX];
+	int64_t pid = 0;
+	int i;
+
+	printf("# kill -9 the worker mid-sync; rp_sync_get restarts it; data ends equal\n");
+	write_lun(f->a, f->lun1, 0, 12 * MIB);
+	write_lun(f->a, f->lun2, 0, 12 * MIB);
+	setenv(SYNC_ENV_THROTTLE, "50", 1);
+	rp_error_clear(&err);
+	assert_int_equal(rp_sync_start(&r, f->a, &req, NULL, &err), 0);
+	assert_all_ok(r);
+	snprintf(sid, sizeof(sid), "%s", r->items[0].session);
+	rp_result_free(r);
+	for (i = 0; i < 400; i++) {
+		assert_int_equal(rp_sync_get(&s, f->a, sid, &err), 0);
+		if (s.bytes_transferred >= 2 * MIB)
+			break;
+		usleep(25000);
+	}
+	assert_int_equal(s.status, RP_SYNC_IN_PROGRESS);
+	assert_true(s.bytes_transferred >= 2 * MIB);
+	printf("#   progress %d%%, %llu bytes, eta %lld s before the kill\n", s.progress,
+	       (unsigned long long)s.bytes_transferred, (long long)s.eta_seconds);
+	assert_int_equal(sync_worker_pid(&pid, f->b, sid, &err), 0);
+	assert_true(pid > 0);
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+	for (i = 0; i < 200 && kill((pid_t)pid, 0) == 0; i++)
+		usleep(10000);
+	setenv(SYNC_ENV_THROTTLE, "0", 1);
+	assert_int_equal(rp_sync_wait(&s, f->a, sid, 120000, NULL, NULL, &err), 0);
+	unsetenv(SYNC_ENV_THROTTLE);
+	assert_int_equal(s.status, RP_SYNC_COMPLETE);
+	{
+		int64_t pid2 = 0;
+
+		assert_int_equal(sync_worker_pid(&pid2, f->b, sid, &err), 0);
+		assert_true(pid2 != pid);
+	}
+	verify_equal(f->a, f->b, "g1");
+	{
+		char ca[40], cb[40];
+
+		csum(ca, f->a, f->lun2);
+		csum(cb, f->b, f->key2);
+		assert_string_equal(ca, cb);
+	}
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Test failover                                                                               */
+
+static void test_test_failover__copy_and_replication_untouched(void **state)
+{
+	struct fx *f = *state;
+	struct rp_result *r;
+	struct rp_sync_session s;
+	char before[40], after[40], tc[40], snap1[RP_ID_MAX];
+	const struct rp_item *it;
+
+	seed_and_sync(f);
+	printf("# checkTestFailoverStart on the target group passes\n");
+	r = run_wf(rp_check_test_failover, f->b, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+
+	csum(before, f->b, f->key1);
+	printf("# testFailoverStart: writable copy with its own WWN per device\n");
+	r = run_wf(rp_test_failover_start, f->b, "g1", NULL);
+	assert_all_ok(r);
+	assert_int_equal(r->n, 3);
+	it = find_item(r, f->key1);
+	assert_true(it->snapshot[0] && it->snapshot_wwn[0]);
+	assert_string_not_equal(it->snapshot_wwn, it->wwn);
+	assert_true(it->recovery_point[0]);
+	snprintf(snap1, sizeof(snap1), "%s", it->snapshot);
+	rp_result_free(r);
+	csum(tc, f->b, snap1);
+	assert_string_equal(tc, before);
+	write_lun(f->b, snap1, 0, MIB);
+	csum(tc, f->b, snap1);
+	assert_string_not_equal(tc, before);
+	csum(after, f->b, f->key1);
+	assert_string_equal(after, before);
+	dev_state(f->b, f->key1, RP_DEV_TARGET, true);
+
+	printf("# a second start while the test runs -> RP_EBUSY\n");
+	r = run_wf(rp_test_failover_start, f->b, "g1", NULL);
+	assert_int_equal(r->items[0].code, RP_EBUSY);
+	rp_result_free(r);
+
+	printf("# replication keeps going during the test\n");
+	write_lun(f->a, f->lun1, MIB, MIB);
+	sync_now(&s, f->a, "g1", NULL, false);
+	assert_int_equal(s.bytes_transferred, MIB);
+	verify_equal(f->a, f->b, "g1");
+	csum(tc, f->b, snap1);
+	assert_string_not_equal(tc, before); /* the test copy is independent */
+
+	printf("# testFailoverStop deletes the copies; repeating it warns ALREADY_DONE\n");
+	r = run_wf(rp_test_failover_stop, f->b, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	{
+		struct rp_error err;
+
+		rp_error_clear(&err);
+		assert_int_equal(rp_lun_checksum(tc, f->b, snap1, &err), RP_ENOTFOUND);
+	}
+	r = run_wf(rp_test_failover_stop, f->b, "g1", NULL);
+	assert_all_ok(r);
+	assert_all_warn(r, RP_WARN_ALREADY_DONE);
+	rp_result_free(r);
+
+	printf("# test failover of a standalone device, twice\n");
+	r = run_wf(rp_test_failover_start, f->b, NULL, f->solo_key);
+	assert_all_ok(r);
+	rp_result_free(r);
+	r = run_wf(rp_test_failover_start, f->b, NULL, f->solo_key);
+	assert_int_equal(r->items[0].code, RP_EBUSY);
+	rp_result_free(r);
+	r = run_wf(rp_test_failover_stop, f->b, NULL, f->solo_key);
+	assert_all_ok(r);
+	rp_result_free(r);
+}
+
+static void test_test_failover__wrong_state(void **state)
+{
+	struct fx *f = *state;
+	struct rp_result *r;
+
+	printf("# before the first sync: no recovery point -> RP_ESTATE\n");
+	r = run_wf(rp_test_failover_start, f->b, "g1", NULL);
+	assert_int_equal(r->items[0].code, RP_ESTATE);
+	assert_true(r->items[0].msg[0] != '\0');
+	rp_result_free(r);
+	printf("# on the source array -> RP_ESTATE per device\n");
+	r = run_wf(rp_check_test_failover, f->a, NULL, f->lun1);
+	assert_int_equal(r->items[0].code, RP_ESTATE);
+	rp_result_free(r);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Planned migration, reverse, failback                                                        */
+
+static void test_migration__prepare_sync_failover_reverse(void **state)
+{
+	struct fx *f = *state;
+	struct rp_result *r;
+	struct rp_sync_session s;
+	const struct rp_item *it;
+	char ca[40], cb[40];
+
+	seed_and_sync(f);
+	printf("# prepareFailover at A: snapshot, demoted, read-only; repeat = ALREADY_DONE\n");
+	r = run_wf(rp_prepare_failover, f->a, "g1", NULL);
+	assert_all_ok(r);
+	assert_int_equal(r->n, 3);
+	it = find_item(r, f->lun1);
+	assert_true(it->snapshot[0]);
+	assert_string_equal(it->state, "demoted-source");
+	rp_result_free(r);
+	dev_state(f->a, f->lun1, RP_DEV_DEMOTED_SOURCE, true);
+	r = run_wf(rp_prepare_failover, f->a, "g1", NULL);
+	assert_all_ok(r);
+	assert_all_warn(r, RP_WARN_ALREADY_DONE);
+	rp_result_free(r);
+
+	printf("# syncOnce from the demoted source still works\n");
+	sync_now(&s, f->a, "g1", NULL, false);
+	verify_equal(f->a, f->b, "g1");
+
+	printf("# checkFailover then failover at B: revert snapshot, promoted read-write\n");
+	r = run_wf(rp_check_failover, f->b, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	r = run_wf(rp_failover, f->b, "g1", NULL);
+	assert_all_ok(r);
+	it = find_item(r, f->key1);
+	assert_string_equal(it->new_id, f->key1);
+	assert_true(it->snapshot[0]);
+	rp_result_free(r);
+	dev_state(f->b, f->key1, RP_DEV_PROMOTED_TARGET, false);
+	r = run_wf(rp_failover, f->b, "g1", NULL);
+	assert_all_ok(r);
+	assert_all_warn(r, RP_WARN_ALREADY_DONE);
+	assert_string_equal(find_item(r, f->key1)->new_id, f->key1);
+	rp_result_free(r);
+
+	printf("# sync is refused while the target is promoted\n");
+	{
+		const char *groups[1] = { "g1" };
+		struct rp_request req = { .groups = groups, .n_groups = 1 };
+		struct rp_sync_opts o = { .foreground = true };
+
+		assert_int_equal(rp_sync_start(&r, f->a, &req, &o, NULL), 0);
+		assert_int_equal(r->items[0].code, RP_ESTATE);
+		rp_result_free(r);
+	}
+
+	printf("# work at B: 1 MiB written after failover\n");
+	write_lun(f->b, f->key1, 5 * MIB, MIB);
+
+	printf("# prepareReverse at A, reverse at B; repeat = ALREADY_DONE\n");
+	r = run_wf(rp_prepare_reverse, f->a, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	r = run_wf(rp_reverse, f->b, "g1", NULL);
+	assert_all_ok(r);
+	assert_string_equal(find_item(r, f->key1)->new_id, f->lun1);
+	assert_false(has_warning(find_item(r, f->key1), RP_WARN_TAIL_KEPT));
+	rp_result_free(r);
+	dev_state(f->b, f->key1, RP_DEV_SOURCE, false);
+	dev_state(f->a, f->lun1, RP_DEV_TARGET, true);
+	r = run_wf(rp_reverse, f->b, "g1", NULL);
+	assert_all_ok(r);
+	assert_all_warn(r, RP_WARN_ALREADY_DONE);
+	rp_result_free(r);
+
+	printf("# the reverse sync B->A moves only what B wrote (1 MiB)\n");
+	sync_now(&s, f->b, "g1", NULL, false);
+	assert_false(s.full);
+	assert_string_equal(s.source_array, "siteB");
+	printf("#   moved %llu bytes\n", (unsigned long long)s.bytes_transferred);
+	assert_int_equal(s.bytes_transferred, MIB);
+	verify_equal(f->b, f->a, "g1");
+	csum(ca, f->a, f->lun1);
+	csum(cb, f->b, f->key1);
+	assert_string_equal(ca, cb);
+
+	printf("# failback: prepareFailover at B, failover at A, reverse at A\n");
+	r = run_wf(rp_prepare_failover, f->b, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	sync_now(&s, f->b, "g1", NULL, false);
+	assert_int_equal(s.bytes_transferred, 0);
+	r = run_wf(rp_failover, f->a, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	r = run_wf(rp_reverse, f->a, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	dev_state(f->a, f->lun1, RP_DEV_SOURCE, false);
+	dev_state(f->b, f->key1, RP_DEV_TARGET, true);
+	write_lun(f->a, f->lun2, 0, 64 * 1024);
+	sync_now(&s, f->a, "g1", NULL, false);
+	assert_int_equal(s.bytes_transferred, 64 * 1024);
+	verify_equal(f->a, f->b, "g1");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Disaster order and restore                                                                  */
+
+static void test_disaster__failover_peer_down_then_prepare(void **state)
+{
+	struct fx *f = *state;
+	struct rp_result *r;
+	struct rp_sync_session s;
+	const struct rp_item *it;
+	struct rp_error err;
+	char c_tail[40], c_base[40];
+
+	seed_and_sync(f);
+	printf("# unreplicated writes at A, then site A disappears\n");
+	write_lun(f->a, f->lun1, 10 * MIB, MIB);
+	csum(c_tail, f->a, f->lun1);
+	rp_array_close(f->a);
+	f->a = NULL;
+	assert_int_equal(rename(f->path_a, f->path_a_moved), 0);
+
+	printf("# failover at B works with the peer unreachable (group and standalone)\n");
+	r = run_wf(rp_failover, f->b, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	r = run_wf(rp_failover, f->b, NULL, f->solo_key);
+	assert_all_ok(r);
+	rp_result_free(r);
+	dev_state(f->b, f->key1, RP_DEV_PROMOTED_TARGET, false);
+	csum(c_base, f->b, f->key1);
+	printf("# reverse needs the peer: RP_EUNREACHABLE per item\n");
+	r = run_wf(rp_reverse, f->b, "g1", NULL);
+	assert_int_equal(r->items[0].code, RP_EUNREACHABLE);
+	rp_result_free(r);
+
+	printf("# site A returns; prepareFailover succeeds with UNUSUAL_ORDER\n");
+	assert_int_equal(rename(f->path_a_moved, f->path_a), 0);
+	rp_error_clear(&err);
+	assert_int_equal(rp_array_open(&f->a, f->path_a, NULL, &err), 0);
+	r = run_wf(rp_prepare_failover, f->a, "g1", NULL);
+	assert_all_ok(r);
+	assert_true(has_warning(find_item(r, f->lun1), RP_WARN_UNUSUAL_ORDER));
+	rp_result_free(r);
+
+	printf("# reverse at B keeps A's unreplicated writes as a tail snapshot\n");
+	r = run_wf(rp_reverse, f->b, "g1", NULL);
+	assert_all_ok(r);
+	it = find_item(r, f->key1);
+	assert_true(has_warning(it, RP_WARN_TAIL_KEPT));
+	assert_false(has_warning(find_item(r, f->key2), RP_WARN_TAIL_KEPT));
+	rp_result_free(r);
+	{
+		char c_now[40];
+
+		csum(c_now, f->a, f->lun1); /* rolled back to the base == B's data */
+		assert_string_equal(c_now, c_base);
+		assert_string_not_equal(c_now, c_tail);
+	}
+	sync_now(&s, f->b, "g1", NULL, false);
+	assert_int_equal(s.bytes_transferred, 0);
+	verify_equal(f->b, f->a, "g1");
+}
+
+static void test_restore__discards_promoted_changes(void **state)
+{
+	struct fx *f = *state;
+	struct rp_result *r;
+	struct rp_sync_session s;
+	char c_rp[40], c_now[40];
+
+	seed_and_sync(f);
+	csum(c_rp, f->b, f->key1);
+	printf("# failover at B, writes at B, then restore at A discards them\n");
+	r = run_wf(rp_failover, f->b, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	write_lun(f->b, f->key1, 0, 2 * MIB);
+	csum(c_now, f->b, f->key1);
+	assert_string_not_equal(c_now, c_rp);
+	r = run_wf(rp_prepare_restore, f->b, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	r = run_wf(rp_restore, f->a, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	csum(c_now, f->b, f->key1);
+	assert_string_equal(c_now, c_rp);
+	dev_state(f->b, f->key1, RP_DEV_TARGET, true);
+	dev_state(f->a, f->lun1, RP_DEV_SOURCE, false);
+	r = run_wf(rp_restore, f->a, "g1", NULL);
+	assert_all_ok(r);
+	assert_all_warn(r, RP_WARN_ALREADY_DONE);
+	rp_result_free(r);
+
+	printf("# the next sync is incremental: only A's new writes move\n");
+	write_lun(f->a, f->lun2, MIB, 256 * 1024);
+	sync_now(&s, f->a, "g1", NULL, false);
+	assert_false(s.full);
+	assert_int_equal(s.bytes_transferred, 256 * 1024);
+	verify_equal(f->a, f->b, "g1");
+
+	printf("# restore of a standalone device after prepareFailover only\n");
+	r = run_wf(rp_prepare_failover, f->a, NULL, f->solo);
+	assert_all_ok(r);
+	rp_result_free(r);
+	r = run_wf(rp_restore, f->a, NULL, f->solo);
+	assert_all_ok(r);
+	assert_false(has_warning(&r->items[0], RP_WARN_ALREADY_DONE));
+	rp_result_free(r);
+	dev_state(f->a, f->solo, RP_DEV_SOURCE, false);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Partial success, wrong state, filters                                                       */
+
+static void test_partial__one_bad_device(void **state)
+{
+	struct fx *f = *state;
+	const char *devs[3] = { f->solo_key, "siteB-999999", "../etc" };
+	struct rp_request req = { .devices = devs, .n_devices = 3 };
+	struct rp_result *r = NULL;
+	struct rp_error err;
+
+	seed_and_sync(f);
+	printf("# failover of one good and two bad device ids: good one promoted, others fail\n");
+	rp_error_clear(&err);
+	assert_int_equal(rp_failover(&r, f->b, &req, &err), 0);
+	assert_int_equal(r->n, 3);
+	assert_int_equal(r->items[0].code, 0);
+	assert_int_equal(r->items[1].code, RP_ENOTFOUND);
+	assert_true(r->items[1].msg[0] != '\0');
+	assert_true(r->items[2].code < 0);
+	rp_result_free(r);
+	dev_state(f->b, f->solo_key, RP_DEV_PROMOTED_TARGET, false);
+
+	printf("# unknown group -> group item RP_ENOTFOUND\n");
+	r = run_wf(rp_failover, f->b, "nosuchgroup", NULL);
+	assert_int_equal(r->items[0].code, RP_ENOTFOUND);
+	rp_result_free(r);
+}
+
+static void test_wrong_state__each_workflow(void **state)
+{
+	struct fx *f = *state;
+	struct rp_result *r;
+
+	seed_and_sync(f);
+	printf("# failover on the source array -> RP_ESTATE, nothing changes\n");
+	r = run_wf(rp_failover, f->a, "g1", NULL);
+	assert_int_equal(r->items[0].code, RP_ESTATE);
+	rp_result_free(r);
+	dev_state(f->a, f->lun1, RP_DEV_SOURCE, false);
+	printf("# prepareFailover on a target -> RP_ESTATE\n");
+	r = run_wf(rp_prepare_failover, f->b, NULL, f->key1);
+	assert_int_equal(r->items[0].code, RP_ESTATE);
+	rp_result_free(r);
+	dev_state(f->b, f->key1, RP_DEV_TARGET, true);
+	printf("# reverse before failover -> RP_ESTATE\n");
+	r = run_wf(rp_reverse, f->b, "g1", NULL);
+	assert_int_equal(r->items[0].code, RP_ESTATE);
+	rp_result_free(r);
+	printf("# restore on the target side -> RP_ESTATE\n");
+	r = run_wf(rp_restore, f->b, "g1", NULL);
+	assert_int_equal(r->items[0].code, RP_ESTATE);
+	rp_result_free(r);
+	printf("# prepareRestore on a non-promoted target -> ALREADY_DONE (target already)\n");
+	r = run_wf(rp_prepare_restore, f->b, NULL, f->key1);
+	assert_all_ok(r);
+	assert_all_warn(r, RP_WARN_ALREADY_DONE);
+	rp_result_free(r);
+}
+
+static void test_filter__name_prefix(void **state)
+{
+	struct fx *f = *state;
+	const char *devs[2] = { f->key1, f->solo_key };
+	struct rp_request req = { .devices = devs, .n_devices = 2, .name_filter = "vdi-" };
+	struct rp_result *r = NULL;
+
+	seed_and_sync(f);
+	printf("# name filter 'vdi-': solo skipped with RP_WARN_FILTERED, untouched\n");
+	assert_int_equal(rp_failover(&r, f->b, &req, NULL), 0);
+	assert_int_equal(r->n, 2);
+	assert_int_equal(r->items[0].code, 0);
+	assert_true(has_warning(&r->items[1], RP_WARN_FILTERED));
+	rp_result_free(r);
+	dev_state(f->b, f->solo_key, RP_DEV_TARGET, true);
+	dev_state(f->b, f->key1, RP_DEV_PROMOTED_TARGET, false);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+static int xfs_setup(void)
+{
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+
+	if (geteuid() != 0) {
+		printf("SKIP: xfs mode needs root (loop mount)\n");
+		return 77;
+	}
+	snprintf(g_loop_dir, sizeof(g_loop_dir), "%s/replxfs.XXXXXX", tmp);
+	if (!mkdtemp(g_loop_dir))
+		return 1;
+	if (sh("truncate -s 1G '%s/img' && mkfs.xfs -q -m reflink=1 '%s/img' >/dev/null 2>&1 &&"
+	       " mkdir '%s/mnt' && mount -o loop '%s/img' '%s/mnt'",
+	       g_loop_dir, g_loop_dir, g_loop_dir, g_loop_dir, g_loop_dir) != 0) {
+		printf("SKIP: cannot make a loop-mounted xfs (no loop devices or xfsprogs?)\n");
+		(void)sh("rm -rf '%s'", g_loop_dir);
+		return 77;
+	}
+	snprintf(g_base, sizeof(g_base), "%s/mnt", g_loop_dir);
+	return 0;
+}
+
+static void xfs_teardown(void)
+{
+	if (!g_loop_dir[0])
+		return;
+	if (sh("umount '%s/mnt'", g_loop_dir) != 0)
+		(void)sh("umount -l '%s/mnt'", g_loop_dir);
+	(void)sh("rm -rf '%s'", g_loop_dir);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_sync__full_then_incremental, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sync__detached_from_either_end, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sync__second_start_reports_running, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sync__kill9_worker_resumes, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_test_failover__copy_and_replication_untouched,
+		                                fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_test_failover__wrong_state, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_migration__prepare_sync_failover_reverse,
+		                                fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_disaster__failover_peer_down_then_prepare,
+		                                fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_restore__discards_promoted_changes, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_partial__one_bad_device, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_wrong_state__each_workflow, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_filter__name_prefix, fx_setup, fx_teardown),
+	};
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	int rc;
+
+	if (argc > 1)
+		g_mode = argv[1];
+	if (strcmp(g_mode, "xfs") == 0) {
+		rc = xfs_setup();
+		if (rc != 0)
+			return rc;
+	} else {
+		snprintf(g_base, sizeof(g_base), "%s", tmp);
+	}
+	printf("# replication tests on %s (%s)\n", g_base, g_mode);
+	rc = cmocka_run_group_tests_name(strcmp(g_mode, "xfs") == 0 ? "core.replication.xfs"
+	                                                            : "core.replication",
+	                                 tests, NULL, NULL);
+	xfs_teardown();
+	return rc;
+}
