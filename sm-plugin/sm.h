@@ -167,10 +167,6 @@ struct sm_curl {
 	void (*slist_free_all)(struct curl_slist *l);
 };
 extern struct sm_curl sm_curl;
-/* Starts loading libcurl in a thread (calls that will call back start it early). */
-void sm_curl_preload(void);
-/* Waits for a preload thread, if any (before fork, before exit). */
-void sm_curl_join(void);
 /* Loads libcurl if needed; fault 150 when it cannot be loaded. */
 int sm_curl_ready(struct sm_fault *f);
 

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sm_curl.c - libcurl, loaded when a call needs XAPI. Linking libcurl pulls ~35 shared
- * libraries (TLS, Kerberos, LDAP...) whose loading costs ~3 ms per process, more than the
- * rest of most calls: calls that never call back (attach, activate, ...) skip it, and calls
- * that do start loading it in a thread while the array work runs.
+ * sm_curl.c - libcurl, loaded on the first XenAPI callback. Linking libcurl pulls ~35 shared
+ * libraries (TLS, Kerberos, LDAP...) whose loading costs ~3 ms per process, more than all the
+ * rest of a call that never calls back (attach, activate, epoch, driver info...). Loading it
+ * in a thread alongside the array work was measured slower (the two contend for the address
+ * space lock), so it is loaded when needed.
  */
 #include <dlfcn.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,9 +14,7 @@
 
 struct sm_curl sm_curl;
 
-static pthread_t loader;
-static bool loader_started;
-static pthread_once_t once = PTHREAD_ONCE_INIT;
+static bool tried;
 static char load_error[256];
 
 #define SM_CURL_SYM(field, name)                                                                   \
@@ -56,29 +54,11 @@ static void curl_load(void)
 	sm_curl.ready = true;
 }
 
-static void *loader_main(void *arg)
-{
-	(void)pthread_once(&once, curl_load);
-	return NULL;
-}
-
-void sm_curl_preload(void)
-{
-	if (!loader_started && pthread_create(&loader, NULL, loader_main, NULL) == 0)
-		loader_started = true;
-}
-
-void sm_curl_join(void)
-{
-	if (loader_started)
-		(void)pthread_join(loader, NULL);
-	loader_started = false;
-}
-
 int sm_curl_ready(struct sm_fault *f)
 {
-	sm_curl_join();
-	(void)pthread_once(&once, curl_load);
+	if (!tried)
+		curl_load();
+	tried = true;
 	if (!sm_curl.ready)
 		return sm_fault_set(f, SM_API_SESSION, "%s", load_error);
 	return 0;

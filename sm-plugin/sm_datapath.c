@@ -214,7 +214,6 @@ static int run_cmd(char *const argv[], const char *log, char *out, size_t outlen
 	long waited = 0;
 	size_t got = 0;
 
-	sm_curl_join(); /* no thread alive across fork */
 	if (out && pipe2(pfd, O_CLOEXEC) < 0)
 		return -1;
 	pid = fork();

@@ -12,11 +12,10 @@
 #include "sm.h"
 
 enum {
-	SM_NEEDS_SR = 1 << 0,   /* sr_uuid is required */
-	SM_LOCK_SR = 1 << 1,    /* hold /var/lock/sm/<sr_uuid>/sr for the whole command */
-	SM_NEEDS_VDI = 1 << 2,  /* vdi_location or vdi_uuid is required */
-	SM_LOCK_VDI = 1 << 3,   /* hold /var/lock/sm/<vdi>/vdi for the whole command */
-	SM_CALLS_BACK = 1 << 4, /* calls XAPI back: load libcurl while the array work runs */
+	SM_NEEDS_SR = 1 << 0,  /* sr_uuid is required */
+	SM_LOCK_SR = 1 << 1,   /* hold /var/lock/sm/<sr_uuid>/sr for the whole command */
+	SM_NEEDS_VDI = 1 << 2, /* vdi_location or vdi_uuid is required */
+	SM_LOCK_VDI = 1 << 3,  /* hold /var/lock/sm/<vdi>/vdi for the whole command */
 };
 
 static const struct sm_cmd {
@@ -25,21 +24,20 @@ static const struct sm_cmd {
 	unsigned flags;
 } sm_cmds[] = {
 	{ "sr_get_driver_info", sm_sr_get_driver_info, 0 },
-	{ "sr_create", sm_sr_create, SM_NEEDS_SR | SM_LOCK_SR | SM_CALLS_BACK },
+	{ "sr_create", sm_sr_create, SM_NEEDS_SR | SM_LOCK_SR },
 	{ "sr_delete", sm_sr_delete, SM_NEEDS_SR | SM_LOCK_SR },
 	{ "sr_attach", sm_sr_attach, SM_NEEDS_SR | SM_LOCK_SR },
 	{ "sr_detach", sm_sr_detach, SM_NEEDS_SR | SM_LOCK_SR },
-	{ "sr_scan", sm_sr_scan, SM_NEEDS_SR | SM_LOCK_SR | SM_CALLS_BACK },
-	{ "sr_update", sm_sr_update, SM_NEEDS_SR | SM_LOCK_SR | SM_CALLS_BACK },
+	{ "sr_scan", sm_sr_scan, SM_NEEDS_SR | SM_LOCK_SR },
+	{ "sr_update", sm_sr_update, SM_NEEDS_SR | SM_LOCK_SR },
 	{ "sr_probe", sm_sr_probe, 0 },
-	{ "vdi_create", sm_vdi_create, SM_NEEDS_SR | SM_LOCK_SR | SM_CALLS_BACK },
-	{ "vdi_delete", sm_vdi_delete, SM_NEEDS_SR | SM_LOCK_SR | SM_NEEDS_VDI | SM_CALLS_BACK },
-	{ "vdi_update", sm_vdi_update, SM_NEEDS_SR | SM_NEEDS_VDI | SM_LOCK_VDI | SM_CALLS_BACK },
-	{ "vdi_introduce", sm_vdi_introduce, SM_NEEDS_SR | SM_LOCK_SR | SM_CALLS_BACK },
-	{ "vdi_snapshot", sm_vdi_snapshot,
-	  SM_NEEDS_SR | SM_LOCK_SR | SM_NEEDS_VDI | SM_CALLS_BACK },
-	{ "vdi_clone", sm_vdi_clone, SM_NEEDS_SR | SM_LOCK_SR | SM_NEEDS_VDI | SM_CALLS_BACK },
-	{ "vdi_resize", sm_vdi_resize, SM_NEEDS_SR | SM_LOCK_SR | SM_NEEDS_VDI | SM_CALLS_BACK },
+	{ "vdi_create", sm_vdi_create, SM_NEEDS_SR | SM_LOCK_SR },
+	{ "vdi_delete", sm_vdi_delete, SM_NEEDS_SR | SM_LOCK_SR | SM_NEEDS_VDI },
+	{ "vdi_update", sm_vdi_update, SM_NEEDS_SR | SM_NEEDS_VDI | SM_LOCK_VDI },
+	{ "vdi_introduce", sm_vdi_introduce, SM_NEEDS_SR | SM_LOCK_SR },
+	{ "vdi_snapshot", sm_vdi_snapshot, SM_NEEDS_SR | SM_LOCK_SR | SM_NEEDS_VDI },
+	{ "vdi_clone", sm_vdi_clone, SM_NEEDS_SR | SM_LOCK_SR | SM_NEEDS_VDI },
+	{ "vdi_resize", sm_vdi_resize, SM_NEEDS_SR | SM_LOCK_SR | SM_NEEDS_VDI },
 	{ "vdi_attach", sm_vdi_attach, SM_NEEDS_SR | SM_NEEDS_VDI | SM_LOCK_VDI },
 	{ "vdi_detach", sm_vdi_detach, SM_NEEDS_SR | SM_NEEDS_VDI | SM_LOCK_VDI },
 	{ "vdi_activate", sm_vdi_activate, SM_NEEDS_SR | SM_NEEDS_VDI | SM_LOCK_VDI },
@@ -185,8 +183,6 @@ static int run(struct sm_call *call, const char *xml, xmlrpc_value **result, str
 		if (rp_id_check(k, "vdi_location", &err) < 0)
 			return sm_fault_set(f, SM_INVALID_ARG, "%s", err.msg);
 	}
-	if ((cmd->flags & SM_CALLS_BACK) && call->session_ref)
-		sm_curl_preload();
 	ctx.call = call;
 	if (call->host_ref && *call->host_ref) {
 		ctx.host = call->host_ref;
@@ -205,7 +201,6 @@ static int run(struct sm_call *call, const char *xml, xmlrpc_value **result, str
 	if (rc == 0 && !*result)
 		rc = sm_fault_set(f, SM_GENERAL, "'%s' returned no value", call->method);
 out:
-	sm_curl_join();
 	sm_ctx_dispose(&ctx);
 	sm_lock_release(&vdi_lock);
 	sm_lock_release(&sr_lock);

@@ -7,6 +7,9 @@
 # it with xmlrpc.client and printing a response. Prints a markdown table with medians.
 import argparse
 import os
+import socket
+import threading
+import uuid as uuidlib
 import shutil
 import statistics
 import subprocess
@@ -19,6 +22,57 @@ PY_FLOOR = ("import sys, xmlrpc.client\n"
             "sys.stdout.write(xmlrpc.client.dumps((None,), methodresponse=True,"
             " allow_none=True))\n")
 TARGET_MS = 5.0
+
+
+class FastXapi:
+    """Answers every XenAPI call at once with Success and a fresh ref (no parsing, no DB), so
+    the table shows the plugin and the array, not the Python simulator's own latency."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if os.path.exists(path):
+            os.unlink(path)
+        self.sock.bind(path)
+        self.sock.listen(64)
+        self.calls = 0
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        with c:
+            buf = b""
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                n = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        n = int(line.split(b":")[1])
+                while len(buf) < n:
+                    buf += c.recv(65536)
+                buf = buf[n:]
+                self.calls += 1
+                body = ("<?xml version='1.0'?><methodResponse><params><param><value><struct>"
+                        "<member><name>Status</name><value>Success</value></member><member>"
+                        "<name>Value</name><value>OpaqueRef:%s</value></member></struct></value>"
+                        "</param></params></methodResponse>" % uuidlib.uuid4()).encode()
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: %d"
+                          b"\r\n\r\n" % len(body) + body)
+
+    def close(self):
+        self.sock.close()
 TARGET_RATIO = 10.0
 
 
@@ -52,7 +106,8 @@ def main():
         for args in (["init", arr_a, "siteA"], ["init", arr_b, "siteB"],
                      ["pair", arr_a, arr_b]):
             subprocess.run([tool] + args, check=True, capture_output=True)
-        x = xapi_sim.Xapi(os.path.join(tmp, "xapi.sock"), sm_plugins={"replun": plugin},
+        sock = os.path.join(tmp, "xapi.sock")
+        x = xapi_sim.Xapi(sock, sm_plugins={"replun": plugin},
                           env_extra={"REPLUN_LOCK_DIR": os.path.join(tmp, "lock"),
                                      "REPLUN_RUN_DIR": os.path.join(tmp, "r"),
                                      "REPLUN_DATAPATH": "nbd"})
@@ -63,27 +118,33 @@ def main():
         srref = x.db.by_uuid("SR", sr)
         base = X("vdi-create", "sr-uuid=" + sr, "name-label=base", "virtual-size=100GiB")
         bref = x.db.by_uuid("VDI", base)
-        ops = {
-            "sr_get_driver_info": lambda: x.sm.call(plugin, {
-                "host_ref": x.host, "command": "sr_get_driver_info", "args": [],
-                "device_config": {}}),
-            "vdi_create": lambda: X("vdi-create", "sr-uuid=" + sr, "name-label=new",
-                                    "virtual-size=100GiB"),
-            "vdi_snapshot": lambda: X("vdi-snapshot", "uuid=" + base),
-            "vdi_clone": lambda: X("vdi-clone", "uuid=" + base),
-            "vdi_attach": lambda: X.sm(srref, "vdi_attach", vdi=bref, args=["true"]),
-        }
+        # the calls as XAPI sends them (members of the simulator's own requests)
+        X.sm(srref, "vdi_attach", vdi=bref, args=["true"])
+        X("vdi-snapshot", "uuid=" + base)
+        X("vdi-clone", "uuid=" + base)
+        docs = {}
+        for e in x.sm.log:
+            if e["command"] in ("sr_get_driver_info", "vdi_create", "vdi_snapshot", "vdi_clone",
+                                "vdi_attach"):
+                docs[e["command"]] = e["request"]
+        if x.violations:
+            sys.exit("bench/sm: XenAPI protocol violations: %s" % x.violations[:2])
+        env = x.sm.env()
+        x.stop()
+        x = None
+        fast = FastXapi(sock)
         rows = []
-        for name, fn in ops.items():
-            times, doc = [], None
+        for name in ("sr_get_driver_info", "vdi_create", "vdi_snapshot", "vdi_clone",
+                     "vdi_attach"):
+            doc = docs[name]
+            times = []
             for _ in range(a.runs):
-                mark = len(x.sm.log)
-                fn()
-                entry = next(e for e in x.sm.log[mark:] if e["command"] == name)
-                times.append(entry["seconds"] * 1000.0)
-                doc = entry["request"]
+                t0 = time.monotonic()
+                p = subprocess.run([plugin, doc], env=env, capture_output=True, text=True)
+                times.append((time.monotonic() - t0) * 1000.0)
+                if p.returncode != 0 or "<fault>" in p.stdout:
+                    sys.exit("bench/sm: %s failed: %s" % (name, p.stdout[-500:]))
             floor = []
-            env = x.sm.env()
             for _ in range(max(5, a.runs // 3)):
                 t0 = time.monotonic()
                 subprocess.run([sys.executable, "-c", PY_FLOOR, doc], env=env, check=True,
@@ -91,11 +152,10 @@ def main():
                 floor.append((time.monotonic() - t0) * 1000.0)
             rows.append((name, statistics.median(times), sorted(times)[int(len(times) * 0.9)],
                          statistics.median(floor)))
-        if x.violations:
-            sys.exit("bench/sm: XenAPI protocol violations: %s" % x.violations[:2])
+        fast.close()
         print()
         print("### SMAPI: ReplunSR per-call latency (%d runs per call, 100 GiB sparse VDI, "
-              "replicated SR, arrays on %s, callbacks to the XAPI simulator)" % (a.runs, fs))
+              "replicated SR, arrays on %s)" % (a.runs, fs))
         print()
         print("| call | ReplunSR median | ReplunSR p90 | Python floor median | floor / ReplunSR |")
         print("|---|---:|---:|---:|---:|")
@@ -107,7 +167,10 @@ def main():
         print()
         print("Python floor: `python3 -c` parsing the same argv[1] with xmlrpc.client and "
               "printing a nil response (no storage work at all). sr_get_driver_info is the "
-              "plugin's own floor (process start, parse, answer; no array, no XAPI). Target for "
+              "plugin's own floor (process start, parse, answer; no array, no XAPI). The calls are "
+              "the simulator's own requests replayed; XenAPI callbacks (VDI.db_introduce) are "
+              "answered at once by a stub on the XAPI socket, so the Python simulator's latency "
+              "is not counted. Target for "
               "the four VDI calls: median <= %.0f ms and >= %.0fx below the floor: %s."
               % (TARGET_MS, TARGET_RATIO, "met" if ok else "NOT met"))
     finally:
