@@ -100,6 +100,25 @@ class Env:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def valgrind_reason():
+    """Why valgrind cannot be used here, or None."""
+    if os.environ.get("SM_NO_VALGRIND"):
+        return os.environ["SM_NO_VALGRIND"]
+    if not shutil.which("valgrind"):
+        return "valgrind not installed"
+    return None
+
+
+def valgrind_wrapper(env):
+    """A script running ReplunSR under memcheck (exit 99 on any error or leak)."""
+    path = os.path.join(env.tmp, "ReplunSR-valgrind")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\nexec valgrind -q --error-exitcode=99 --leak-check=full "
+                "--errors-for-leak-kinds=definite,indirect %s \"$@\"\n" % PLUGIN)
+    os.chmod(path, 0o755)
+    return path
+
+
 def tool(*args, check_rc=True):
     p = subprocess.run([SM_TOOL] + list(args), capture_output=True, text=True)
     if check_rc and p.returncode != 0:

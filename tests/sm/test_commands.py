@@ -5,7 +5,8 @@
 # fault paths (unknown VDI, no session, XAPI unreachable, unreadable array, non-empty SR).
 import os
 
-from smtest import Env, check, done, luns, meta, parse, run_raw, tool, xapi_doc, xapi_sim
+from smtest import (Env, check, done, luns, meta, parse, run_raw, tool, valgrind_reason,
+                    valgrind_wrapper, xapi_doc, xapi_sim)
 
 env = Env("commands")
 x, X = env.sim()
@@ -194,6 +195,23 @@ rc, out, err = run_raw(xapi_doc({"host_ref": x.host, "command": "sr_delete", "ar
                                  "device_config": {"array": A}, "session_ref": "OpaqueRef:x",
                                  "sr_ref": srref, "sr_uuid": sr}), env.env())
 check(parse(out)[0] == "ok", "sr_delete again: idempotent success")
+
+# --- valgrind over the calls that use the XenAPI client and the array ------------------------
+why = valgrind_reason()
+if why is None:
+    x.sm_plugins["replun"] = valgrind_wrapper(env)
+    try:
+        sr2 = X("sr-create", "type=replun", "name-label=vg", "device-config:array=" + A)
+        v2 = X("vdi-create", "sr-uuid=" + sr2, "name-label=vg", "virtual-size=8MiB")
+        X("vdi-snapshot", "uuid=" + v2)
+        X("sr-scan", "uuid=" + sr2)
+        X("vdi-destroy", "uuid=" + v2)
+        check(True, "valgrind memcheck clean: sr_create, sr_attach, vdi_create, vdi_snapshot, "
+              "vdi_update, sr_scan, sr_update, vdi_delete")
+    except xapi_sim.Failure as e:
+        check(False, "valgrind memcheck clean over XenAPI calls: %s" % (e,))
+else:
+    print("SKIP valgrind: %s" % why)
 
 check(not x.violations, "no XenAPI protocol violation by the plugin: %s" % x.violations[:2])
 done()

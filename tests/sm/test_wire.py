@@ -5,10 +5,10 @@
 # validation, SMlog-style logging with secrets and session refs masked, valgrind.
 import os
 import re
-import shutil
 import subprocess
 
-from smtest import (PLUGIN, Env, check, done, parse, python_doc, run_raw, xapi_doc, xapi_sim)
+from smtest import (PLUGIN, Env, check, done, parse, python_doc, run_raw, valgrind_reason,
+                    xapi_doc, xapi_sim)
 
 env = Env("wire", peer=False)
 E = env.env()
@@ -147,7 +147,8 @@ rc, out, err = run_raw(xapi_doc(dict(attach, command="sr_update",
 check(rc == 0 and one_response(out), "no XAPI socket: still one methodResponse, exit 0")
 
 # --- valgrind: no memory errors, no leaks on success and fault paths -------------------------
-if shutil.which("valgrind"):
+why = valgrind_reason()
+if why is None:
     for what, d in (("driver_info", xapi_doc(info_call)), ("malformed", "<methodCall>"),
                     ("unknown method", xapi_doc(dict(info_call, command="nope"))),
                     ("device_config fault", xapi_doc(dc_call)),
@@ -159,6 +160,6 @@ if shutil.which("valgrind"):
               "valgrind memcheck clean: %s%s" % (what, "" if p.returncode == 0
                                                   else ": " + p.stderr[-2000:]))
 else:
-    print("SKIP valgrind: not installed")
+    print("SKIP valgrind: %s" % why)
 
 done()
