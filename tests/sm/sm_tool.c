@@ -49,7 +49,8 @@ int main(int argc, char **argv)
 	if (argc < 3) {
 		fprintf(stderr,
 		        "usage: sm_tool init PATH ID | pair A B | luns A GROUP | path A LUN |"
-		        " meta A LUN | sync A GROUP | present A LUN HOST rw|ro | group A ID\n");
+		        " meta A LUN | sync A GROUP | failover A GROUP | reverse A GROUP |"
+		        " present A LUN HOST rw|ro | group A ID\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "init") == 0 && argc == 4)
@@ -91,6 +92,28 @@ int main(int argc, char **argv)
 			rc = fail("present", &err);
 		else
 			rc = 0;
+	} else if ((strcmp(argv[1], "failover") == 0 || strcmp(argv[1], "reverse") == 0) &&
+	           argc == 4) {
+		const char *groups[1] = { argv[3] };
+		struct rp_request req = { .groups = groups, .n_groups = 1 };
+		struct rp_result *r = NULL;
+		size_t i;
+		int wrc = strcmp(argv[1], "failover") == 0 ? rp_failover(&r, a, &req, &err)
+		                                           : rp_reverse(&r, a, &req, &err);
+
+		if (wrc < 0) {
+			rc = fail(argv[1], &err);
+		} else {
+			rc = 0;
+			for (i = 0; i < r->n; i++) {
+				if (r->items[i].code) {
+					fprintf(stderr, "sm_tool: %s %s: %s\n", argv[1],
+					        r->items[i].id, r->items[i].msg);
+					rc = 1;
+				}
+			}
+			rp_result_free(r);
+		}
 	} else if (strcmp(argv[1], "sync") == 0 && argc == 4) {
 		const char *groups[1] = { argv[3] };
 		struct rp_request req = { .groups = groups, .n_groups = 1 };
