@@ -207,6 +207,10 @@ int sm_xapi_vdi_forget(struct sm_xapi *x, const char *vdi_ref, struct sm_fault *
 int sm_xapi_set_int(struct sm_xapi *x, const char *method, const char *ref, uint64_t value,
                     struct sm_fault *f);
 
+/* Class.method(session, ref, "<string>") for ref/string setters (VDI.set_snapshot_of). */
+int sm_xapi_set_str(struct sm_xapi *x, const char *method, const char *ref, const char *value,
+                    struct sm_fault *f);
+
 /* Per-call context shared by the handlers. */
 struct sm_ctx {
 	struct sm_call *call;

@@ -421,7 +421,12 @@ int sm_sr_scan(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 	struct rp_device *devs = NULL;
 	struct xapi_vdi *xv = NULL;
 	struct sm_xapi *x = NULL;
-	size_t n = 0, nx = 0, i, j;
+	struct introduced {
+		char *ref;
+		char *uuid;
+		char *snapshot_of;
+	} *nv = NULL;
+	size_t n = 0, nx = 0, nn = 0, i, j;
 	unsigned introduced = 0, forgotten = 0, failed = 0;
 	char first_err[512] = "";
 	int rc = -1;
@@ -440,6 +445,11 @@ int sm_sr_scan(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 		                    ctx->call->sr_uuid, err.msg);
 	if (sm_ctx_xapi(ctx, &x, f) < 0 || xapi_vdis(ctx, &xv, &nx, f) < 0)
 		goto out;
+	nv = rp_calloc(n + 1, sizeof(*nv));
+	if (!nv) {
+		sm_fault_set(f, SM_GENERAL, "out of memory");
+		goto out;
+	}
 	for (i = 0; i < n; i++) {
 		struct sm_map meta = { 0 };
 		struct sm_fault lf = { 0 };
@@ -460,18 +470,47 @@ int sm_sr_scan(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 			                    devs[i].allocated, &lf) < 0)
 				failed++;
 		} else if (sm_meta_load(&meta, ctx->array, devs[i].id, SM_SR_SCAN, &lf) == 0) {
+			const char *so = sm_map_get(&meta, "vdi.snapshot_of");
+
 			uuid = sm_map_get(&meta, "vdi.uuid");
-			if (sm_vdi_introduce_lun(ctx, NULL, &devs[i], &meta,
-			                         uuid && *uuid ? uuid : devs[i].name, &lf) < 0)
+			uuid = uuid && *uuid ? uuid : devs[i].name;
+			if (sm_vdi_introduce_lun(ctx, &nv[nn].ref, &devs[i], &meta, uuid, &lf) <
+			    0) {
 				failed++;
-			else
+			} else {
+				nv[nn].uuid = rp_strdup(uuid);
+				nv[nn].snapshot_of =
+				        so && *so && sm_bool(sm_map_get(&meta, "vdi.is_a_snapshot"))
+				                ? rp_strdup(so)
+				                : NULL;
+				nn++;
 				introduced++;
+			}
 		} else {
 			failed++;
 		}
 		if (lf.code && !first_err[0])
 			rp_strlcpy(first_err, lf.msg, sizeof(first_err));
 		sm_map_dispose(&meta);
+	}
+	/* snapshots brought back keep their link to the VDI they were taken from */
+	for (i = 0; i < nn; i++) {
+		struct sm_fault lf = { 0 };
+		const char *src = NULL;
+
+		if (!nv[i].snapshot_of)
+			continue;
+		for (j = 0; j < nx && !src; j++)
+			if (xv[j].uuid && strcmp(xv[j].uuid, nv[i].snapshot_of) == 0)
+				src = xv[j].ref;
+		for (j = 0; j < nn && !src; j++)
+			if (nv[j].uuid && strcmp(nv[j].uuid, nv[i].snapshot_of) == 0)
+				src = nv[j].ref;
+		if (src && sm_xapi_set_str(x, "VDI.set_snapshot_of", nv[i].ref, src, &lf) < 0) {
+			failed++;
+			if (!first_err[0])
+				rp_strlcpy(first_err, lf.msg, sizeof(first_err));
+		}
 	}
 	for (j = 0; j < nx; j++) {
 		struct sm_fault lf = { 0 };
@@ -499,6 +538,12 @@ int sm_sr_scan(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 	*out = sm_val_nil(f);
 	rc = *out ? 0 : -1;
 out:
+	for (i = 0; nv && i < nn; i++) {
+		rp_free(nv[i].ref);
+		rp_free(nv[i].uuid);
+		rp_free(nv[i].snapshot_of);
+	}
+	rp_free(nv);
 	for (j = 0; j < nx; j++) {
 		rp_free(xv[j].ref);
 		rp_free(xv[j].uuid);

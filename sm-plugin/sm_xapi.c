@@ -407,3 +407,24 @@ int sm_xapi_set_int(struct sm_xapi *x, const char *method, const char *ref, uint
 	xmlrpc_env_clean(&env);
 	return rc;
 }
+
+int sm_xapi_set_str(struct sm_xapi *x, const char *method, const char *ref, const char *value,
+                    struct sm_fault *f)
+{
+	xmlrpc_env env;
+	xmlrpc_value *p;
+	int rc = -1;
+
+	xmlrpc_env_init(&env);
+	p = xmlrpc_array_new(&env);
+	add_str(&env, p, ref);
+	add_str(&env, p, value);
+	if (!env.fault_occurred)
+		rc = sm_xapi_call(x, NULL, method, p, f);
+	else
+		sm_fault_set(f, SM_GENERAL, "building %s: %s", method, env.fault_string);
+	if (p)
+		xmlrpc_DECREF(p);
+	xmlrpc_env_clean(&env);
+	return rc;
+}

@@ -55,8 +55,10 @@ check(set(got) == set(disks) | {snap},
 check(all(got[u]["name_label"] == n and got[u]["name_description"] == "%s disk" % n
           and got[u]["virtual_size"] == s for u, (n, s) in disks.items() if u in got),
       "site B: names, descriptions and sizes from the replicated metadata")
-check(snap in got and got[snap]["is_a_snapshot"] and got[snap]["read_only"],
-      "site B: the snapshot is still a read-only snapshot")
+src = next(iter(disks))
+check(snap in got and got[snap]["is_a_snapshot"] and got[snap]["read_only"]
+      and got[snap]["snapshot_of"] == xb.db.by_uuid("VDI", src),
+      "site B: the snapshot is still a read-only snapshot of the same VDI")
 check(all(got[u]["location"] == u for u in got), "site B: locations are the VDI uuids")
 
 vb = xb.db.by_uuid("VDI", db_uuid)
