@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -805,12 +806,101 @@ static int sync_collect(struct sync_ctx *c, struct rp_error *err)
 	return 0;
 }
 
-static int sync_move_dev(struct sync_ctx *c, struct sync_dev *d, char *buf, size_t bufsz,
+/*
+ * Read-ahead pipeline: a reader thread fills SYNC_SLOTS buffers from the source snapshot while
+ * the calling thread writes them to the target, so reading and writing overlap. Only the
+ * calling thread touches the databases. The two drivers are separate handles.
+ */
+#define SYNC_SLOTS 4
+
+enum { SLOT_FREE = 0, SLOT_FULL = 1, SLOT_END = 2 };
+
+struct sync_slot {
+	char *buf;
+	uint64_t off;
+	size_t len;
+	int state;
+};
+
+struct sync_pipe {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct sync_slot slot[SYNC_SLOTS];
+	size_t bufsz;
+	bool stop;
+	int rc;
+	struct rp_error err;
+	struct array *src;
+	const struct sync_dev *d;
+};
+
+/* Waits for slot @i to be free (or stop); returns false on stop. */
+static bool pipe_wait_free(struct sync_pipe *p, size_t i)
+{
+	bool ok;
+
+	pthread_mutex_lock(&p->mu);
+	while (p->slot[i].state != SLOT_FREE && !p->stop)
+		pthread_cond_wait(&p->cv, &p->mu);
+	ok = !p->stop;
+	pthread_mutex_unlock(&p->mu);
+	return ok;
+}
+
+static void pipe_publish(struct sync_pipe *p, size_t i, int state)
+{
+	pthread_mutex_lock(&p->mu);
+	p->slot[i].state = state;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void *sync_reader(void *arg)
+{
+	struct sync_pipe *p = arg;
+	const struct sync_dev *d = p->d;
+	size_t i = 0, j;
+	int rc = 0;
+
+	for (j = 0; rc == 0 && j < d->n_ext; j++) {
+		const struct array_extent *e = &d->ext[j];
+		uint64_t off = e->offset, end = e->offset + e->length;
+
+		if (end > d->size)
+			end = d->size;
+		if (e->zero)
+			continue;
+		while (off < end) {
+			size_t n = (size_t)(end - off < p->bufsz ? end - off : p->bufsz);
+
+			if (!pipe_wait_free(p, i))
+				return NULL;
+			rc = p->src->ops->read(p->src, d->snap_obj, off, p->slot[i].buf, n,
+			                       &p->err);
+			if (rc < 0)
+				break;
+			p->slot[i].off = off;
+			p->slot[i].len = n;
+			pipe_publish(p, i, SLOT_FULL);
+			i = (i + 1) % SYNC_SLOTS;
+			off += n;
+		}
+	}
+	if (!pipe_wait_free(p, i))
+		return NULL;
+	p->rc = rc;
+	pipe_publish(p, i, SLOT_END);
+	return NULL;
+}
+
+static int sync_move_dev(struct sync_ctx *c, struct sync_dev *d, char **bufs, size_t bufsz,
                          struct rp_error *err)
 {
 	const struct array_ops *so = c->src->drv->ops, *to = c->tgt->drv->ops;
 	struct array_obj_stat st;
-	size_t j;
+	struct sync_pipe p;
+	pthread_t reader;
+	size_t i, j;
 	int rc;
 
 	if (!so->read || !to->write || !to->punch || !to->obj_create || !to->obj_stat)
@@ -835,42 +925,70 @@ static int sync_move_dev(struct sync_ctx *c, struct sync_dev *d, char *buf, size
 		if (rc < 0)
 			return rc;
 	}
+	/* zero ranges: punched, no data crosses */
 	for (j = 0; j < d->n_ext; j++) {
 		const struct array_extent *e = &d->ext[j];
-		uint64_t off = e->offset, end = e->offset + e->length;
+		uint64_t end = e->offset + e->length > d->size ? d->size : e->offset + e->length;
 
-		if (end > d->size)
-			end = d->size;
-		if (off >= end)
+		if (!e->zero || e->offset >= end)
 			continue;
-		if (e->zero) {
-			rc = to->punch(c->tgt->drv, d->stage, off, end - off, err);
-			if (rc < 0)
-				return rc;
-			continue;
-		}
-		while (off < end) {
-			size_t n = (size_t)(end - off < bufsz ? end - off : bufsz);
-
-			rc = so->read(c->src->drv, d->snap_obj, off, buf, n, err);
-			if (rc < 0)
-				return rc;
-			rc = to->write(c->tgt->drv, d->stage, off, buf, n, err);
-			if (rc < 0)
-				return rc;
-			off += n;
-			c->done += n;
-			if (c->throttle_ms) {
-				struct timespec ts = { c->throttle_ms / 1000,
-					               (long)(c->throttle_ms % 1000) * 1000000L };
-
-				(void)nanosleep(&ts, NULL);
-			}
-			rc = sync_progress(c, false, err);
-			if (rc < 0)
-				return rc;
-		}
+		rc = to->punch(c->tgt->drv, d->stage, e->offset, end - e->offset, err);
+		if (rc < 0)
+			return rc;
 	}
+
+	memset(&p, 0, sizeof(p));
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	for (i = 0; i < SYNC_SLOTS; i++)
+		p.slot[i].buf = bufs[i];
+	p.bufsz = bufsz;
+	p.src = c->src->drv;
+	p.d = d;
+	if (pthread_create(&reader, NULL, sync_reader, &p) != 0) {
+		rc = rp_error_set(err, RP_ERROR, "cannot start the reader thread");
+		goto out_destroy;
+	}
+	for (i = 0;; i = (i + 1) % SYNC_SLOTS) {
+		struct sync_slot *sl = &p.slot[i];
+		int state;
+
+		pthread_mutex_lock(&p.mu);
+		while (sl->state == SLOT_FREE)
+			pthread_cond_wait(&p.cv, &p.mu);
+		state = sl->state;
+		pthread_mutex_unlock(&p.mu);
+		if (state == SLOT_END) {
+			rc = p.rc;
+			if (rc < 0)
+				(void)rp_error_set(err, rc, "%s", p.err.msg);
+			break;
+		}
+		rc = to->write(c->tgt->drv, d->stage, sl->off, sl->buf, sl->len, err);
+		if (rc < 0)
+			break;
+		c->done += sl->len;
+		pipe_publish(&p, i, SLOT_FREE);
+		if (c->throttle_ms) {
+			struct timespec ts = { c->throttle_ms / 1000,
+				               (long)(c->throttle_ms % 1000) * 1000000L };
+
+			(void)nanosleep(&ts, NULL);
+		}
+		rc = sync_progress(c, false, err);
+		if (rc < 0)
+			break;
+	}
+	pthread_mutex_lock(&p.mu);
+	p.stop = true;
+	pthread_cond_broadcast(&p.cv);
+	pthread_mutex_unlock(&p.mu);
+	(void)pthread_join(reader, NULL);
+out_destroy:
+	pthread_cond_destroy(&p.cv);
+	pthread_mutex_destroy(&p.mu);
+	if (rc < 0)
+		return rc;
 	if (to->flush) {
 		rc = to->flush(c->tgt->drv, d->stage, err);
 		if (rc < 0)
@@ -882,19 +1000,25 @@ static int sync_move_dev(struct sync_ctx *c, struct sync_dev *d, char *buf, size
 static int sync_move(struct sync_ctx *c, struct rp_error *err)
 {
 	size_t bufsz = c->throttle_ms ? SYNC_THROTTLED_BUF : SYNC_BUF, i;
-	char *buf;
+	char *bufs[SYNC_SLOTS] = { NULL };
 	int rc = 0;
 
-	buf = rp_malloc(bufsz);
-	if (!buf)
-		return rp_error_set(err, RP_ERROR, "out of memory");
+	for (i = 0; i < SYNC_SLOTS; i++) {
+		bufs[i] = rp_malloc(bufsz);
+		if (!bufs[i]) {
+			rc = rp_error_set(err, RP_ERROR, "out of memory");
+			goto out;
+		}
+	}
 	c->done = 0;
 	rc = sync_progress(c, true, err);
 	for (i = 0; rc == 0 && i < c->plan.n; i++)
-		rc = sync_move_dev(c, &c->plan.dev[i], buf, bufsz, err);
-	rp_free(buf);
+		rc = sync_move_dev(c, &c->plan.dev[i], bufs, bufsz, err);
 	if (rc == 0)
 		rc = sync_progress(c, true, err);
+out:
+	for (i = 0; i < SYNC_SLOTS; i++)
+		rp_free(bufs[i]);
 	return rc;
 }
 
@@ -1262,6 +1386,7 @@ int sync_session_run(struct rp_array *src, struct rp_array *tgt, const char *id,
 	struct rp_error e;
 	const char *thr;
 	bool have_srow = false;
+	int64_t t0, t1, t2, t3;
 	int rc;
 
 	memset(&c, 0, sizeof(c));
@@ -1298,17 +1423,25 @@ int sync_session_run(struct rp_array *src, struct rp_array *tgt, const char *id,
 	if (c.row.status != RP_SYNC_IN_PROGRESS)
 		goto out;
 
+	t0 = rp_now_ms();
 	if (c.row.plan) {
 		rc = sync_plan_parse(&c.plan, c.row.plan, &e);
 	} else {
 		rc = sync_make_plan(&c, &e);
 	}
+	t1 = rp_now_ms();
 	if (rc == 0)
 		rc = sync_collect(&c, &e);
+	t2 = rp_now_ms();
 	if (rc == 0)
 		rc = sync_move(&c, &e);
+	t3 = rp_now_ms();
 	if (rc == 0)
 		rc = sync_finish_target(&c, &e);
+	rp_log(RP_LOG_VERBOSE,
+	       "sync session '%s': plan %lld ms, extents %lld ms, move %lld ms, apply %lld ms", id,
+	       (long long)(t1 - t0), (long long)(t2 - t1), (long long)(t3 - t2),
+	       (long long)(rp_now_ms() - t3));
 	if (rc < 0) {
 		sync_fail(&c, e.msg[0] ? e.msg : rp_code_name(rc));
 		(void)rp_error_set(err, rc, "%s", e.msg);
