@@ -216,6 +216,8 @@ static int csum_map_write(struct array *a, const char *obj, int img_fd,
 		                     sizeof(hdr) + i * sizeof(uint64_t)) < 0)
 			goto os_err;
 	}
+	if (fsync(fd) < 0)
+		goto os_err;
 	if (close(fd) < 0) {
 		fd = -1;
 		goto os_err;
@@ -353,8 +355,14 @@ static int clone_copy(struct array *a, const char *src, int src_fd, const char *
 		goto out;
 	}
 	rc = csum_walk(src_fd, dst_fd, m.size, m.sums, src, err);
-	if (rc == 0)
-		rc = csum_map_write(a, dst, dst_fd, &m, err);
+	if (rc < 0)
+		goto out;
+	/* The map may only describe durable data: a crash must not leave a map over lost blocks. */
+	if (fsync(dst_fd) < 0) {
+		rc = rp_error_set_os(err, file_errno_code(errno), errno, "fsync of object '%s'", dst);
+		goto out;
+	}
+	rc = csum_map_write(a, dst, dst_fd, &m, err);
 out:
 	file_csum_map_dispose(&m);
 	return rc;

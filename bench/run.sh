@@ -1,0 +1,73 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# bench/run.sh BUILD_DIR - the single benchmark entry point (`make bench`). Prints markdown
+# tables and appends them to BUILD_DIR/bench-results.md. Arrays: a loop-mounted xfs with
+# reflink (needs root) and a plain directory under ${TMPDIR:-/tmp}. Other areas add
+# bench/<area>/run.sh (called with BUILD_DIR) and are run after.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "${1:?usage: bench/run.sh BUILD_DIR}" && pwd)
+results=$build/bench-results.md
+bin=$build/bin/bench_arrays
+[ -x "$bin" ] || { echo "bench_arrays not built in $build (cmake --build $build)"; exit 1; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/replun-bench-XXXXXX")
+loop=""
+cleanup() {
+	if mountpoint -q "$work/xfs" 2>/dev/null; then
+		umount "$work/xfs" || umount -l "$work/xfs" || true
+	fi
+	if [ -n "$loop" ]; then losetup -d "$loop" 2>/dev/null || true; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+out() { tee -a "$results"; }
+
+{
+	echo
+	echo "## replun benchmarks, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo
+	cpu=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)
+	mem=$(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)
+	fs=$(findmnt -n -o FSTYPE --target "$work" 2>/dev/null || stat -f -c %T "$work")
+	echo "Machine: $(nproc) vCPU ($cpu), $mem RAM, Linux $(uname -r); ${TMPDIR:-/tmp} on" \
+		"$fs ($(df --output=source "$work" | tail -1)); build $(basename "$build")," \
+		"git $(git -C "$here/.." rev-parse --short HEAD 2>/dev/null || echo '?')."
+} | out
+
+# Warm up guest memory first (first-touch of never-used RAM is ~5x slower than recycled page
+# cache, research/replication.md section 3): write and delete half the RAM. bench_arrays also
+# drops the page cache before each timed step so new page cache comes from recycled memory.
+warm_mib=$(awk '/MemTotal/{print int($2/1024/2)}' /proc/meminfo)
+echo "(warming up: ${warm_mib} MiB write+delete)" >&2
+dd if=/dev/zero of="$work/warm" bs=1M count="$warm_mib" status=none
+sync "$work/warm"
+rm -f "$work/warm"
+
+# Loop-mounted xfs with reflink (sparse 16 GiB image on the same disk).
+if [ "$(id -u)" -eq 0 ] && command -v mkfs.xfs >/dev/null && [ -e /dev/loop-control ]; then
+	truncate -s 16G "$work/xfs.img"
+	loop=$(losetup -f --show "$work/xfs.img")
+	mkfs.xfs -q -f -m reflink=1 "$loop"
+	mkdir "$work/xfs"
+	mount "$loop" "$work/xfs"
+	"$bin" "$work/xfs" "xfs on loop (reflink=1)" | out
+	umount "$work/xfs"
+	losetup -d "$loop"
+	loop=""
+	rm -f "$work/xfs.img"
+else
+	echo "SKIPPED xfs: needs root, mkfs.xfs and loop devices" | out
+fi
+
+mkdir "$work/plain"
+"$bin" "$work/plain" "plain directory" | out
+
+for area in sra sm; do
+	if [ -x "$here/$area/run.sh" ]; then
+		"$here/$area/run.sh" "$build" | out || echo "bench/$area/run.sh failed" | out
+	fi
+done
+echo
+echo "(appended to $results)"
