@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "replun/replun.h"
 
@@ -32,6 +34,67 @@ static int cmd_luns(struct rp_array *a, const char *group)
 	return 0;
 }
 
+static double now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * bench URI GROUP LUN RUNS: the array work of vdi_create/snapshot/clone/attach alone, each run
+ * opening and closing the array as a plugin process does; prints "<op> <median ms>".
+ */
+static int cmd_bench(const char *uri, const char *group, const char *lun, int runs)
+{
+	static const char *const ops[] = { "vdi_create", "vdi_snapshot", "vdi_clone",
+		                           "vdi_attach" };
+	struct rp_error err = { 0 };
+	double t[256];
+	size_t o;
+	int i;
+
+	if (runs < 1 || runs > 256)
+		return 2;
+	for (o = 0; o < sizeof(ops) / sizeof(ops[0]); o++) {
+		for (i = 0; i < runs; i++) {
+			struct rp_array *a = NULL;
+			struct rp_lun_create_opts co = { .group = group, .replicate = true };
+			struct rp_device d;
+			char name[64], path[4096];
+			double t0 = now_ms();
+			int rc;
+
+			(void)snprintf(name, sizeof(name), "bench-%zu-%d-%ld", o, i,
+			               (long)getpid());
+			rc = rp_array_open(&a, uri, NULL, &err);
+			if (rc == 0 && o == 0)
+				rc = rp_lun_create(&d, a, name, 100ull << 30, &co, &err);
+			else if (rc == 0 && o == 1 && (rc = rp_lun_get(&d, a, lun, &err)) == 0)
+				rc = rp_lun_snapshot(&d, a, d.id, name, &err);
+			else if (rc == 0 && o == 2 && (rc = rp_lun_get(&d, a, lun, &err)) == 0)
+				rc = rp_lun_clone(&d, a, d.id, name, &err);
+			else if (rc == 0 && o == 3 && (rc = rp_lun_get(&d, a, lun, &err)) == 0)
+				rc = rp_lun_path(path, sizeof(path), a, d.id, &err);
+			rp_array_close(a);
+			t[i] = now_ms() - t0;
+			if (rc < 0)
+				return fail(ops[o], &err);
+		}
+		qsort(t, (size_t)runs, sizeof(t[0]), cmp_double);
+		printf("%s %.3f\n", ops[o], t[runs / 2]);
+	}
+	return 0;
+}
+
 static int meta_cb(const char *key, const char *value, void *payload)
 {
 	printf("%s=%s\n", key, value);
@@ -50,9 +113,11 @@ int main(int argc, char **argv)
 		fprintf(stderr,
 		        "usage: sm_tool init PATH ID | pair A B | luns A GROUP | path A LUN |"
 		        " meta A LUN | sync A GROUP | failover A GROUP | reverse A GROUP |"
-		        " present A LUN HOST rw|ro | group A ID\n");
+		        " present A LUN HOST rw|ro | group A ID | bench A GROUP LUN RUNS\n");
 		return 2;
 	}
+	if (strcmp(argv[1], "bench") == 0 && argc == 6)
+		return cmd_bench(argv[2], argv[3], argv[4], (int)strtol(argv[5], NULL, 10));
 	if (strcmp(argv[1], "init") == 0 && argc == 4)
 		return rp_array_init(argv[2], argv[3], NULL, &err) < 0 ? fail("init", &err) : 0;
 	if (rp_array_open(&a, argv[2], NULL, &err) < 0)
