@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "replun/replun.h"
+#include "model.h"
 #include "sync.h"
 
 #define MIB (1024ull * 1024ull)
@@ -230,6 +231,17 @@ static void dev_state(struct rp_array *a, const char *id, enum rp_dev_state want
 	if (d.state != want || d.read_only != ro)
 		fail_msg("'%s' is %s%s, expected %s%s", id, rp_dev_state_name(d.state),
 		         d.read_only ? " ro" : " rw", rp_dev_state_name(want), ro ? " ro" : " rw");
+}
+
+/* Number of snapshots of @kind held for device @dev on @a. */
+static size_t snap_count(struct rp_array *a, const char *dev, const char *kind)
+{
+	struct model_snapshot *list = NULL;
+	size_t n = 0;
+
+	assert_int_equal(model_snapshot_list(&list, &n, a, dev, NULL, kind, NULL), 0);
+	rp_free(list);
+	return n;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -620,10 +632,14 @@ static void test_migration__prepare_sync_failover_reverse(void **state)
 	assert_string_equal(it->state, "demoted-source");
 	rp_result_free(r);
 	dev_state(f->a, f->lun1, RP_DEV_DEMOTED_SOURCE, true);
+	assert_int_equal(snap_count(f->a, f->lun1, "prefailover"), 1);
 	r = run_wf(rp_prepare_failover, f->a, "g1", NULL);
 	assert_all_ok(r);
 	assert_all_warn(r, RP_WARN_ALREADY_DONE);
+	assert_true(find_item(r, f->lun1)->snapshot[0]);
 	rp_result_free(r);
+	assert_int_equal(snap_count(f->a, f->lun1, "prefailover"), 1);
+	dev_state(f->a, f->lun1, RP_DEV_DEMOTED_SOURCE, true);
 
 	printf("# syncOnce from the demoted source still works\n");
 	sync_now(&s, f->a, "g1", NULL, false);
@@ -640,11 +656,16 @@ static void test_migration__prepare_sync_failover_reverse(void **state)
 	assert_true(it->snapshot[0]);
 	rp_result_free(r);
 	dev_state(f->b, f->key1, RP_DEV_PROMOTED_TARGET, false);
+	csum(cb, f->b, f->key1);
 	r = run_wf(rp_failover, f->b, "g1", NULL);
 	assert_all_ok(r);
 	assert_all_warn(r, RP_WARN_ALREADY_DONE);
 	assert_string_equal(find_item(r, f->key1)->new_id, f->key1);
+	assert_true(find_item(r, f->key1)->snapshot[0]);
 	rp_result_free(r);
+	assert_int_equal(snap_count(f->b, f->key1, "revert"), 1);
+	csum(ca, f->b, f->key1);
+	assert_string_equal(ca, cb);
 
 	printf("# sync is refused while the target is promoted\n");
 	{
@@ -767,6 +788,27 @@ static void test_disaster__failover_peer_down_then_prepare(void **state)
 	sync_now(&s, f->b, "g1", NULL, false);
 	assert_int_equal(s.bytes_transferred, 0);
 	verify_equal(f->b, f->a, "g1");
+
+	printf("# standalone device: reverse without prepareFailover, then sync B->A\n");
+	r = run_wf(rp_prepare_reverse, f->a, NULL, f->solo);
+	assert_all_ok(r);
+	assert_true(has_warning(&r->items[0], RP_WARN_UNUSUAL_ORDER));
+	rp_result_free(r);
+	write_lun(f->b, f->solo_key, 2 * MIB, 128 * 1024);
+	r = run_wf(rp_reverse, f->b, NULL, f->solo_key);
+	assert_all_ok(r);
+	assert_string_equal(r->items[0].new_id, f->solo);
+	rp_result_free(r);
+	dev_state(f->a, f->solo, RP_DEV_TARGET, true);
+	sync_now(&s, f->b, NULL, f->solo_key, true);
+	assert_int_equal(s.bytes_transferred, 128 * 1024);
+	{
+		char x[40], y[40];
+
+		csum(x, f->a, f->solo);
+		csum(y, f->b, f->solo_key);
+		assert_string_equal(x, y);
+	}
 }
 
 static void test_restore__discards_promoted_changes(void **state)
