@@ -128,6 +128,7 @@ class Site:
         if os.path.exists(status):
             validate_progress(self.env, status)
         root = ET.parse(out).getroot()
+        check_placeholders(self.env, root, out)
         err = root.find(Q + "Error")
         if expect_error is None and err is not None:
             print(open(out, encoding="utf-8").read())
@@ -136,6 +137,24 @@ class Site:
             check(err is not None and err.get("code") == str(expect_error),
                   "%s at %s: whole-response error %s" % (name, self.name, expect_error))
         return root
+
+
+def check_placeholders(env, root, out):
+    """Every {Name} of an error/warning definition must come as a child tag of the actual one."""
+    defs = getattr(env, "defs", None)
+    if not defs:
+        return
+    for e in list(root.iter(Q + "Error")) + list(root.iter(Q + "Warning")):
+        code = e.get("code")
+        if code is None or int(code) < 1000:
+            continue
+        if code not in defs:
+            raise Fail("%s: code %s is not in queryErrorDefinitions" % (out, code))
+        tags = {c.tag.split("}")[-1] for c in e}
+        missing = defs[code] - tags
+        if missing:
+            raise Fail("%s: %s %s lacks placeholder tags %s" % (out, e.tag, code, missing))
+        env.placeholder_checks = getattr(env, "placeholder_checks", 0) + 1
 
 
 def validate_progress(env, status):

@@ -47,6 +47,8 @@ class World:
         solo = env.cli("lun", "create", A.path, "srm-solo", size, "--replicate")
         self.other = env.cli("lun", "create", A.path, "other-vol", "1M", "--replicate")
         self.local = env.cli("lun", "create", A.path, "srm-local", "1M")
+        # Replication the other way too (bi-directional pair): B -> A.
+        self.back = env.cli("lun", "create", B.path, "srm-back", "1M", "--replicate")
         self.ids[A.name] = {"group": grp, "solo": solo}
         # Keys at B = the targets' ids at B, found by their (shared) names.
         lb = {d["name"]: d["id"] for d in self.lun_list(B)}
@@ -123,6 +125,10 @@ def load(w, site):
     check(opq.get("id") == "volumeNameFilter" and opq.get("optional") == "true",
           "queryConnectionParameters: optional volumeNameFilter")
     defs = site.sra("queryErrorDefinitions")
+    w.env.defs = {d.get("code"): set(re.findall(r"\{(\w+)\}", d.findtext(Q + "Description") +
+                                                d.findtext(Q + "FixHint")))
+                  for d in defs.iter() if d.tag in (Q + "ErrorDefinition",
+                                                    Q + "WarningDefinition")}
     codes = [int(d.get("code")) for d in defs.findall(q("ErrorDefinitions/ErrorDefinition"))]
     wcodes = [int(d.get("code")) for d in defs.findall(q("WarningDefinitions/WarningDefinition"))]
     check(codes and min(codes) >= 1000 and min(wcodes) >= 1000, "error definitions >= 1000")
@@ -514,6 +520,14 @@ def scenario_workflows(env):
     sync(w, A)
     check(w.sums(A) == w.sums(B), "initial sync: B == A")
     correlate(w, A, B)
+    back_at_a = {d["name"]: d["id"] for d in w.lun_list(A)}["srm-back"]
+    da, db = discover(A), discover(B)
+    check(back_at_a in items(da, "ReplicatedDevices/TargetDevices/TargetDevice", "key") and
+          w.ids[A.name]["solo"] in items(da, "ReplicatedDevices/SourceDevices/SourceDevice", "id"),
+          "bi-directional pair: discoverDevices at A reports sources and targets at once")
+    sb = items(db, "ReplicatedDevices/SourceDevices/SourceDevice", "id")
+    check(w.back in sb and sb[w.back].find(Q + "TargetDevice").get("key") == back_at_a,
+          "bi-directional pair: B's source %s <-> A's target %s" % (w.back, back_at_a))
     test_failover(w, A, B)
     planned_migration(w, A, B)
     reprotect(w, A, B)
@@ -656,7 +670,8 @@ def scenario_bad_input(env):
     w.setup(n_group=2, size="4M")
     A, B = w.A, w.B
     sync(w, A)
-    state = (w.lun_list(A), w.lun_list(B))
+    load(w, A)
+    state = [w.lun_list(A), w.lun_list(B)]
 
     def unchanged(what):
         la, lb = w.lun_list(A), w.lun_list(B)
@@ -725,6 +740,7 @@ def scenario_bad_input(env):
     res = items(r, "PrepareFailoverResults/SourceDevices/SourceDevice", "id")
     check(err_code(res["../x"]) == "1026" and ok(res[w.ids[A.name]["solo"]]),
           "one bad device does not stop the others")
+    state[:] = [w.lun_list(A), w.lun_list(B)]  # the good device was prepared: new baseline
     # volumeNameFilter: devices outside the prefix are skipped by discovery and every command.
     A.name_filter = "srm-"
     r = discover(A)
@@ -734,6 +750,13 @@ def scenario_bad_input(env):
     r = A.sra("syncOnce", params("SyncOnceParameters", A.id, B.id, [], [w.other]))
     check(err_code(items(r, "SyncOnceResults/SourceDevices/SourceDevice", "id")[w.other]) ==
           "1014", "volumeNameFilter: syncOnce of a filtered device is error 1014")
+    other_b = {d["name"]: d["id"] for d in w.lun_list(B)}["other-vol"]
+    B.name_filter = "srm-"
+    r = B.sra("failover", tgt("FailoverParameters", B.id, [], [other_b]))
+    check(err_code(items(r, "FailoverResults/TargetDevices/TargetDevice", "key")[other_b]) ==
+          "1014", "volumeNameFilter: failover of a filtered device is error 1014")
+    unchanged("failover of a filtered device")
+    B.name_filter = None
     A.name_filter = None
     del save
     # Passwords never reach logs or responses.
@@ -781,8 +804,10 @@ def main():
         traceback.print_exc()
         print("FAILED with an exception (temp dir %s kept)" % env.tmp)
         return 1
-    print("PASS: %s: %d checks, %d responses validated against the schema, %.1f s" % (
-        a.scenario, CHECKS[0], env.responses, time.time() - t0))
+    print("PASS: %s: %d checks, %d responses validated against the schema, %d errors/warnings "
+          "with their placeholders checked, %.1f s" % (
+              a.scenario, CHECKS[0], env.responses, getattr(env, "placeholder_checks", 0),
+              time.time() - t0))
     if not a.keep:
         env.cleanup()
     return 0
