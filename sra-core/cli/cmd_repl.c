@@ -43,6 +43,25 @@ static int result_exit(const struct rp_result *r)
 	return CLI_EXIT_OK;
 }
 
+/* The first failed item on stderr, one line, so scripts see why the exit code is not 0. */
+static void item_errors(const struct rp_result *r)
+{
+	const struct rp_item *first = NULL;
+	size_t i, nfail = 0;
+
+	for (i = 0; i < r->n; i++)
+		if (r->items[i].code) {
+			if (!first)
+				first = &r->items[i];
+			nfail++;
+		}
+	if (!first)
+		return;
+	(void)cli_failf(0, "%s '%s': %s%s", first->is_group ? "group" : "device", first->id,
+	                first->msg[0] ? first->msg : rp_code_name(first->code),
+	                nfail > 1 ? " (and more items failed)" : "");
+}
+
 static void print_result(const struct rp_result *r, bool json)
 {
 	static const char *const head[] = { "KIND",  "ID",     "GROUP",    "RESULT",
@@ -92,13 +111,7 @@ static void print_result(const struct rp_result *r, bool json)
 	}
 	cli_table_print(t, stdout);
 	cli_table_free(t);
-	/* Errors also go to stderr, one line each, so scripts see why the exit code is not 0. */
-	for (i = 0; i < r->n; i++)
-		if (r->items[i].code)
-			(void)cli_failf(0, "%s '%s': %s", r->items[i].is_group ? "group" : "device",
-			                r->items[i].id,
-			                r->items[i].msg[0] ? r->items[i].msg
-			                                   : rp_code_name(r->items[i].code));
+	item_errors(r);
 }
 
 static int run_workflow(struct cli_args *a, rp_workflow_fn fn)
@@ -266,6 +279,8 @@ int cmd_sync(struct cli_args *a)
 		rc = cli_fail(&err);
 		goto out;
 	}
+	item_errors(r);
+	worst = result_exit(r);
 	ss = rp_calloc(r->n ? r->n : 1, sizeof(*ss));
 	if (!ss) {
 		rc = cli_failf(CLI_EXIT_ERROR, "out of memory");
@@ -275,17 +290,12 @@ int cmd_sync(struct cli_args *a)
 		const struct rp_item *it = &r->items[i];
 		bool dup = false;
 
-		if (it->code) {
-			(void)cli_failf(0, "%s '%s': %s", it->is_group ? "group" : "device", it->id,
-			                it->msg[0] ? it->msg : rp_code_name(it->code));
-			if (worst == CLI_EXIT_OK)
-				worst = cli_exit_code(it->code);
+		if (it->code)
 			continue;
-		}
-		for (j = 0; j < it->n_warnings && j < RP_MAX_WARNINGS; j++)
-			if (!json || it->warnings[j].code != RP_WARN_SYNC_RUNNING)
-				cli_warn("%s '%s': %s", it->is_group ? "group" : "device", it->id,
-				         it->warnings[j].msg);
+		/* Warnings (no freeze, already running) are routine here: shown with -v. */
+		for (j = 0; a->verbose && j < it->n_warnings && j < RP_MAX_WARNINGS; j++)
+			cli_warn("%s '%s': %s", it->is_group ? "group" : "device", it->id,
+			         it->warnings[j].msg);
 		if (!it->session[0])
 			continue;
 		for (j = 0; j < n; j++)
@@ -303,6 +313,10 @@ int cmd_sync(struct cli_args *a)
 			rc = rp_sync_wait(&ss[n], x, it->session, timeout_ms, cli_progress_cb, &p,
 			                  &err);
 			cli_progress_done(&p);
+			if (rc == 0 && cli_sync_settle(x, &ss[n], 30000) < 0)
+				cli_warn("session '%s' complete at the target, but the source has "
+				         "not recorded it yet",
+				         ss[n].id);
 		} else {
 			rc = rp_sync_get(&ss[n], x, it->session, &err);
 		}

@@ -59,7 +59,7 @@ struct drill {
 	bool reflink;
 	struct drill_step *step; /* the step running */
 	char err[512];
-	bool quiet; /* --json: progress lines go to stderr */
+	char label[64]; /* "  [2/8] initial sync" while a step runs */
 	int64_t last_write_ms;
 };
 
@@ -325,7 +325,7 @@ static int sync_group(struct drill *d, int side)
 		(void)drill_fail(d, "sync at %s: no session was started", site(side));
 		goto out;
 	}
-	cli_progress_init(&p, "  sync");
+	cli_progress_init(&p, d->label);
 	memset(&s, 0, sizeof(s));
 	rc = rp_sync_wait(&s, d->arr[side], sid, DRILL_SYNC_TIMEOUT_MS, cli_progress_cb, &p, &err);
 	cli_progress_done(&p);
@@ -336,6 +336,11 @@ static int sync_group(struct drill *d, int side)
 	if (s.status != RP_SYNC_COMPLETE) {
 		rc = drill_fail(d, "sync '%s' from %s %s: %s", sid, site(side),
 		                rp_sync_status_name(s.status), s.error[0] ? s.error : "no reason");
+		goto out;
+	}
+	if (cli_sync_settle(d->arr[side], &s, 30000) < 0) {
+		rc = drill_fail(d, "sync '%s' from %s: the source never recorded its completion",
+		                sid, site(side));
 		goto out;
 	}
 	d->step->bytes += s.bytes_transferred;
@@ -689,6 +694,7 @@ static int step_reprotect(struct drill *d)
 	if (sync_group(d, SIDE_B) < 0)
 		return -1;
 	save_model(d);
+	note(d, "B is the source; only changes made since the failover were sent to A");
 	if (check_side(d, SIDE_A, d->cur, "after reverse") < 0)
 		return -1;
 	return check_pair(d, SIDE_B);
@@ -713,6 +719,7 @@ static int step_failback(struct drill *d)
 	if (sync_group(d, SIDE_A) < 0)
 		return -1;
 	save_model(d);
+	note(d, "A is the source again, replicating to B");
 	if (check_side(d, SIDE_B, d->cur, "after reverse") < 0)
 		return -1;
 	return check_pair(d, SIDE_A);
@@ -980,6 +987,7 @@ int cmd_drill(struct cli_args *a)
 	struct drill_step st[N_STEPS];
 	struct drill *d = NULL;
 	bool json = cli_flag(a, "json"), keep = cli_flag(a, "keep"), pass = true;
+	bool live_tty;
 	FILE *live;
 	int64_t t_all;
 	size_t i;
@@ -1010,6 +1018,7 @@ int cmd_drill(struct cli_args *a)
 	if (rc)
 		goto out_dir;
 	live = json ? stderr : stdout;
+	live_tty = isatty(fileno(live)) == 1;
 	(void)fprintf(live, "replun drill: two embedded file arrays in %s\n", d->dir);
 	memset(st, 0, sizeof(st));
 	t_all = rp_now_ms();
@@ -1024,11 +1033,16 @@ int cmd_drill(struct cli_args *a)
 			continue;
 		d->step = &st[i];
 		st[i].run = true;
-		(void)fprintf(live, "  [%zu/%zu] %-18s ", i + 1, N_STEPS, st[i].name);
-		(void)fflush(live);
+		(void)snprintf(d->label, sizeof(d->label), "  [%zu/%zu] %-18s", i + 1, N_STEPS,
+		               st[i].name);
+		if (live_tty) {
+			(void)fprintf(live, "%s", d->label);
+			(void)fflush(live);
+		}
 		t0 = rp_now_ms();
 		st[i].ok = steps[i].fn(d) == 0;
 		st[i].duration_ms = rp_now_ms() - t0;
+		(void)fprintf(live, "%s%s ", live_tty ? "\r" : "", d->label);
 		if (!st[i].ok) {
 			pass = false;
 			(void)fprintf(live, "FAILED: %s\n", d->err);

@@ -397,10 +397,8 @@ int main(int argc, char **argv)
 		}
 		i++;
 	}
-	if (i >= argc) {
-		print_main_help(stderr);
-		return CLI_EXIT_USAGE;
-	}
+	if (i >= argc)
+		return cli_usage("missing command (see 'replun --help')");
 	if (strcmp(argv[i], "help") == 0) {
 		if (i + 1 < argc) {
 			c = find_cmd(argv[i + 1], i + 2 < argc ? argv[i + 2] : NULL, &words);

@@ -19,17 +19,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Pids of sync workers of our arrays: processes whose environment names a session and whose
-# command line or environment mentions this test's directory.
+# Pids of sync workers of our arrays: the worker runs as "replun-sync-worker" and its
+# environment names this test's directory (the arrays' URIs).
 worker_pids() {
-	local e p
-	for e in /proc/[0-9]*/environ; do
-		p=${e#/proc/}
-		p=${p%/environ}
-		if tr '\0' '\n' <"$e" 2>/dev/null | grep -q '^REPLUN_SYNC_WORKER=' &&
-			tr '\0' '\n' <"$e" 2>/dev/null | grep -q "$T"; then
-			echo "$p"
-		fi
+	local p
+	for p in $(pgrep -f '^replun-sync-worker$'); do
+		grep -qa "$T" "/proc/$p/environ" 2>/dev/null && echo "$p"
 	done
 }
 
@@ -77,6 +72,13 @@ for round in 1 2; do
 	J=$("$BIN" sync-status "$A" --session "$SID" --json 2>"$ERRF")
 	check "sync-status answers after the crash ($(cat "$ERRF"))" test -n "$J"
 	check "session not complete after the crash" test "$(pj 'd["status"]' <<<"$J")" != complete
+	# sync-status resumed the session: it must finish by itself, without a new sync.
+	for _ in $(seq 1 600); do
+		J=$("$BIN" sync-status "$A" --session "$SID" --json 2>/dev/null) || break
+		[ "$(pj 'd["status"]' <<<"$J")" != inProgress ] && break
+		sleep 0.1
+	done
+	eq "the interrupted session $SID finished after the resume" "$(pj 'd["status"]' <<<"$J")" complete
 	rp sync "$A" --group g --wait --json --timeout 120
 	eq "sync --wait after the crash: complete" "$(pj 'd["status"]' <<<"$OUT")" complete
 	must "verify after the crash" verify "$A" "$B"

@@ -96,7 +96,12 @@ eq "initial sync: full" "$(pj 'd["full"]' <<<"$OUT")" true
 check "initial sync: moved at least the data written" \
 	test "$(pj 'd["bytes_transferred"]' <<<"$OUT")" -ge $((5 * 1024 * 1024))
 check "initial sync: recovery point" test -n "$(pj 'd["recovery_point"]' <<<"$OUT")"
-must "initial sync of the standalone device" sync "$A" --device "$L3" --wait --json
+check "no progress bar when stderr is not a terminal" bash -c '! grep -q "ETA" <<<"$1"' _ "$ERR"
+# On a terminal (script(1) gives one) --wait draws the progress bar on stderr.
+TTYOUT=$(script -qec "'$BIN' sync '$A' --device '$L3' --wait" /dev/null 2>&1)
+check "progress bar on a terminal (percent, ETA)" grep -q "%.*ETA" <<<"$TTYOUT"
+check "summary line after the bar" grep -q "complete, .* moved in" <<<"$TTYOUT"
+rp sync-status "$A" --device "$L3" --json
 eq "standalone sync: status" "$(pj 'd["status"]' <<<"$OUT")" complete
 same_data "after initial sync" "$A" "$L1 $L2 $L3" "$B" "$K1 $K2 $K3"
 must "verify A B" verify "$A" "$B"
