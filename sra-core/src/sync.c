@@ -1352,6 +1352,15 @@ out:
 	return rc;
 }
 
+/* Deletes source snapshot @id only while it is still an in-flight ("sync") snapshot. */
+static void sync_drop_snap_if_inflight(struct rp_array *src, const char *id)
+{
+	struct model_snapshot s;
+
+	if (model_snapshot_load(&s, src, id, NULL) == 0 && strcmp(s.kind, RECOVERY_KIND_SYNC) == 0)
+		(void)recovery_snapshot_delete(src, id, NULL);
+}
+
 /* A session that cannot finish: mark it failed on both sides and remove what it made. */
 static void sync_fail(struct sync_ctx *c, const char *why)
 {
@@ -1362,7 +1371,7 @@ static void sync_fail(struct sync_ctx *c, const char *why)
 	for (i = 0; i < c->plan.n; i++) {
 		if (c->plan.dev[i].stage[0])
 			(void)recovery_drv_delete(c->tgt, c->plan.dev[i].stage, NULL);
-		(void)recovery_snapshot_delete(c->src, c->plan.dev[i].snap, NULL);
+		sync_drop_snap_if_inflight(c->src, c->plan.dev[i].snap);
 	}
 	rp_log(RP_LOG_ERROR, "sync session '%s' failed: %s", c->row.id, why);
 }
@@ -1618,8 +1627,23 @@ static int sync_resume(struct rp_array *src, struct rp_array *tgt, const struct 
 	if (strncmp(r->error, "resumed ", 8) == 0)
 		resumes = strtoul(r->error + 8, NULL, 10);
 	if (resumes >= SYNC_MAX_RESUMES) {
+		struct sync_plan p;
+		size_t i;
+
 		sync_mark_failed(tgt, r->id, "the sync worker died too many times");
 		sync_mark_failed(src, r->id, "the sync worker died too many times");
+		/* what the dead workers left: staging objects and in-flight snapshots */
+		if (r->plan && sync_plan_parse(&p, r->plan, NULL) == 0) {
+			for (i = 0; i < p.n; i++) {
+				char stage[ARRAY_OBJ_MAX];
+
+				(void)snprintf(stage, sizeof(stage), "stage-%s-%s", r->id,
+				               p.dev[i].tgt);
+				(void)recovery_drv_delete(tgt, stage, NULL);
+				sync_drop_snap_if_inflight(src, p.dev[i].snap);
+			}
+			sync_plan_dispose(&p);
+		}
 		return 0;
 	}
 	(void)snprintf(note, sizeof(note), "resumed %lu", resumes + 1);
