@@ -132,6 +132,10 @@ class Site:
                   "%s: dangling PBD %s" % (what, ref))
         for ref, b in db.records("VBD").items():
             check(db.valid("VDI", b["VDI"]), "%s: VBD %s points at a missing VDI" % (what, ref))
+        if not any(b["currently_attached"] for b in db.records("VBD").values()):
+            left = servers_running(self.run_dir)
+            check(not left, "%s: no VBD is plugged but NBD servers still run: %s"
+                  % (what, left))
         self.x.save()
         log("  DB ok after %s (%d SR, %d VDI, %d PBD, %d VBD)" % (
             what, len(db.all("SR")), len(db.all("VDI")), len(db.all("PBD")), len(db.all("VBD"))))
@@ -191,6 +195,29 @@ class Site:
             print("---- %s last SMAPI calls ----" % self.name)
             print("%s rc=%s stdout=%s stderr=%s error=%s" % (
                 e["command"], e["rc"], e["stdout"][:1500], e["stderr"][:1500], e.get("error")))
+
+
+def servers_running(run_dir, wait=3.0):
+    """Processes whose command line names run_dir (the plugin's NBD servers), after giving
+    stopped ones a moment to exit."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+                with open("/proc/%s/stat" % pid) as f:
+                    zombie = f.read().rsplit(")", 1)[1].split()[0] == "Z"
+            except OSError:
+                continue
+            if run_dir in cmd and not zombie:
+                found.append("%s: %s" % (pid, cmd[:100]))
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 def kill_leftovers(root):
@@ -299,6 +326,9 @@ def test_script(root):
             % (att["params_nbd"], att["o_direct"], att["xenstore_data"]))
         eq(att["xenstore_data"].get("vdi-uuid"), v, "xenstore_data vdi-uuid")
         check(att["params_nbd"].startswith("nbd:unix:"), "params_nbd is not nbd:unix:")
+        srv = servers_running(a.run_dir, wait=0)
+        eq(len(srv), 1, "NBD server processes serving the plugged VBD")
+        log("  NBD server: %s" % srv[0])
         log("  write 1 MiB of 0x5a at 1 MiB through the NBD socket with qemu-io, read it back")
         qemu_io(att["params_nbd"], "write -P 0x5a 1M 1M")
         qemu_io(att["params_nbd"], "read -P 0x5a 1M 1M", "read -P 0 0 1M")
@@ -573,6 +603,7 @@ def test_dr(root, new_vdi_at_b=False):
         eq((vdis[snap]["is_a_snapshot"], vdis[snap]["read_only"]), (True, True),
            "snapshot flags at B")
         eq(vdis[snap]["snapshot_of"], b.db.by_uuid("VDI", v1), "snapshot_of at B")
+        check(vdis[snap]["snapshot_time"] != xapi_sim.EPOCH, "snapshot_time lost at B")
         eq(b.export(v1, os.path.join(root, "b1.raw")), h1, "db disk data at B")
         eq(b.export(v2, os.path.join(root, "b2.raw")), h2, "log disk data at B")
         b.check("sr-scan at B")
@@ -698,6 +729,11 @@ def test_badinput(root):
 
         sr = a("sr-create", "type=replun", "name-label=Bad", "shared=true",
                "device-config:array=file://" + arr)
+        log("sr_attach twice, sr_detach twice, sr_attach again (sent directly): idempotent")
+        srref = a.db.by_uuid("SR", sr)
+        for cmd in ("sr_attach", "sr_attach", "sr_detach", "sr_detach", "sr_attach"):
+            eq(a.xe.sm(srref, cmd), None, cmd)
+        a.check("idempotent attach/detach")
         log("unknown VDI: vdi_attach/vdi_delete of a location that is not on the array -> fault")
         fake = a.db.create("VDI", SR=a.db.by_uuid("SR", sr), location="no-such-lun",
                            uuid="0badc0de-0000-4000-8000-000000000000", type="user")
