@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "replun/replun.h"
+#include "engine.h"
 #include "model.h"
 #include "sync.h"
 
@@ -728,6 +729,61 @@ static void test_migration__prepare_sync_failover_reverse(void **state)
 	verify_equal(f->a, f->b, "g1");
 }
 
+static void test_failover__aborts_incoming_sync(void **state)
+{
+	struct fx *f = *state;
+	const char *groups[1] = { "g1" };
+	struct rp_request req = { .groups = groups, .n_groups = 1 };
+	struct rp_result *r = NULL;
+	struct rp_sync_session s;
+	struct rp_error err;
+	char sid[RP_ID_MAX], before[40], after[40], stage[ARRAY_OBJ_MAX];
+	bool exists = true;
+	int i;
+
+	seed_and_sync(f);
+	csum(before, f->b, f->key1);
+	printf("# failover at B while a sync into B is moving data: sync fails, data intact\n");
+	write_lun(f->a, f->lun1, 0, 12 * MIB);
+	setenv(SYNC_ENV_THROTTLE, "50", 1);
+	rp_error_clear(&err);
+	assert_int_equal(rp_sync_start(&r, f->a, &req, NULL, &err), 0);
+	assert_all_ok(r);
+	snprintf(sid, sizeof(sid), "%s", r->items[0].session);
+	rp_result_free(r);
+	for (i = 0; i < 400; i++) {
+		assert_int_equal(rp_sync_get(&s, f->b, sid, &err), 0);
+		if (s.bytes_transferred >= MIB)
+			break;
+		usleep(25000);
+	}
+	assert_int_equal(s.status, RP_SYNC_IN_PROGRESS);
+	r = run_wf(rp_failover, f->b, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	unsetenv(SYNC_ENV_THROTTLE);
+	assert_int_equal(rp_sync_wait(&s, f->a, sid, 60000, NULL, NULL, &err), 0);
+	assert_int_equal(s.status, RP_SYNC_FAILED);
+	printf("#   session failed: %s\n", s.error);
+	assert_non_null(strstr(s.error, "failover"));
+	csum(after, f->b, f->key1);
+	assert_string_equal(after, before);
+	dev_state(f->b, f->key1, RP_DEV_PROMOTED_TARGET, false);
+	snprintf(stage, sizeof(stage), "stage-%s-%s", sid, f->key1);
+	printf("# the worker removes its staging objects and in-flight snapshots\n");
+	for (i = 0; i < 200; i++) {
+		struct rp_array *b = f->b;
+
+		/* the worker may still be unwinding */
+		assert_int_equal(b->drv->ops->obj_exists(&exists, b->drv, stage, &err), 0);
+		if (!exists && snap_count(f->a, f->lun1, "sync") == 0)
+			break;
+		usleep(20000);
+	}
+	assert_false(exists);
+	assert_int_equal(snap_count(f->a, f->lun1, "sync"), 0);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Disaster order and restore                                                                  */
 
@@ -1000,6 +1056,8 @@ int main(int argc, char **argv)
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_migration__prepare_sync_failover_reverse,
 		                                fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_failover__aborts_incoming_sync, fx_setup,
+		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_disaster__failover_peer_down_then_prepare,
 		                                fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore__discards_promoted_changes, fx_setup,
