@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
@@ -49,6 +50,7 @@ class Env:
         self.tmp = tempfile.mkdtemp(prefix="replun-sra-", dir=os.environ.get("TMPDIR", "/tmp"))
         self.n = 0
         self.responses = 0
+        self.lock = threading.Lock()
 
     def cleanup(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -67,7 +69,8 @@ class Env:
         if p.returncode != 0:
             print(open(path, encoding="utf-8").read())
             raise Fail("response %s does not validate: %s" % (path, p.stderr.strip()))
-        self.responses += 1
+        with self.lock:
+            self.responses += 1
 
 
 class Site:
@@ -100,9 +103,11 @@ class Site:
 
     def request(self, name, body="", conn=True, password=None, out=None, level="verbose"):
         env = self.env
-        env.n += 1
-        out = out or os.path.join(env.tmp, "out-%04d-%s-%s.xml" % (env.n, self.name, name))
-        status = os.path.join(env.tmp, "status-%04d.xml" % env.n)
+        with env.lock:
+            env.n += 1
+            n = env.n
+        out = out or os.path.join(env.tmp, "out-%04d-%s-%s.xml" % (n, self.name, name))
+        status = os.path.join(env.tmp, "status-%04d.xml" % n)
         xml = ('<?xml version="1.0" encoding="UTF-8"?>\n<Command xmlns="%s">\n<Name>%s</Name>\n'
                '%s<OutputFile>%s</OutputFile>\n<StatusFile>%s</StatusFile>\n'
                '<LogLevel>%s</LogLevel>\n<LogDirectory>%s</LogDirectory>\n%s\n</Command>\n') % (

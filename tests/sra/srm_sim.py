@@ -297,8 +297,11 @@ def test_failover(w, prot, rec):
     check(tgr.find(q("Snapshot/RecoveryPoint/Time")) is not None and
           tdr.find(q("Snapshot/RecoveryPoint/Time")) is not None,
           "testFailoverStart: recovery point with time")
-    check(all(tgr.find(q("Snapshot/TargetDevices/TargetDevice/Snapshot/Identity/Wwn")) is not None
-              for _ in [0]), "testFailoverStart: copies have WWN identities")
+    wwns = [e.findtext(q("Snapshot/Identity/Wwn"))
+            for e in tgr.findall(q("Snapshot/TargetDevices/TargetDevice"))]
+    wwns.append(tdr.findtext(q("Snapshot/Identity/Wwn")))
+    check(len(wwns) == len(g) + 1 and all(wwns) and len(set(wwns)) == len(wwns),
+          "testFailoverStart: every copy has its own WWN identity")
     copies = [file_sum(w.path(rec, snaps[d])) for d in g + [solo]]
     check(copies == before, "test copies hold the replicated data (checksums)")
     for d in g + [solo]:
@@ -660,6 +663,29 @@ def scenario_idempotency(env):
         print("note: first session finished before the second syncOnce (%s)" % ds.get("status"))
     poll(w, w.B, {GROUP: ds.get("id")})
     del sess
+    concurrent(w)
+
+
+def concurrent(w):
+    """SRM runs commands in parallel (both directions, several plans): 12 at once."""
+    from concurrent.futures import ThreadPoolExecutor
+    print("== concurrent commands", flush=True)
+    A, B = w.A, w.B
+    jobs = []
+    for _ in range(3):
+        jobs += [(A, "discoverDevices", "<DiscoverDevicesParameters><ArrayId>%s</ArrayId>"
+                  "<PeerArrayId>%s</PeerArrayId></DiscoverDevicesParameters>" % (A.id, B.id)),
+                 (B, "discoverDevices", "<DiscoverDevicesParameters><ArrayId>%s</ArrayId>"
+                  "<PeerArrayId>%s</PeerArrayId></DiscoverDevicesParameters>" % (B.id, A.id)),
+                 (B, "queryReplicationSettings", params("QueryReplicationSettingsParameters",
+                                                        B.id, A.id, [GROUP])),
+                 (A, "queryDeviceDetails", "<QueryDeviceDetailsParameters><ArrayId>%s</ArrayId>"
+                  "<Devices>%s</Devices></QueryDeviceDetailsParameters>" % (
+                      A.id, "".join('<Device id="%s"/>' % d for d in w.all(A))))]
+    with ThreadPoolExecutor(max_workers=len(jobs)) as ex:
+        results = list(ex.map(lambda j: j[0].sra(j[1], j[2]), jobs))
+    check(len(results) == 12 and all(r.find(Q + "Error") is None for r in results),
+          "12 concurrent commands at both sites: every one answered, none failed")
 
 
 # ---------------------------------------------------------------------------------------------
