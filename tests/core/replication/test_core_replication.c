@@ -519,6 +519,41 @@ static void test_sync__kill9_worker_resumes(void **state)
 	}
 }
 
+static void test_sync__creates_missing_target(void **state)
+{
+	struct fx *f = *state;
+	struct rp_sync_session s;
+	struct rp_device d;
+	struct rp_error err;
+	char ca[40], cb[40];
+
+	seed_and_sync(f);
+	printf("# a group member whose target is gone gets a new target at the next sync\n");
+	rp_error_clear(&err);
+	assert_int_equal(model_device_destroy(f->b, f->key2, &err), 0);
+	assert_int_equal(model_device_set_state(f->a, f->lun2, RP_DEV_SOURCE, -1, "", "", &err), 0);
+	write_lun(f->a, f->lun2, 0, 64 * 1024);
+	sync_now(&s, f->a, "g1", NULL, false);
+	assert_int_equal(rp_lun_get(&d, f->a, f->lun2, &err), 0);
+	assert_true(d.peer_device[0] != '\0');
+	assert_string_not_equal(d.peer_device, f->key2);
+	printf("#   new target '%s'\n", d.peer_device);
+	{
+		struct rp_device t;
+
+		assert_int_equal(rp_lun_get(&t, f->b, d.peer_device, &err), 0);
+		assert_string_equal(t.name, "vdi-two");
+		assert_string_equal(t.group, "g1");
+		assert_int_equal(t.state, RP_DEV_TARGET);
+		assert_true(t.read_only);
+		assert_string_equal(t.peer_device, f->lun2);
+	}
+	csum(ca, f->a, f->lun2);
+	csum(cb, f->b, d.peer_device);
+	assert_string_equal(ca, cb);
+	verify_equal(f->a, f->b, "g1");
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Test failover                                                                               */
 
@@ -1047,6 +1082,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_sync__detached_from_either_end, fx_setup,
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_sync__second_start_reports_running, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sync__creates_missing_target, fx_setup,
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_sync__kill9_worker_resumes, fx_setup,
 		                                fx_teardown),
