@@ -9,7 +9,17 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:?usage: bench/run.sh BUILD_DIR}" && pwd)
 results=$build/bench-results.md
 bin=$build/bin/bench_arrays
+sync_bin=$build/bin/bench_sync
 [ -x "$bin" ] || { echo "bench_arrays not built in $build (cmake --build $build)"; exit 1; }
+# Runs the driver benchmarks and, when built, the engine's sync on directory $1 labelled $2.
+run_arrays() {
+	"$bin" "$1" "$2" | out
+	if [ -x "$sync_bin" ]; then
+		"$sync_bin" "$1" "$2" | out || echo "bench_sync failed on $2" | out
+	else
+		echo "bench_sync not built: engine sync not measured on $2" | out
+	fi
+}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/replun-bench-XXXXXX")
 loop=""
@@ -52,7 +62,7 @@ if [ "$(id -u)" -eq 0 ] && command -v mkfs.xfs >/dev/null && [ -e /dev/loop-cont
 	mkfs.xfs -q -f -m reflink=1 "$loop"
 	mkdir "$work/xfs"
 	mount "$loop" "$work/xfs"
-	"$bin" "$work/xfs" "xfs on loop (reflink=1)" | out
+	run_arrays "$work/xfs" "xfs on loop (reflink=1)"
 	umount "$work/xfs"
 	losetup -d "$loop"
 	loop=""
@@ -62,7 +72,7 @@ else
 fi
 
 mkdir "$work/plain"
-"$bin" "$work/plain" "plain directory" | out
+run_arrays "$work/plain" "plain directory"
 
 for area in sra sm; do
 	if [ -x "$here/$area/run.sh" ]; then

@@ -7,7 +7,9 @@
  * Checksum map file: struct csum_hdr, then nblocks little-endian u64 sums, one per 4 KiB block
  * (the last block zero-padded). A block that reads as zeros (hole or zero data) has sum 0, so
  * maps of sparse objects are sparse files. The header names the image it describes (inode,
- * size, mtime); a map that does not match its image is stale and ignored.
+ * size, mtime) and the boot it was written in; a map that does not match its image, or comes
+ * from an earlier boot, is stale and ignored (recomputed from the data). The boot check is what
+ * lets a copy skip fsync: unflushed blocks can only be lost by a crash, i.e. in another boot.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +24,7 @@
 #include "file.h"
 
 #define CSUM_MAGIC "RPCSUM\0\1"
-#define CSUM_VERSION 1u
+#define CSUM_VERSION 2u
 
 struct csum_hdr {
 	char magic[8];
@@ -33,9 +35,31 @@ struct csum_hdr {
 	int64_t mtime_sec;
 	int64_t mtime_nsec;
 	uint64_t nblocks;
+	char boot_id[40]; /* /proc/sys/kernel/random/boot_id, NUL-terminated */
 };
 
 static uint64_t csum_zero_hash;
+
+/* The current boot's id; "" if unknown (then maps never validate: always recomputed). */
+static void csum_boot_id(char out[40])
+{
+	ssize_t n;
+	int fd;
+
+	memset(out, 0, 40);
+	fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, out, 39);
+	(void)close(fd);
+	if (n <= 0) {
+		memset(out, 0, 40);
+		return;
+	}
+	out[n] = '\0';
+	if (n > 0 && out[n - 1] == '\n')
+		out[n - 1] = '\0';
+}
 
 uint64_t file_zero_block_hash(void)
 {
@@ -196,6 +220,7 @@ static int csum_map_write(struct array *a, const char *obj, int img_fd,
 	hdr.mtime_sec = (int64_t)st.st_mtim.tv_sec;
 	hdr.mtime_nsec = (int64_t)st.st_mtim.tv_nsec;
 	hdr.nblocks = m->nblocks;
+	csum_boot_id(hdr.boot_id);
 
 	fd = openat(fa->data_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0)
@@ -216,8 +241,6 @@ static int csum_map_write(struct array *a, const char *obj, int img_fd,
 		                     sizeof(hdr) + i * sizeof(uint64_t)) < 0)
 			goto os_err;
 	}
-	if (fsync(fd) < 0)
-		goto os_err;
 	if (close(fd) < 0) {
 		fd = -1;
 		goto os_err;
@@ -242,6 +265,7 @@ static int csum_map_load(struct file_csum_map *out, struct array *a, const char 
 	char name[FILE_NAME_MAX];
 	struct csum_hdr hdr;
 	struct stat st, ms;
+	char boot[40];
 	uint64_t *sums = NULL;
 	int fd = -1, ok = 0;
 
@@ -257,9 +281,12 @@ static int csum_map_load(struct file_csum_map *out, struct array *a, const char 
 	    hdr.block != FILE_BLOCK || hdr.size != (uint64_t)st.st_size ||
 	    hdr.ino != (uint64_t)st.st_ino || hdr.mtime_sec != (int64_t)st.st_mtim.tv_sec ||
 	    hdr.mtime_nsec != (int64_t)st.st_mtim.tv_nsec ||
-	    hdr.nblocks != csum_nblocks(hdr.size) ||
+	    hdr.nblocks != csum_nblocks(hdr.size) || hdr.boot_id[39] != '\0' ||
 	    (uint64_t)ms.st_size != sizeof(hdr) + hdr.nblocks * sizeof(uint64_t))
 		goto out;
+	csum_boot_id(boot);
+	if (!boot[0] || strcmp(boot, hdr.boot_id) != 0)
+		goto out; /* written before a reboot: its blocks may not have reached the disk */
 	sums = rp_calloc(hdr.nblocks ? hdr.nblocks : 1, sizeof(uint64_t));
 	if (!sums)
 		goto out;
@@ -357,11 +384,7 @@ static int clone_copy(struct array *a, const char *src, int src_fd, const char *
 	rc = csum_walk(src_fd, dst_fd, m.size, m.sums, src, err);
 	if (rc < 0)
 		goto out;
-	/* The map may only describe durable data: a crash must not leave a map over lost blocks. */
-	if (fsync(dst_fd) < 0) {
-		rc = rp_error_set_os(err, file_errno_code(errno), errno, "fsync of object '%s'", dst);
-		goto out;
-	}
+	/* No fsync here: the map records the boot (see the top of the file); callers flush. */
 	rc = csum_map_write(a, dst, dst_fd, &m, err);
 out:
 	file_csum_map_dispose(&m);

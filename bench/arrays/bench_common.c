@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/* bench_common.c - helpers shared by the array benchmarks (see bench_common.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench_common.h"
+
+extern char **environ;
+
+char dir[1024];
+char *iobuf;
+
+double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+void die(const char *what, const struct rp_error *err)
+{
+	fprintf(stderr, "bench_arrays: %s: %s\n", what, err ? err->msg : strerror(errno));
+	exit(1);
+}
+
+static uint64_t rng_state = 0x243f6a8885a308d3ull;
+
+uint64_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+void fill_random(void *buf, size_t len)
+{
+	uint64_t *p = buf;
+	size_t i;
+
+	for (i = 0; i < len / 8; i++)
+		p[i] = rng();
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* "a/b/c" of all runs, in run order. */
+const char *runs(char *buf, size_t len, const double *v, int n)
+{
+	size_t used = 0;
+	int i;
+
+	buf[0] = '\0';
+	for (i = 0; i < n && used < len; i++) {
+		int k = snprintf(buf + used, len - used, "%s%.0f", i ? "/" : "", v[i]);
+
+		if (k < 0)
+			break;
+		used += (size_t)k;
+	}
+	return buf;
+}
+
+/* Runs argv, returns its wall time in ms; exits on failure. */
+double run_cmd(char *const argv[])
+{
+	pid_t pid;
+	int status;
+	double t0 = now_ms();
+
+	if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0)
+		die(argv[0], NULL);
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "bench_arrays: '%s' failed\n", argv[0]);
+		exit(1);
+	}
+	return now_ms() - t0;
+}
+
+void fsync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || fsync(fd) < 0)
+		die(path, NULL);
+	close(fd);
+}
+
+/*
+ * Fair page cache. This VM reports freed memory to the host (free page reporting, 2 s delay),
+ * so memory that stayed free for a while is "cold": the first write into it runs at ~400 MB/s
+ * instead of GB/s (research/replication.md section 3, the first-touch effect), and whichever
+ * side of a comparison happens to get cold pages loses. So right before every timed step a
+ * scratch file of SCRATCH_MIB is written (4 MiB writes, like the movers: same folio sizes) on
+ * the same filesystem and deleted: the step's new page cache then comes from just-touched,
+ * just-freed memory. Also: everything is written back (sync) and deletions settle first; on a
+ * disk mounted with `discard` a deleted 1 GiB file otherwise stalls the next fsync.
+ */
+#define SCRATCH_MIB 1536
+
+void settle(void)
+{
+	char path[1100];
+	uint64_t i;
+	int fd;
+
+	(void)snprintf(path, sizeof(path), "%s/scratch.tmp", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		die(path, NULL);
+	for (i = 0; i < SCRATCH_MIB / 4; i++)
+		if (pwrite(fd, iobuf, MOVE_BUF, (off_t)(i * MOVE_BUF)) != (ssize_t)MOVE_BUF)
+			die(path, NULL);
+	(void)unlink(path);
+	close(fd);
+	sync();
+	usleep(100 * 1000);
+}
+
+/* After a timed step: nothing to do (kept for symmetry of the call sites). */
+void unsettle(void)
+{
+}
+
+/* Reads a file fully (page cache warm-up) through plain read(2). */
+void warm_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		die(path, NULL);
+	while ((n = read(fd, iobuf, MOVE_BUF)) > 0)
+		;
+	close(fd);
+}
+
+uint64_t rsync_sent_bytes(const char *out)
+{
+	const char *p = strstr(out, "Total bytes sent: ");
+	char digits[32];
+	size_t n = 0;
+
+	if (!p)
+		return 0;
+	for (p += strlen("Total bytes sent: "); *p && n + 1 < sizeof(digits); p++) {
+		if (*p >= '0' && *p <= '9')
+			digits[n++] = *p;
+		else if (*p != ',')
+			break;
+	}
+	digits[n] = '\0';
+	return strtoull(digits, NULL, 10);
+}
+
+/* rsync with --stats into a pipe; returns wall time, parses the bytes sent. */
+double run_rsync(const char *src, const char *dst, uint64_t *sent)
+{
+	char cmd[4400], out[8192];
+	FILE *p;
+	size_t n;
+	double t0 = now_ms();
+
+	(void)snprintf(cmd, sizeof(cmd),
+	               "rsync --inplace --no-whole-file --ignore-times --stats '%s' '%s'", src,
+	               dst);
+	p = popen(cmd, "r");
+	if (!p)
+		die("popen rsync", NULL);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	if (pclose(p) != 0) {
+		fprintf(stderr, "rsync failed:\n%s\n", out);
+		exit(1);
+	}
+	*sent = rsync_sent_bytes(out);
+	return now_ms() - t0;
+}
