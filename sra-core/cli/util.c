@@ -77,6 +77,9 @@ int cli_exit_code(int rp_code)
 
 /* Prints "replun: " + message on one line: newlines in the message become spaces. */
 static void print_line(const char *prefix, const char *fmt, va_list ap)
+        __attribute__((format(printf, 2, 0)));
+
+static void print_line(const char *prefix, const char *fmt, va_list ap)
 {
 	char msg[1024];
 	char *p;

@@ -225,4 +225,14 @@ eq "lun meta --json lists keys" "$(pj 'd["vdi-uuid"]' <<<"$OUT")" 1234-abcd
 must "lun meta --delete" lun meta "$A" "$L1" --delete vdi-uuid
 must_fail "deleted key is not found" 3 lun meta "$A" "$L1" vdi-uuid
 
+if [ "$MODE" = xfs ]; then
+	# The drill on the reflink filesystem: O(1) snapshots, extent-map change detection.
+	rp drill --dir "$MNT/drill" --json --size 16M
+	eq "drill on xfs: exit" "$RC" 0
+	eq "drill on xfs: passed" "$(pj 'd["passed"]' <<<"$OUT")" true
+	eq "drill on xfs: reports reflink" "$(pj 'd["reflink"]' <<<"$OUT")" true
+	eq "drill on xfs: reports xfs" "$(pj 'd["fs_type"]' <<<"$OUT")" xfs
+	check "drill removed its arrays" test ! -e "$MNT/drill/site-a" -a ! -e "$MNT/drill"
+fi
+
 finish
