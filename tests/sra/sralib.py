@@ -130,8 +130,9 @@ class Site:
             raise Fail("%s at %s: exit %d, no response; stdout tail: %s" % (
                 name, self.name, p.returncode, p.stdout.decode()[-800:]))
         self.env.validate(out)
+        self.progress = []
         if os.path.exists(status):
-            validate_progress(self.env, status)
+            self.progress = validate_progress(self.env, status)
         root = ET.parse(out).getroot()
         check_placeholders(self.env, root, out)
         err = root.find(Q + "Error")
@@ -166,6 +167,7 @@ def validate_progress(env, status):
     data = open(status, encoding="utf-8").read()
     docs = [d for d in data.split("<?xml") if d.strip()]
     last = -1
+    values = []
     for i, d in enumerate(docs):
         path = status + ".%d.xml" % i
         with open(path, "w", encoding="utf-8") as f:
@@ -175,6 +177,8 @@ def validate_progress(env, status):
         if v < last:
             raise Fail("progress went backwards in %s" % status)
         last = v
+        values.append(v)
+    return values
 
 
 def params(tag, array_id, peer=None, groups=(), devices=(), gl="ConsistencyGroups",

@@ -285,8 +285,20 @@ def test_failover(w, prot, rec):
     res.update(items(r, "CheckTestFailoverStartResults/TargetDevices/TargetDevice", "key"))
     check(all(e.find(Q + "Success") is not None for e in res.values()) and len(res) == 2,
           "checkTestFailoverStart: ready")
-    r = rec.sra("testFailoverStart", tgt("TestFailoverStartParameters", rec.id, [GROUP], [solo]))
+    latest = rps[GROUP].find(q("RecoveryPoints/RecoveryPoint")).get("id")
+    older = [e.get("id") for e in rps[GROUP].findall(q("RecoveryPoints/RecoveryPoint"))][1:]
+    older = older[0] if older else "rp-0-older"
+    r = rec.sra("testFailoverStart", tgt("TestFailoverStartParameters", rec.id, [
+        (GROUP, '<RecoveryPoint id="%s"/>' % older)]))
+    e = items(r, "TestFailoverStartResults/TargetGroups/TargetGroup", "key")[GROUP]
+    check(err_code(e) == "1005", "testFailoverStart at another recovery point (%s): error 1005, "
+          "only the latest can be used" % older)
+    r = rec.sra("testFailoverStart", tgt("TestFailoverStartParameters", rec.id, [
+        (GROUP, '<RecoveryPoint id="%s"/>' % latest)], [solo]))
     tgr = items(r, "TestFailoverStartResults/TargetGroups/TargetGroup", "key")[GROUP]
+    check(tgr.find(q("Snapshot/RecoveryPoint")) is not None and
+          tgr.find(q("Snapshot/RecoveryPoint")).get("id") == latest,
+          "testFailoverStart at the latest recovery point %s (named in the request)" % latest)
     tdr = items(r, "TestFailoverStartResults/TargetDevices/TargetDevice", "key")[solo]
     check(ok(tgr) and ok(tdr), "testFailoverStart: group and device succeed")
     snaps = {e.get("key"): e.find(Q + "Snapshot").get("id")
@@ -348,6 +360,8 @@ def prepare_failover(w, prot, expect_warning=None):
 def failover(w, rec, expect_warning=None):
     g, solo = w.ids[rec.name]["group"], w.ids[rec.name]["solo"]
     r = rec.sra("failover", tgt("FailoverParameters", rec.id, [GROUP], [solo]))
+    check(len(rec.progress) >= 2 and rec.progress[0] == 0 and rec.progress[-1] == 100,
+          "failover appended ProgressUpdate documents to the StatusFile: %s" % rec.progress)
     tgr = items(r, "FailoverResults/TargetGroups/TargetGroup", "key")[GROUP]
     tdr = items(r, "FailoverResults/TargetDevices/TargetDevice", "key")[solo]
     check(ok(tgr) and tgr.get("state") == "read-write" and tgr.get("id"),
@@ -740,6 +754,14 @@ def scenario_bad_input(env):
                        capture_output=True)
     check(p.returncode != 0 and b"OutputFile" in p.stdout,
           "missing OutputFile: non-zero exit and a log line saying why")
+    xml, o, _ = A.request("queryInfo", level="error")
+    p = A.run_raw(xml, o)
+    check(p.returncode == 0 and b"[verbose]" not in p.stdout and b"[info]" not in p.stdout and
+          b"Incoming request" not in p.stdout, "LogLevel error: nothing below error is logged")
+    xml, o, _ = A.request("queryInfo", level="trivia")
+    p = A.run_raw(xml, o)
+    check(b"[trivia]" in p.stdout and b"Incoming request" in p.stdout,
+          "LogLevel trivia: everything is logged")
     r = A.sra("noSuchCommand", expect_error=100)
     check(r.find(q("Error/Command")).text == "noSuchCommand", "unknown command: error 100 names it")
     A.sra("discoverDevices", "<DiscoverDevicesParameters><ArrayId>nosuch</ArrayId><PeerArrayId>"
