@@ -96,8 +96,24 @@ int sync_row_load(struct sync_row *out, struct rp_array *a, const char *id, stru
 	return rc;
 }
 
+/* Finished sessions kept per group / standalone device (older ones are pruned at insert). */
+#define SYNC_KEEP_FINISHED 20
+
 static int sync_row_insert(struct rp_array *a, const struct sync_row *r, struct rp_error *err)
 {
+	if (r->group[0])
+		(void)meta_run(
+		        NULL, a->db, NULL,
+		        "DELETE FROM sync_sessions WHERE grp = ?1 AND status != 0 AND id NOT IN"
+		        " (SELECT id FROM sync_sessions WHERE grp = ?1 ORDER BY started_ms DESC,"
+		        " id DESC LIMIT ?2)",
+		        "ti", r->group, (int64_t)SYNC_KEEP_FINISHED);
+	else if (r->device[0])
+		(void)meta_run(NULL, a->db, NULL,
+		               "DELETE FROM sync_sessions WHERE device = ?1 AND grp IS NULL AND"
+		               " status != 0 AND id NOT IN (SELECT id FROM sync_sessions WHERE"
+		               " device = ?1 ORDER BY started_ms DESC, id DESC LIMIT ?2)",
+		               "ti", r->device, (int64_t)SYNC_KEEP_FINISHED);
 	return meta_run(NULL, a->db, err,
 	                "INSERT INTO sync_sessions(id, grp, device, source_array, target_array,"
 	                " status, progress, bytes_total, bytes_done, started_ms, finished_ms,"
@@ -1816,6 +1832,8 @@ int rp_sync_latest(struct rp_sync_session *out, struct rp_array *a, const char *
 		if (rc < 0)
 			return rc;
 		device = d.id;
+		if (d.group[0])
+			group = d.group; /* a grouped device syncs with its group */
 	}
 	rc = sync_row_latest(&r, a, group, device, false, err);
 	if (rc == RP_ENOTFOUND)

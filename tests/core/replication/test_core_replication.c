@@ -426,6 +426,14 @@ static void test_sync__detached_from_either_end(void **state)
 	assert_string_equal(s2.id, s.id);
 	sync_now(&s2, f->b, "g1", NULL, true); /* every pair synced: verify all of them */
 	verify_equal(f->a, f->b, NULL);
+	printf("# the latest session of a grouped device is its group's\n");
+	{
+		struct rp_sync_session s3;
+
+		assert_int_equal(rp_sync_latest(&s3, f->b, NULL, f->key1, &err), 0);
+		assert_string_equal(s3.id, s2.id);
+		assert_string_equal(s3.group, "g1");
+	}
 
 	printf("# unknown session id -> RP_ENOTFOUND\n");
 	rp_error_clear(&err);
