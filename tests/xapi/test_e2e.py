@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # End-to-end tests of ReplunSR on the XAPI simulator: the spec's test script, VDI operations,
 # the disaster-recovery story across two pools and two arrays, and bad input.
-"""Usage: test_e2e.py script|vdi|dr|dr-newvdi|badinput
+"""Usage: test_e2e.py script|vm|vdi|dr|dr-newvdi|badinput
 
 Env: REPLUN_SR (build/bin/ReplunSR), REPLUN_BIN (build/bin/replun), REPLUN_SHIM (the host
 plugin python-shim/replun), KEEP=1 keeps the temp dir. Every step prints what it checks; after
@@ -107,8 +107,14 @@ class Site:
                                sm_plugins={"replun": SR_BIN}, plugin_dir=plugins, env_extra=env,
                                state_file=None)
         self.x.state_file = os.path.join(self.dir, "xapi-db.json")
+        self.host_dirs = []
         for i in range(1, hosts):
-            self.x.add_host("%s-host%d" % (name, i + 1))
+            h = self.x.add_host("%s-host%d" % (name, i + 1))
+            # every host has its own /run and /var/lock
+            rd = tempfile.mkdtemp(prefix="rx", dir=os.path.dirname(self.run_dir))
+            self.host_dirs.append(rd)
+            self.x.host_env[h] = {"REPLUN_RUN_DIR": rd,
+                                  "REPLUN_LOCK_DIR": os.path.join(self.dir, "lock%d" % i)}
         self.x.start()
         self.xe = Xe(self.x)
         self.db = self.x.db
@@ -133,7 +139,7 @@ class Site:
         for ref, b in db.records("VBD").items():
             check(db.valid("VDI", b["VDI"]), "%s: VBD %s points at a missing VDI" % (what, ref))
         if not any(b["currently_attached"] for b in db.records("VBD").values()):
-            left = servers_running(self.run_dir)
+            left = [p for d in [self.run_dir] + self.host_dirs for p in servers_running(d)]
             check(not left, "%s: no VBD is plugged but NBD servers still run: %s"
                   % (what, left))
         self.x.save()
@@ -182,8 +188,9 @@ class Site:
                 except Exception as e:  # keep cleaning up
                     log("cleanup: vbd-unplug %s: %s" % (b["uuid"], e))
         self.x.stop()
-        kill_leftovers(self.run_dir)
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        for d in [self.run_dir] + self.host_dirs:
+            kill_leftovers(d)
+            shutil.rmtree(d, ignore_errors=True)
 
     def dump_logs(self):
         if os.path.exists(self.smlog):
@@ -430,6 +437,118 @@ def test_script(root):
         a("sr-destroy", "uuid=" + sr)
         eq(a.db.all("SR"), [], "SRs")
         a.check("final sr-destroy")
+    except Exception:
+        a.dump_logs()
+        raise
+    finally:
+        a.cleanup()
+
+
+def test_vm(root):
+    """The VM part of the spec's test script on a two-host pool and a shared SR: vm-install,
+    vm-start/shutdown, vm-suspend/resume, vm-migrate to the other host, vm-clone,
+    vm-uninstall; the SMAPI sequence of each checked, data checked through the datapath."""
+    arr = os.path.join(root, "arrayA")
+    replun("array", "init", arr, "--id", "siteA")
+    a = Site(root, "siteA", hosts=2)
+    try:
+        h1 = a.x.host
+        h2 = [h for h in a.db.all("host") if h != h1][0]
+        log("sr-create shared=true on a 2-host pool -> sr_create, sr_attach on each host")
+        sr = a("sr-create", "type=replun", "name-label=Shared", "shared=true",
+               "content-type=user", "device-config:array=file://" + arr)
+        eq(a.sm_commands(), ["sr_get_driver_info", "sr_create", "sr_attach", "sr_attach"],
+           "SMAPI calls")
+        eq([e["members"]["device_config"]["SRmaster"] for e in a.x.sm.log[2:4]],
+           ["true", "false"], "SRmaster of the two sr_attach")
+        a("pool-param-set", "uuid=" + a.db.field("pool", a.x.pool, "uuid"), "default-SR=" + sr)
+        a.check("sr-create shared")
+
+        log("vm-install template='Debian Sarge 3.1' -> one vdi_create")
+        n = len(a.x.sm.log)
+        vm = a("vm-install", "template=Debian Sarge 3.1", "new-name-label=TestVM")
+        eq(a.sm_commands(n), ["vdi_create"], "SMAPI calls")
+        vm_ref = a.db.by_uuid("VM", vm)
+        vbd = a.db.field("VBD", a.db.find("VBD", VM=vm_ref)[0], "uuid")
+        disk = a.db.field("VDI", a.db.field("VBD", a.db.by_uuid("VBD", vbd), "VDI"), "uuid")
+        a.check("vm-install")
+
+        log("vm-start -> epoch_begin, attach, activate; write a pattern through the disk")
+        n = len(a.x.sm.log)
+        a("vm-start", "uuid=" + vm)
+        eq(a.sm_commands(n), ["vdi_epoch_begin", "vdi_attach", "vdi_activate"], "SMAPI calls")
+        qemu_io(a.xe.attachment(vbd)["params_nbd"], "write -P 0x3c 2M 1M")
+        a.check("vm-start")
+        log("vm-shutdown -> deactivate, detach, epoch_end")
+        n = len(a.x.sm.log)
+        a("vm-shutdown", "uuid=" + vm)
+        eq(a.sm_commands(n), ["vdi_deactivate", "vdi_detach", "vdi_epoch_end"], "SMAPI calls")
+        a.check("vm-shutdown")
+
+        log("vm-start, vm-suspend -> suspend image created, written, detached; disk detached")
+        a("vm-start", "uuid=" + vm)
+        n = len(a.x.sm.log)
+        a("vm-suspend", "uuid=" + vm)
+        eq(a.sm_commands(n), ["vdi_create", "vdi_attach", "vdi_activate", "vdi_deactivate",
+                              "vdi_detach", "vdi_deactivate", "vdi_detach"], "SMAPI calls")
+        sv = a.db.field("VM", vm_ref, "suspend_VDI")
+        eq(a.db.field("VDI", sv, "type"), "suspend", "suspend image type")
+        a.check("vm-suspend")
+        log("vm-resume -> suspend image read back intact, disk attached, image deleted")
+        n = len(a.x.sm.log)
+        a("vm-resume", "uuid=" + vm)
+        eq(a.sm_commands(n), ["vdi_attach", "vdi_activate", "vdi_attach", "vdi_activate",
+                              "vdi_deactivate", "vdi_detach", "vdi_delete"], "SMAPI calls")
+        check(not a.db.valid("VDI", sv), "suspend image still in the DB")
+        qemu_io(a.xe.attachment(vbd)["params_nbd"], "read -P 0x3c 2M 1M")
+        a.check("vm-resume")
+        a("vm-shutdown", "uuid=" + vm)
+
+        log("vm-start on host 1, vm-migrate to host 2 -> attach@2, deactivate@1, activate@2, "
+            "detach@1")
+        a("vm-start", "uuid=" + vm)
+        n = len(a.x.sm.log)
+        a("vm-migrate", "uuid=" + vm, "host-uuid=" + a.host_uuid(h2), "live=true")
+        calls = [(e["command"], e["members"]["host_ref"] == h2) for e in a.x.sm.log[n:]]
+        eq(calls, [("vdi_attach", True), ("vdi_deactivate", False), ("vdi_activate", True),
+                   ("vdi_detach", False)], "SMAPI calls (command, on host 2)")
+        eq(a.db.field("VM", vm_ref, "resident_on"), h2, "VM host after migrate")
+        qemu_io(a.xe.attachment(vbd)["params_nbd"], "read -P 0x3c 2M 1M",
+                "write -P 0x4d 3M 1M")
+        a.check("vm-migrate")
+        log("vm-shutdown --force on host 2")
+        n = len(a.x.sm.log)
+        a("vm-shutdown", "uuid=" + vm, "--force")
+        check(all(e["members"]["host_ref"] == h2 for e in a.x.sm.log[n:]),
+              "shutdown calls not sent to host 2")
+        a.check("vm-shutdown on host 2")
+
+        log("vm-clone -> vdi_clone, vdi_update; the clone's disk has the data")
+        n = len(a.x.sm.log)
+        clone = a("vm-clone", "uuid=" + vm, "new-name-label=CloneTestVM")
+        eq(a.sm_commands(n), ["vdi_clone", "vdi_update"], "SMAPI calls")
+        cdisk = a.db.field("VDI", a.db.field("VBD", a.db.find(
+            "VBD", VM=a.db.by_uuid("VM", clone))[0], "VDI"), "uuid")
+        eq(a.export(cdisk, os.path.join(root, "c.raw")),
+           a.export(disk, os.path.join(root, "d.raw")), "clone disk data")
+        a.check("vm-clone")
+        log("vm-uninstall clone, vm-start + vm-uninstall --force -> vdi_delete of their disks")
+        n = len(a.x.sm.log)
+        a("vm-uninstall", "uuid=" + clone, "--force")
+        eq(a.sm_commands(n), ["vdi_delete"], "SMAPI calls")
+        a("vm-start", "uuid=" + vm)
+        n = len(a.x.sm.log)
+        a("vm-uninstall", "uuid=" + vm, "--force")
+        eq(a.sm_commands(n), ["vdi_deactivate", "vdi_detach", "vdi_epoch_end", "vdi_delete"],
+           "SMAPI calls")
+        eq(luns(arr, sr), [], "LUNs after the uninstalls")
+        a.check("vm-uninstall")
+
+        log("pbd-unplug on both hosts, sr-destroy")
+        for h in (h2, h1):
+            a("pbd-unplug", "uuid=" + a.pbd(sr, h))
+        a("sr-destroy", "uuid=" + sr)
+        a.check("sr-destroy")
     except Exception:
         a.dump_logs()
         raise
@@ -825,7 +944,7 @@ def test_badinput(root):
         a.cleanup()
 
 
-TESTS = {"script": test_script, "vdi": test_vdi, "dr": test_dr,
+TESTS = {"script": test_script, "vm": test_vm, "vdi": test_vdi, "dr": test_dr,
          "dr-newvdi": lambda root: test_dr(root, new_vdi_at_b=True), "badinput": test_badinput}
 
 

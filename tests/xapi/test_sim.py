@@ -397,6 +397,42 @@ class XeOnDummy(unittest.TestCase):
         self.assertEqual(self.x.violations, [])
         self.assertEqual(self.x.warnings, [])
 
+    def test_vm_sequences(self):
+        xe, db = xemod.Xe(self.x, datapath=False), self.x.db
+        h2 = self.x.add_host("host-b")
+        sr = xe("sr-create", "type=dummy", "shared=true", "device-config:path=" + self.store)
+        xe("pool-param-set", "uuid=" + db.field("pool", self.x.pool, "uuid"), "default-SR=" + sr)
+        seqs = [
+            (("vm-install", "template=Other install media", "new-name-label=V"),
+             ["vdi_create", "vdi_create"]),
+            (("vm-start", "uuid=VM"), ["vdi_epoch_begin", "vdi_attach", "vdi_activate"] * 2),
+            (("vm-suspend", "uuid=VM"), ["vdi_create", "vdi_attach", "vdi_activate",
+                                         "vdi_deactivate", "vdi_detach"]
+             + ["vdi_deactivate", "vdi_detach"] * 2),
+            (("vm-resume", "uuid=VM"), ["vdi_attach", "vdi_activate"] * 3
+             + ["vdi_deactivate", "vdi_detach", "vdi_delete"]),
+            (("vm-migrate", "uuid=VM", "host-uuid=" + db.field("host", h2, "uuid")),
+             ["vdi_attach"] * 2 + ["vdi_deactivate", "vdi_activate"] * 2 + ["vdi_detach"] * 2),
+            (("vm-shutdown", "uuid=VM", "--force"),
+             ["vdi_deactivate", "vdi_detach", "vdi_epoch_end"] * 2),
+            (("vm-clone", "uuid=VM", "new-name-label=C"), ["vdi_clone", "vdi_update"] * 2),
+            (("vm-uninstall", "uuid=VM"), ["vdi_delete"] * 2),
+        ]
+        vm = None
+        for argv, want in seqs:
+            log("%s -> %s" % (argv[0], " ".join(want)))
+            argv = [a.replace("uuid=VM", "uuid=" + str(vm)) for a in argv]
+            self.mark()
+            out = xe(*argv)
+            vm = out if argv[0] == "vm-install" else vm
+            self.assertEqual(self.since(), want)
+        log("vm-migrate sent attach/activate to the destination host (SRmaster=false)")
+        mig = [e for e in self.x.sm.log if e["members"].get("subtask_of", "").endswith("VM.migrate")]
+        self.assertEqual([e["members"]["host_ref"] == h2 for e in mig],
+                         [True, True, False, True, False, True, False, False])
+        self.assertEqual(mig[0]["members"]["device_config"]["SRmaster"], "false")
+        self.assertEqual(self.x.violations, [])
+
     def test_errors(self):
         xe = self.xe
         log("sr-create without device-config:path -> SR_BACKEND_FAILURE_90, records removed")

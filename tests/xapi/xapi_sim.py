@@ -133,6 +133,7 @@ CLASSES = {
         "uuid": "str", "name_label": "str", "name_description": "str",
         "power_state": "enum:power_state", "is_control_domain": "bool",
         "resident_on": "ref:host", "VBDs": "set", "other_config": "map",
+        "suspend_VDI": "ref:VDI", "memory_static_max": "int", "is_a_template": "bool",
     },
     "SM": {
         "uuid": "str", "name_label": "str", "name_description": "str", "type": "str",
@@ -662,12 +663,13 @@ class SmExec:
         self.warnings = []
         self.lock = threading.Lock()
 
-    def env(self):
+    def env(self, extra=None):
         env = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin", "ORIGINATOR": "SM"}
         for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TMPDIR"):
             if k in os.environ:
                 env[k] = os.environ[k]
         env.update(self.env_extra)
+        env.update(extra or {})
         return env
 
     @staticmethod
@@ -679,11 +681,11 @@ class SmExec:
         struct = {k: members[k] for k in SM_MEMBER_ORDER if members.get(k) is not None}
         return xapi_method_call(struct["command"], [struct])
 
-    def call_raw(self, plugin, document):
+    def call_raw(self, plugin, document, env=None):
         """Run the plugin with argv[1]=document; return (rc, stdout, stderr, seconds)."""
         t0 = time.monotonic()
         try:
-            p = subprocess.run([plugin, document], env=self.env(), stdin=subprocess.DEVNULL,
+            p = subprocess.run([plugin, document], env=self.env(env), stdin=subprocess.DEVNULL,
                                capture_output=True, timeout=self.timeout)
         except subprocess.TimeoutExpired as e:
             raise Failure("SR_BACKEND_FAILURE", "timeout after %ss (xapi would hang)"
@@ -692,12 +694,13 @@ class SmExec:
         return (p.returncode, p.stdout.decode(errors="replace"),
                 p.stderr.decode(errors="replace"), time.monotonic() - t0)
 
-    def call(self, plugin, members):
+    def call(self, plugin, members, env=None):
         """Build the call, run it, parse the answer like xapi; return the typed value or raise
-        the API error xapi would raise."""
+        the API error xapi would raise. env: the host's own variables (each simulated host
+        has its own /run and /var/lock)."""
         command = members["command"]
         doc = self.build_call(members)
-        rc, out, err, secs = self.call_raw(plugin, doc)
+        rc, out, err, secs = self.call_raw(plugin, doc, env)
         entry = {"command": command, "request": doc, "rc": rc, "stdout": out, "stderr": err,
                  "seconds": secs, "members": {k: v for k, v in members.items()
                                               if v is not None}}
@@ -772,6 +775,7 @@ class Xapi:
         self.violations = []     # protocol violations by callers
         self.warnings = []       # things xapi would only log
         self.extra = {"attachments": {}}  # xe-front private state (VBD attach results)
+        self.host_env = {}       # host ref -> environment of that host's plugin processes
         env = {"REPLUN_XAPI_SOCKET": socket_path}
         env.update(env_extra or {})
         self.sm = SmExec(env_extra=env)

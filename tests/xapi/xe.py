@@ -52,10 +52,11 @@ def nbd_uri(params_nbd):
 
 
 class Xe:
-    def __init__(self, xapi, strict=True):
+    def __init__(self, xapi, strict=True, datapath=True):
         self.x = xapi
         self.db = xapi.db
         self.strict = strict
+        self.datapath = datapath  # move bytes through params_nbd (vm-suspend/resume)
         self.lock = threading.RLock()
 
     # ------------------------------------------------------------------ helpers
@@ -159,7 +160,7 @@ class Xe:
             raise Failure("SR_UNKNOWN_DRIVER", sr_type)
         before = len(x.violations)
         try:
-            return x.sm.call(plugin, members)
+            return x.sm.call(plugin, members, env=x.host_env.get(host))
         finally:
             if self.strict and len(x.violations) > before:
                 raise ProtocolViolation("%s: plugin misused the XenAPI: %s"
@@ -611,6 +612,225 @@ class Xe:
         finally:
             c.call("session.logout", s)
             c.close()
+
+    # ------------------------------------------------------------------ VM lifecycle
+    # Templates: name -> disks (userdevice, size). Stand-ins for xapi's built-in templates.
+    TEMPLATES = {"Debian Sarge 3.1": [("0", 64 * 1024 * 1024)],
+                 "Other install media": [("0", 32 * 1024 * 1024), ("1", 16 * 1024 * 1024)]}
+
+    def vm(self, uuid):
+        ref = self.ref("VM", uuid)
+        return ref, self.db.get("VM", ref)
+
+    def vm_vbds(self, vm):
+        return sorted(self.db.find("VBD", VM=vm),
+                      key=lambda b: self.db.field("VBD", b, "userdevice"))
+
+    def power(self, vm, want, op):
+        state = self.db.field("VM", vm, "power_state")
+        if state != want:
+            raise Failure("VM_BAD_POWER_STATE", vm, want.lower(), state.lower())
+
+    def plug_vbd(self, vbd, host):
+        b = self.db.get("VBD", vbd)
+        sr = self.db.field("VDI", b["VDI"], "SR")
+        self.sm(sr, "vdi_epoch_begin", host=host, vdi=b["VDI"], op="VM.start")
+        res = self.attach(b["VDI"], b["mode"] == "RW", host=host)
+        self.x.extra.setdefault("attachments", {})[vbd] = res
+        self.db.set("VBD", vbd, "currently_attached", True)
+
+    def unplug_vbd(self, vbd, host):
+        b = self.db.get("VBD", vbd)
+        sr = self.db.field("VDI", b["VDI"], "SR")
+        self.detach(b["VDI"], host=host)
+        self.sm(sr, "vdi_epoch_end", host=host, vdi=b["VDI"], op="VM.shutdown")
+        self.x.extra.get("attachments", {}).pop(vbd, None)
+        self.db.set("VBD", vbd, "currently_attached", False)
+
+    def cmd_vm_install(self, kv, maps, flags):
+        """vm-install template= new-name-label= [sr-uuid=]: one vdi_create per template disk
+        (on sr-uuid or the pool's default SR), VBDs; the VM is halted."""
+        disks = self.TEMPLATES.get(kv["template"])
+        if disks is None:
+            raise Failure("UUID_INVALID", "VM", kv["template"])
+        if "sr-uuid" in kv:
+            sr = self.ref("SR", kv["sr-uuid"])
+        else:
+            sr = self.db.field("pool", self.x.pool, "default_SR")
+            if not self.db.valid("SR", sr):
+                raise Failure("VM_REQUIRES_SR", kv["template"], sr)
+        name = kv.get("new-name-label", kv["template"])
+        vm = self.db.create("VM", name_label=name, power_state="Halted",
+                            memory_static_max=32 * 1024 * 1024)
+        for dev, size in disks:
+            vdi = self.create_vdi(sr, size, "%s %s" % (name, dev), "Created by template provisioner")
+            self.db.create("VBD", VM=vm, VDI=vdi, userdevice=dev, device="xvd" + "abcdefgh"[int(dev)],
+                           mode="RW", type="Disk", bootable=dev == "0")
+        return self.db.field("VM", vm, "uuid")
+
+    def cmd_pool_param_set(self, kv, maps, flags):
+        pool = self.ref("pool", kv["uuid"])
+        if "default-SR" in kv:
+            self.db.set("pool", pool, "default_SR", self.ref("SR", kv["default-SR"]))
+        return ""
+
+    def cmd_pool_list(self, kv, maps, flags):
+        return self._list("pool", kv, flags)
+
+    def cmd_vm_start(self, kv, maps, flags):
+        """Per VBD: vdi_epoch_begin, vdi_attach, vdi_activate (xenopsd VM start)."""
+        vm, rec = self.vm(kv["uuid"])
+        self.power(vm, "Halted", "start")
+        host = self.ref("host", kv["on"]) if "on" in kv else self.x.host
+        done = []
+        try:
+            for vbd in self.vm_vbds(vm):
+                self.plug_vbd(vbd, host)
+                done.append(vbd)
+        except Failure:
+            for vbd in reversed(done):
+                self.unplug_vbd(vbd, host)
+            raise
+        self.db.set("VM", vm, "resident_on", host)
+        self.db.set("VM", vm, "power_state", "Running")
+        return ""
+
+    def cmd_vm_shutdown(self, kv, maps, flags):
+        """Per VBD: vdi_deactivate, vdi_detach, vdi_epoch_end (also with --force)."""
+        vm, rec = self.vm(kv["uuid"])
+        self.power(vm, "Running", "shutdown")
+        for vbd in self.vm_vbds(vm):
+            if self.db.field("VBD", vbd, "currently_attached"):
+                self.unplug_vbd(vbd, rec["resident_on"])
+        self.db.set("VM", vm, "power_state", "Halted")
+        self.db.set("VM", vm, "resident_on", NULL_REF)
+        return ""
+
+    def memory_image(self, vm):
+        return os.path.join(self.x.extra.setdefault("work_dir", os.path.dirname(
+            self.x.socket_path)), "suspend-%s.img" % self.db.field("VM", vm, "uuid"))
+
+    def cmd_vm_suspend(self, kv, maps, flags):
+        """vdi_create of the suspend image, attach+activate, write the memory image,
+        deactivate+detach; then deactivate+detach every data VDI."""
+        vm, rec = self.vm(kv["uuid"])
+        self.power(vm, "Running", "suspend")
+        host = rec["resident_on"]
+        sr = self.db.field("pool", self.x.pool, "default_SR")
+        if not self.db.valid("SR", sr):
+            sr = self.db.field("VDI", self.db.field("VBD", self.vm_vbds(vm)[0], "VDI"), "SR")
+        size = rec["memory_static_max"] or 32 * 1024 * 1024
+        sv = self.create_vdi(sr, size, "Suspend image", "", vtype="suspend")
+        a = self.attach(sv, True, host=host)
+        try:
+            if self.datapath:
+                image = self.memory_image(vm)
+                with open(image, "wb") as f:
+                    f.write(os.urandom(1024 * 1024))
+                    f.truncate(size)
+                self.nbd_transfer(image, nbd_uri(a["params_nbd"]))
+        finally:
+            self.detach(sv, host=host)
+        for vbd in self.vm_vbds(vm):
+            if self.db.field("VBD", vbd, "currently_attached"):
+                self.detach(self.db.field("VBD", vbd, "VDI"), host=host)
+                self.db.set("VBD", vbd, "currently_attached", False)
+                self.x.extra.get("attachments", {}).pop(vbd, None)
+        self.db.set("VM", vm, "suspend_VDI", sv)
+        self.db.set("VM", vm, "power_state", "Suspended")
+        return ""
+
+    def cmd_vm_resume(self, kv, maps, flags):
+        """attach+activate the suspend image and read it, attach+activate the data VDIs, then
+        deactivate, detach and delete the suspend image."""
+        vm, rec = self.vm(kv["uuid"])
+        self.power(vm, "Suspended", "resume")
+        host = rec["resident_on"] if self.db.valid("host", rec["resident_on"]) else self.x.host
+        sv = rec["suspend_VDI"]
+        a = self.attach(sv, False, host=host)
+        try:
+            if self.datapath:
+                image = self.memory_image(vm)
+                back = image + ".read"
+                self.nbd_transfer(nbd_uri(a["params_nbd"]), back)
+                with open(image, "rb") as f1, open(back, "rb") as f2:
+                    same = f1.read() == f2.read()
+                os.unlink(back)
+                os.unlink(image)
+                if not same:
+                    raise Failure("VM_RESUME_FAILED", "the suspend image read back differs")
+            for vbd in self.vm_vbds(vm):
+                b = self.db.get("VBD", vbd)
+                res = self.attach(b["VDI"], b["mode"] == "RW", host=host)
+                self.x.extra.setdefault("attachments", {})[vbd] = res
+                self.db.set("VBD", vbd, "currently_attached", True)
+        finally:
+            self.detach(sv, host=host)
+        self.sm(self.db.field("VDI", sv, "SR"), "vdi_delete", vdi=sv, op="VM.resume")
+        if self.db.valid("VDI", sv):
+            self.forget_vdi_record(sv)
+        self.db.set("VM", vm, "suspend_VDI", NULL_REF)
+        self.db.set("VM", vm, "power_state", "Running")
+        return ""
+
+    def cmd_vm_migrate(self, kv, maps, flags):
+        """Per VBD: vdi_attach on the destination; then (VM paused) vdi_deactivate on the
+        source, vdi_activate on the destination; then vdi_detach on the source."""
+        vm, rec = self.vm(kv["uuid"])
+        self.power(vm, "Running", "migrate")
+        src = rec["resident_on"]
+        dst = self.ref("host", kv["host-uuid"]) if "host-uuid" in kv else src
+        vbds = [v for v in self.vm_vbds(vm) if self.db.field("VBD", v, "currently_attached")]
+        for vbd in vbds:
+            b = self.db.get("VBD", vbd)
+            w = "true" if b["mode"] == "RW" else "false"
+            sr = self.db.field("VDI", b["VDI"], "SR")
+            res = self.sm(sr, "vdi_attach", host=dst, vdi=b["VDI"], args=[w], op="VM.migrate")
+            self.x.extra.setdefault("attachments", {})[vbd] = res
+        for vbd in vbds:
+            b = self.db.get("VBD", vbd)
+            w = "true" if b["mode"] == "RW" else "false"
+            sr = self.db.field("VDI", b["VDI"], "SR")
+            if self.has_cap(sr, "VDI_DEACTIVATE"):
+                self.sm(sr, "vdi_deactivate", host=src, vdi=b["VDI"], op="VM.migrate")
+            if self.has_cap(sr, "VDI_ACTIVATE"):
+                self.sm(sr, "vdi_activate", host=dst, vdi=b["VDI"], args=[w], op="VM.migrate")
+        self.db.set("VM", vm, "resident_on", dst)
+        for vbd in vbds:
+            b = self.db.get("VBD", vbd)
+            sr = self.db.field("VDI", b["VDI"], "SR")
+            self.sm(sr, "vdi_detach", host=src, vdi=b["VDI"], op="VM.migrate")
+        return ""
+
+    def cmd_vm_clone(self, kv, maps, flags):
+        """One vdi_clone per disk (fault 38: create + copy); the VM must be halted."""
+        vm, rec = self.vm(kv["uuid"])
+        self.power(vm, "Halted", "clone")
+        new = self.db.create("VM", name_label=kv.get("new-name-label", rec["name_label"]),
+                             power_state="Halted", memory_static_max=rec["memory_static_max"])
+        for vbd in self.vm_vbds(vm):
+            b = self.db.get("VBD", vbd)
+            v = self.db.get("VDI", b["VDI"])
+            c = self.cmd_vdi_clone({"uuid": v["uuid"]}, {}, set())
+            self.db.create("VBD", VM=new, VDI=self.ref("VDI", c), userdevice=b["userdevice"],
+                           device=b["device"], mode=b["mode"], type=b["type"],
+                           bootable=b["bootable"])
+        return self.db.field("VM", new, "uuid")
+
+    def cmd_vm_uninstall(self, kv, maps, flags):
+        """Destroys the VM and vdi_deletes its disks (xe vm-uninstall); --force shuts down."""
+        vm, rec = self.vm(kv["uuid"])
+        if rec["power_state"] == "Running":
+            if "force" not in flags:
+                raise Failure("VM_BAD_POWER_STATE", vm, "halted", "running")
+            self.cmd_vm_shutdown({"uuid": kv["uuid"]}, {}, set())
+        for vbd in self.vm_vbds(vm):
+            vdi = self.db.field("VBD", vbd, "VDI")
+            self.db.destroy("VBD", vbd)
+            if self.db.valid("VDI", vdi) and not self.db.find("VBD", VDI=vdi):
+                self.cmd_vdi_destroy({"uuid": self.db.field("VDI", vdi, "uuid")}, {}, set())
+        self.db.destroy("VM", vm)
+        return ""
 
     def cmd_vm_create(self, kv, maps, flags):
         """Not an xe command: a running VM record for VBD tests (xe vm-install stand-in)."""
