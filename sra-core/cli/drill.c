@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -62,6 +63,13 @@ struct drill {
 	char label[64]; /* "  [2/8] initial sync" while a step runs */
 	int64_t last_write_ms;
 };
+
+static volatile sig_atomic_t drill_stop;
+
+static void drill_on_signal(int sig)
+{
+	drill_stop = sig;
+}
 
 static int drill_fail(struct drill *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -987,6 +995,7 @@ int cmd_drill(struct cli_args *a)
 	struct drill_step st[N_STEPS];
 	struct drill *d = NULL;
 	bool json = cli_flag(a, "json"), keep = cli_flag(a, "keep"), pass = true;
+	struct sigaction sa, old_int, old_term;
 	bool live_tty;
 	FILE *live;
 	int64_t t_all;
@@ -1017,6 +1026,12 @@ int cmd_drill(struct cli_args *a)
 	rc = prepare_dir(d, cli_opt(a, "dir"));
 	if (rc)
 		goto out_dir;
+	/* Ctrl-C or SIGTERM ends the drill after the running step, still cleaning up. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = drill_on_signal;
+	(void)sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGINT, &sa, &old_int);
+	(void)sigaction(SIGTERM, &sa, &old_term);
 	live = json ? stderr : stdout;
 	live_tty = isatty(fileno(live)) == 1;
 	(void)fprintf(live, "replun drill: two embedded file arrays in %s\n", d->dir);
@@ -1031,6 +1046,12 @@ int cmd_drill(struct cli_args *a)
 		st[i].rto_ms = -1;
 		if (i > 0 && !st[i - 1].ok)
 			continue;
+		if (drill_stop) {
+			(void)drill_fail(d, "interrupted by signal %d", (int)drill_stop);
+			st[i].run = true;
+			pass = false;
+			continue;
+		}
 		d->step = &st[i];
 		st[i].run = true;
 		(void)snprintf(d->label, sizeof(d->label), "  [%zu/%zu] %-18s", i + 1, N_STEPS,
@@ -1073,6 +1094,8 @@ int cmd_drill(struct cli_args *a)
 	if (rc != CLI_EXIT_OK)
 		(void)cli_failf(0, "drill failed: %s",
 		                d->err[0] ? d->err : "data verification failed");
+	(void)sigaction(SIGINT, &old_int, NULL);
+	(void)sigaction(SIGTERM, &old_term, NULL);
 out_dir:
 	rp_array_close(d->arr[SIDE_A]);
 	rp_array_close(d->arr[SIDE_B]);

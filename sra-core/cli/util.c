@@ -474,12 +474,15 @@ void cli_progress_cb(const struct rp_sync_session *s, void *payload)
 
 	if (!p->tty)
 		return;
+	/* Smoothed over 200 ms windows; the average since the start until the first window. */
 	if (dt >= 200 && s->bytes_transferred >= p->last_bytes) {
 		double inst = (double)(s->bytes_transferred - p->last_bytes) * 1000.0 / (double)dt;
 
 		p->rate = p->rate > 0 ? 0.7 * p->rate + 0.3 * inst : inst;
 		p->last_ms = now;
 		p->last_bytes = s->bytes_transferred;
+	} else if (p->rate <= 0 && now > p->start_ms) {
+		p->rate = (double)s->bytes_transferred * 1000.0 / (double)(now - p->start_ms);
 	}
 	fill = pct * 24 / 100;
 	for (i = 0; i < 24; i++)
