@@ -1750,16 +1750,22 @@ static int sync_sides(struct rp_array **src, struct rp_array **tgt, struct rp_ar
 	return 0;
 }
 
-/* Loads session @id as seen from @a, resuming a dead worker and finishing a half-done source. */
+/*
+ * Loads session @id as seen from @a, resuming a dead worker and finishing a half-done source.
+ * "complete" is reported only once both arrays recorded the new base, so a caller that goes on
+ * (prepareFailover, reverse, the next sync) always finds the same base on both sides.
+ */
 static int sync_get_row(struct sync_row *out, struct rp_array *a, const char *id,
                         struct rp_error *err)
 {
 	struct rp_array *src = NULL, *tgt = NULL, *peer = NULL;
-	struct sync_row lr, tr;
+	struct sync_row lr, tr, sr;
 	struct rp_error pe;
+	bool have_sr = false;
 	int rc;
 
 	memset(&tr, 0, sizeof(tr));
+	memset(&sr, 0, sizeof(sr));
 	rc = sync_row_load(&lr, a, id, err);
 	if (rc < 0)
 		return rc;
@@ -1770,23 +1776,37 @@ static int sync_get_row(struct sync_row *out, struct rp_array *a, const char *id
 		return 0;
 	}
 	rc = sync_row_load(&tr, tgt, id, err);
+	if (rc == 0)
+		rc = sync_row_load(&sr, src, id, err);
 	if (rc < 0)
 		goto out;
+	have_sr = true;
 	if (tr.status == RP_SYNC_IN_PROGRESS && !sync_worker_alive(&tr)) {
 		rc = sync_resume(src, tgt, &tr, err);
 		if (rc < 0)
 			goto out;
-	} else if (tr.status == RP_SYNC_COMPLETE && src == a && lr.status == RP_SYNC_IN_PROGRESS &&
-	           !sync_worker_alive(&lr)) {
+	} else if (tr.status == RP_SYNC_COMPLETE && sr.status == RP_SYNC_IN_PROGRESS &&
+	           !sync_worker_alive(&sr)) {
 		/* the worker died between the two commits: finish the source side here */
 		(void)sync_session_run(src, tgt, id, NULL);
-	} else if (tr.status == RP_SYNC_FAILED && lr.status == RP_SYNC_IN_PROGRESS) {
-		sync_mark_failed(a, id, tr.error);
+	} else if (tr.status == RP_SYNC_FAILED && sr.status == RP_SYNC_IN_PROGRESS) {
+		sync_mark_failed(src, id, tr.error);
 	}
 	sync_row_dispose(&tr);
+	sync_row_dispose(&sr);
+	have_sr = false;
 	rc = sync_row_load(&tr, tgt, id, err);
+	if (rc == 0)
+		rc = sync_row_load(&sr, src, id, err);
 	if (rc < 0)
 		goto out;
+	have_sr = true;
+	if (tr.status == RP_SYNC_COMPLETE && sr.status == RP_SYNC_IN_PROGRESS) {
+		/* data applied, the source is recording its new base right now */
+		tr.status = RP_SYNC_IN_PROGRESS;
+		tr.progress = 99;
+		tr.finished_ms = 0;
+	}
 	*out = tr;
 	memset(&tr, 0, sizeof(tr));
 	/* report the local device id */
@@ -1794,6 +1814,8 @@ static int sync_get_row(struct sync_row *out, struct rp_array *a, const char *id
 out:
 	sync_row_dispose(&lr);
 	sync_row_dispose(&tr);
+	if (have_sr)
+		sync_row_dispose(&sr);
 	rp_array_close(peer);
 	return rc;
 }
