@@ -110,10 +110,10 @@ def valgrind_reason():
 
 
 def valgrind_wrapper(env):
-    """A script running ReplunSR under memcheck (exit 99 on any error or leak)."""
+    """A script running ReplunSR under memcheck (exit 1 on any error or leak)."""
     path = os.path.join(env.tmp, "ReplunSR-valgrind")
     with open(path, "w") as f:
-        f.write("#!/bin/sh\nexec valgrind -q --error-exitcode=99 --leak-check=full "
+        f.write("#!/bin/sh\nexec valgrind -q --error-exitcode=1 --leak-check=full "
                 "--errors-for-leak-kinds=definite,indirect %s \"$@\"\n" % PLUGIN)
     os.chmod(path, 0o755)
     return path

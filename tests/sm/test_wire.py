@@ -153,7 +153,7 @@ if why is None:
                     ("unknown method", xapi_doc(dict(info_call, command="nope"))),
                     ("device_config fault", xapi_doc(dc_call)),
                     ("array opened", xapi_doc(dict(attach, device_config={"array": env.a})))):
-        p = subprocess.run(["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+        p = subprocess.run(["valgrind", "-q", "--error-exitcode=1", "--leak-check=full",
                             "--errors-for-leak-kinds=definite,indirect", PLUGIN, d], capture_output=True, text=True,
                            env=dict(os.environ, **E))
         check(p.returncode == 0 and one_response(p.stdout),
