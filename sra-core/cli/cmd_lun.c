@@ -15,6 +15,19 @@ static int check_dev(const char *id)
 	return 0;
 }
 
+/* LUN names are free text for the engine; the CLI refuses what would break its own output. */
+static int check_name(const char *name)
+{
+	const unsigned char *p;
+
+	if (!*name || strlen(name) >= RP_NAME_MAX)
+		return cli_usage("lun name must be 1-%d characters", RP_NAME_MAX - 1);
+	for (p = (const unsigned char *)name; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return cli_usage("lun name must not contain control characters");
+	return 0;
+}
+
 static int parse_size(uint64_t *out, const char *s)
 {
 	struct rp_error err = { 0 };
@@ -43,8 +56,9 @@ int cmd_lun_create(struct cli_args *a)
 	uint64_t size = 0;
 	int rc;
 
-	if (!*a->pos[1] || strlen(a->pos[1]) >= RP_NAME_MAX)
-		return cli_usage("lun name must be 1-%d characters", RP_NAME_MAX - 1);
+	rc = check_name(a->pos[1]);
+	if (rc)
+		return rc;
 	rc = parse_size(&size, a->pos[2]);
 	if (rc)
 		return rc;
@@ -196,8 +210,11 @@ static int snap_or_clone(struct cli_args *a, bool clone)
 	rc = check_dev(a->pos[1]);
 	if (rc)
 		return rc;
-	if (name && (!*name || strlen(name) >= RP_NAME_MAX))
-		return cli_usage("lun name must be 1-%d characters", RP_NAME_MAX - 1);
+	if (name) {
+		rc = check_name(name);
+		if (rc)
+			return rc;
+	}
 	rc = cli_open(&x, a->pos[0]);
 	if (rc)
 		return rc;

@@ -49,6 +49,8 @@ must_fail "size negative" 2 lun create "$A" x -5
 must_fail "size zero" 2 lun create "$A" x 0
 must_fail "size overflow" 2 lun create "$A" x 99999999999T
 must_fail "resize size not a number" 2 lun resize "$A" "$L1" lots
+must_fail "lun name with a control character" 2 lun create "$A" "$(printf 'a\tb')" 1M
+must_fail "empty lun name" 2 lun create "$A" "" 1M
 must_fail "path with .." 2 lun list "$A/../a"
 must_fail "array init path with .." 2 array init "$T/x/../y" --id y
 must_fail "array init without --id" 2 array init "$T/z"
@@ -88,6 +90,18 @@ must_fail "test-failover start at the protected site" 4 test-failover start "$A"
 
 AFTER=$(state)
 eq "nothing changed by the bad inputs" "$(sha256sum <<<"$AFTER")" "$(sha256sum <<<"$BEFORE")"
+
+# verify finds a difference: damage the recovery-point images of the target (white box: the
+# file driver keeps them as data/snap-rp-<device>-<ms>.img) and expect exit 5.
+RPIMG=$(ls "$B"/data/snap-rp-*.img 2>/dev/null)
+check "found the target's recovery-point images" test -n "$RPIMG"
+for f in $RPIMG; do
+	dd if=/dev/urandom of="$f" bs=4K count=1 seek=7 conv=notrunc status=none
+done
+must_fail "verify reports the difference with exit 5" 5 verify "$A" "$B"
+check "verify prints the pair as DIFFERENT" grep -q "DIFFERENT" <<<"$OUT"
+rp verify "$A" "$B" --json
+eq "verify --json: equal false" "$(pj 'd["equal"]' <<<"$OUT")" false
 
 # Help texts.
 rp --help
