@@ -110,8 +110,9 @@ class ResponseParsing(unittest.TestCase):
         ok = self.P((None,), methodresponse=True, allow_none=True)
         for name, doc in [("debug text before", "hello\n" + ok), ("two responses", ok + ok),
                           ("empty stdout", ""), ("methodCall", xmlrpc.client.dumps((1,), "x")),
-                          ("two params", "<methodResponse><params><param><value>a</value></param><param>"
-                                         "<value>b</value></param></params></methodResponse>"),
+                          ("two params", "<methodResponse><params><param><value>a</value>"
+                                         "</param><param><value>b</value></param></params>"
+                                         "</methodResponse>"),
                           ("text in value", "<methodResponse><params><param><value>a<nil/>"
                                             "</value></param></params></methodResponse>")]:
             log("rejects stdout with %s" % name)
@@ -427,7 +428,8 @@ class XeOnDummy(unittest.TestCase):
             vm = out if argv[0] == "vm-install" else vm
             self.assertEqual(self.since(), want)
         log("vm-migrate sent attach/activate to the destination host (SRmaster=false)")
-        mig = [e for e in self.x.sm.log if e["members"].get("subtask_of", "").endswith("VM.migrate")]
+        mig = [e for e in self.x.sm.log
+               if e["members"].get("subtask_of", "").endswith("VM.migrate")]
         self.assertEqual([e["members"]["host_ref"] == h2 for e in mig],
                          [True, True, False, True, False, True, False, False])
         self.assertEqual(mig[0]["members"]["device_config"]["SRmaster"], "false")

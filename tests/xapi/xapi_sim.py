@@ -36,7 +36,8 @@ from http.server import BaseHTTPRequestHandler
 
 NULL_REF = "OpaqueRef:NULL"
 EPOCH = "19700101T00:00:00Z"
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                     r"[0-9a-fA-F]{12}$")
 
 # Errors that mean "the caller spoke the protocol wrong": a plugin must never trigger these.
 PROTOCOL_ERRORS = {
@@ -974,7 +975,8 @@ class Xapi:
             return (lambda session, *a: special[0](self, session, *a)), special[1]
         fields = CLASSES[cls]
         if msg == "get_record":
-            return (lambda s, ref: encode_record(cls, self.db.get(cls, ref))), [("self", "ref:" + cls)]
+            return (lambda s, ref: encode_record(cls, self.db.get(cls, ref))), \
+                [("self", "ref:" + cls)]
         if msg == "get_by_uuid":
             return (lambda s, u: self.db.by_uuid(cls, u)), [("uuid", "str")]
         if msg == "get_all":

@@ -195,7 +195,8 @@ class Xe:
             raise Failure("OPERATION_NOT_ALLOWED", "%s needs SM capability %s" % (op, cap))
 
     def vbds_attached(self, vdi):
-        return [v for v in self.db.find("VBD", VDI=vdi) if self.db.field("VBD", v, "currently_attached")]
+        return [v for v in self.db.find("VBD", VDI=vdi)
+                if self.db.field("VBD", v, "currently_attached")]
 
     def forget_vdi_record(self, vdi):
         for vbd in self.db.find("VBD", VDI=vdi):
@@ -663,8 +664,10 @@ class Xe:
         vm = self.db.create("VM", name_label=name, power_state="Halted",
                             memory_static_max=32 * 1024 * 1024)
         for dev, size in disks:
-            vdi = self.create_vdi(sr, size, "%s %s" % (name, dev), "Created by template provisioner")
-            self.db.create("VBD", VM=vm, VDI=vdi, userdevice=dev, device="xvd" + "abcdefgh"[int(dev)],
+            vdi = self.create_vdi(sr, size, "%s %s" % (name, dev),
+                                  "Created by template provisioner")
+            self.db.create("VBD", VM=vm, VDI=vdi, userdevice=dev,
+                           device="xvd" + "abcdefgh"[int(dev)],
                            mode="RW", type="Disk", bootable=dev == "0")
         return self.db.field("VM", vm, "uuid")
 
