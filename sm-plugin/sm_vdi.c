@@ -321,6 +321,16 @@ int sm_vdi_create(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 		return -1;
 	if (lun_opts(ctx, &o, f) < 0)
 		return -1;
+	/* names are the VDIs' keys: a given uuid must not name a second LUN */
+	if (c->vdi_uuid && *c->vdi_uuid) {
+		rc = lun_by_name(&dev, ctx, uuid, &err);
+		if (rc == 0)
+			return sm_fault_set(f, SM_VDI_EXISTS, "LUN '%s' already holds VDI '%s'",
+			                    dev.id, uuid);
+		if (rc != RP_ENOTFOUND)
+			return sm_fault_from_rp(f, SM_VDI_CREATE, &err);
+		rp_error_clear(&err);
+	}
 	if (rp_lun_create(&dev, ctx->array, uuid, size, &o, &err) < 0)
 		return sm_fault_from_rp(f, SM_VDI_CREATE, &err);
 	vm.uuid = uuid;
@@ -547,9 +557,13 @@ int sm_vdi_introduce(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 	size_t i;
 	int rc = -1;
 
+	struct rp_error err = { 0 };
+
 	if (!c->vdi_location || !*c->vdi_location)
 		return sm_fault_set(f, SM_CONFIG_PARAMS_MISSING,
 		                    "vdi_introduce needs vdi_location (the LUN's name)");
+	if (rp_id_check(c->vdi_location, "vdi_location", &err) < 0)
+		return sm_fault_set(f, SM_INVALID_ARG, "%s", err.msg);
 	if (!sm_uuid_valid(c->new_uuid))
 		return sm_fault_set(f, SM_INVALID_ARG, "new_uuid '%s' is not a uuid",
 		                    c->new_uuid ? c->new_uuid : "");

@@ -83,6 +83,9 @@ int sm_fault_from_rp(struct sm_fault *f, int code, const struct rp_error *err)
 	case RP_ENOSPACE:
 		c = SM_SR_NO_SPACE;
 		break;
+	case RP_EEXISTS:
+		c = code == SM_VDI_CREATE ? SM_VDI_EXISTS : code;
+		break;
 	default:
 		break;
 	}

@@ -68,6 +68,11 @@ check(la[v1]["state"] == "source" and v1 in luns(env.b, sr),
 odd = X("vdi-create", "sr-uuid=" + sr, "name-label=odd", "virtual-size=1000000")
 check(vdi_rec(odd)["virtual_size"] >= 1000000 and vdi_rec(odd)["virtual_size"] % MiB == 0,
       "vdi_create: size rounded up to whole MiB, never below the request")
+f = fails(X.sm, srref, "vdi_create", args=[str(MiB), "dup", "", "", "false", xapi_sim.EPOCH, "",
+                                        "false"], vdi_type="user", vdi_sm_config={}, vdi_uuid=v1)
+check(f is not None and f.code == "SR_BACKEND_FAILURE_43" and len(luns(env.a, sr)) == 2,
+      "vdi_create with the vdi_uuid of an existing VDI: VDIExists (43), nothing created (%s)"
+      % (f,))
 f = fails(X, "vdi-create", "sr-uuid=" + sr, "name-label=zero", "virtual-size=0")
 check(f is not None and f.code == "SR_BACKEND_FAILURE_79", "vdi_create of 0 bytes: VDISize (79)")
 
