@@ -119,13 +119,6 @@ void cli_progress_init(struct cli_progress *p, const char *label);
 void cli_progress_cb(const struct rp_sync_session *s, void *payload);
 void cli_progress_done(struct cli_progress *p);
 
-/*
- * After rp_sync_wait reported a session complete: waits (up to @timeout_ms) until the source
- * side also shows the session's recovery point, so a command run next sees the finished sync
- * on both arrays. Returns 0, or -1 on timeout.
- */
-int cli_sync_settle(struct rp_array *a, const struct rp_sync_session *s, int64_t timeout_ms);
-
 /* Verbose logging to stderr (-v). */
 void cli_set_verbose(bool on);
 

@@ -313,10 +313,6 @@ int cmd_sync(struct cli_args *a)
 			rc = rp_sync_wait(&ss[n], x, it->session, timeout_ms, cli_progress_cb, &p,
 			                  &err);
 			cli_progress_done(&p);
-			if (rc == 0 && cli_sync_settle(x, &ss[n], 30000) < 0)
-				cli_warn("session '%s' complete at the target, but the source has "
-				         "not recorded it yet",
-				         ss[n].id);
 		} else {
 			rc = rp_sync_get(&ss[n], x, it->session, &err);
 		}

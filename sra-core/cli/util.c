@@ -7,7 +7,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -518,64 +517,6 @@ void cli_progress_done(struct cli_progress *p)
 		(void)fflush(stderr);
 	}
 	p->drawn = 0;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Sync completion                                                                           */
-
-/* Does the source array @src already show recovery point @rp for the session's group/device? */
-static bool source_has_rp(struct rp_array *src, const struct rp_sync_session *s, const char *dev)
-{
-	struct rp_error err = { 0 };
-
-	if (s->group[0]) {
-		struct rp_group g;
-
-		if (rp_group_get(&g, src, s->group, &err) < 0)
-			return true; /* nothing to wait for */
-		return strcmp(g.recovery_point, s->recovery_point) == 0;
-	} else {
-		struct rp_device d;
-
-		if (rp_lun_get(&d, src, dev, &err) < 0)
-			return true;
-		return strcmp(d.recovery_point, s->recovery_point) == 0;
-	}
-}
-
-int cli_sync_settle(struct rp_array *a, const struct rp_sync_session *s, int64_t timeout_ms)
-{
-	struct rp_error err = { 0 };
-	struct rp_array *peer = NULL, *src = a;
-	struct timespec nap = { 0, 20 * 1000 * 1000 };
-	char dev[RP_ID_MAX];
-	int64_t deadline = rp_now_ms() + timeout_ms;
-	int rc = 0;
-
-	if (s->status != RP_SYNC_COMPLETE || !s->recovery_point[0])
-		return 0;
-	(void)rp_strlcpy(dev, s->device, sizeof(dev));
-	if (strcmp(s->source_array, rp_array_id(a)) != 0) {
-		struct rp_device d;
-
-		if (!s->group[0]) {
-			if (rp_lun_get(&d, a, s->device, &err) < 0)
-				return 0;
-			(void)rp_strlcpy(dev, d.peer_device, sizeof(dev));
-		}
-		if (rp_array_open_peer(&peer, a, s->source_array, &err) < 0)
-			return 0; /* the source is away: nothing to settle with */
-		src = peer;
-	}
-	while (!source_has_rp(src, s, dev)) {
-		if (rp_now_ms() >= deadline) {
-			rc = -1;
-			break;
-		}
-		(void)nanosleep(&nap, NULL);
-	}
-	rp_array_close(peer);
-	return rc;
 }
 
 /* ---------------------------------------------------------------------------------------- */
