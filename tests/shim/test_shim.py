@@ -151,7 +151,8 @@ class Errors(unittest.TestCase):
         os.chmod(self.fake, 0o755)
         self.flog = os.path.join(self.dir, "argv.log")
         self.env = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin", "REPLUN_BIN": self.fake,
-                    "FAKE_LOG": self.flog}
+                    "FAKE_LOG": self.flog,
+                    "REPLUN_XAPI_SOCKET": os.path.join(self.dir, "no-xapi")}
         self.args = {"sr_uuid": SR_UUID, "array": "file:///srv/a"}
 
     def tearDown(self):
@@ -289,6 +290,24 @@ class Plugin(unittest.TestCase):
         v = self.c.call("host.call_plugin", self.s, self.x.host, "replun", fn, args)
         self.assertIsInstance(v, str)
         return json.loads(v)
+
+    def test_array_from_pbd(self):
+        log("no array argument: read from device-config:array of the SR's PBD on this host")
+        db = self.x.db
+        sr = db.create("SR", uuid=SR_UUID, type="replun", name_label="S")
+        db.create("PBD", SR=sr, host=self.x.host, device_config={"array": "file://" + self.a})
+        v = json.loads(self.c.call("host.call_plugin", self.s, self.x.host, "replun", "status",
+                                   {"sr_uuid": SR_UUID}))
+        self.assertEqual(v["array"], "file://" + self.a)
+        self.assertEqual(len(v["luns"]), 2)
+        self.assertTrue(any(c["method"] == "PBD.get_all_records_where" for c in self.x.calls))
+        log("an SR without a PBD here and no array argument -> ArgumentError")
+        db.create("SR", uuid="976e0ed5-2901-47b0-8962-ad6e76d6b55b", type="replun")
+        with self.assertRaises(Failure) as cm:
+            self.c.call("host.call_plugin", self.s, self.x.host, "replun", "status",
+                        {"sr_uuid": "976e0ed5-2901-47b0-8962-ad6e76d6b55b"})
+        self.assertEqual(cm.exception.params[:2], ["status", "ArgumentError"])
+        self.assertEqual(self.x.violations, [])
 
     def test_workflows(self):
         log("status at A: two LUNs in the SR's group, no sync yet")
