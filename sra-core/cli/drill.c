@@ -749,7 +749,20 @@ static int step_disaster(struct drill *d)
 		return -1;
 	if (check_side(d, SIDE_B, d->saved, "after disaster failover") < 0)
 		return -1;
-	note(d, "site A unreachable; its writes after the last sync are missing at B as expected");
+	{
+		uint64_t lost = 0, b;
+		unsigned lun;
+		char sz[32];
+
+		for (lun = 0; lun < d->n_luns; lun++)
+			for (b = 0; b < d->nblocks; b++)
+				lost += d->tail[lun][b] != d->saved[lun][b];
+		cli_fmt_size(sz, sizeof(sz), lost * DRILL_BLOCK);
+		note(d,
+		     "site A unreachable; %s written after the last sync not at B (as expected), "
+		     "still at A",
+		     sz);
+	}
 	/* B runs production for a while: restore will discard these writes. */
 	copy_model(d, d->cur, d->saved);
 	if (write_gen(d, SIDE_B, 8) < 0)

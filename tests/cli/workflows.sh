@@ -147,6 +147,10 @@ check "test-failover stop again: warns already done" \
 must "verify after the test" verify "$A" "$B" --group cg1
 
 # Planned migration: sync, prepare-failover at A, sync again, failover at B.
+rp -v sync "$A" --group cg1 --wait
+check "-v logs the engine's steps on stderr" grep -Eq "^replun: (verbose|info): " <<<"$ERR"
+rp sync "$A" --group cg1 --wait
+check "without -v nothing on stderr" test -z "$ERR"
 must "sync before migration" sync "$A" --group cg1 --device "$L3" --wait
 must "prepare-failover at A" prepare-failover "$A" --group cg1 --device "$L3"
 rp lun list "$A" --json
