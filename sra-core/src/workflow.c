@@ -441,7 +441,7 @@ static int check_target_ready(const struct model_device *d, struct rp_error *e)
 static int check_test_dev(struct wf *w, struct model_device *d, struct rp_item *it,
                           struct rp_error *e)
 {
-	struct model_snapshot s;
+	struct model_snapshot s, t;
 	int rc;
 
 	rc = check_target_ready(d, e);
@@ -450,9 +450,25 @@ static int check_test_dev(struct wf *w, struct model_device *d, struct rp_item *
 	rc = recovery_snapshot_find(&s, w->a, d->id, RECOVERY_KIND_RP, d->recovery_point, e);
 	if (rc < 0)
 		return rc;
-	if (recovery_snapshot_find(&s, w->a, d->id, RECOVERY_KIND_TEST, NULL, NULL) == 0)
+	if (recovery_snapshot_find(&t, w->a, d->id, RECOVERY_KIND_TEST, NULL, NULL) == 0)
 		return rp_error_set(e, RP_EBUSY, "a test failover of '%s' is running ('%s')", d->id,
-		                    s.id);
+		                    t.id);
+	/* room: without reflinks the test copy takes as much space as the data it copies */
+	if (!(w->a->drv->caps & ARRAY_CAP_REFLINK) && w->a->drv->ops->stat &&
+	    w->a->drv->ops->obj_stat) {
+		struct array_stat as;
+		struct array_obj_stat os;
+
+		if (w->a->drv->ops->stat(&as, w->a->drv, NULL) == 0 &&
+		    w->a->drv->ops->obj_stat(&os, w->a->drv, s.obj, NULL) == 0 &&
+		    os.allocated > as.free)
+			return rp_error_set(
+			        e, RP_ENOSPACE,
+			        "a test copy of '%s' needs %llu bytes, array '%s' has %llu"
+			        " free",
+			        d->id, (unsigned long long)os.allocated, w->a->id,
+			        (unsigned long long)as.free);
+	}
 	return 0;
 }
 

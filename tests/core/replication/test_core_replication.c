@@ -599,6 +599,11 @@ static void test_test_failover__copy_and_replication_untouched(void **state)
 	assert_string_equal(after, before);
 	dev_state(f->b, f->key1, RP_DEV_TARGET, true);
 
+	printf("# checkTestFailoverStart while the test runs -> RP_EBUSY\n");
+	r = run_wf(rp_check_test_failover, f->b, NULL, f->key1);
+	assert_int_equal(r->items[0].code, RP_EBUSY);
+	rp_result_free(r);
+
 	printf("# a second start while the test runs -> RP_EBUSY\n");
 	r = run_wf(rp_test_failover_start, f->b, "g1", NULL);
 	assert_int_equal(r->items[0].code, RP_EBUSY);
