@@ -10,7 +10,7 @@ PKGS=(
 	libcurl4-openssl-dev libjson-c-dev libcmocka-dev libxxhash-dev
 	xfsprogs btrfs-progs util-linux e2fsprogs
 	qemu-utils nbdkit libnbd-bin
-	rsync perl python3 procps iproute2 coreutils
+	rsync perl python3 procps iproute2 coreutils curl
 )
 
 missing=()
