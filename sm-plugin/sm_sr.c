@@ -299,12 +299,43 @@ static int sr_stats(struct sm_ctx *ctx, struct sm_fault *f)
 	return 0;
 }
 
+/* Keeps the SR's name in the group metadata (it replicates; sr_probe shows it) in line. */
+static void sr_sync_names(struct sm_ctx *ctx)
+{
+	const char *id = ctx->call->sr_uuid;
+	struct rp_error err = { 0 };
+	char *name = NULL, *desc = NULL, *old_name = NULL, *old_desc = NULL;
+
+	sr_names(ctx, &name, &desc);
+	if (!name || !desc)
+		goto out;
+	(void)rp_group_meta_get(&old_name, ctx->array, id, SM_GMETA_NAME, &err);
+	rp_error_clear(&err);
+	(void)rp_group_meta_get(&old_desc, ctx->array, id, SM_GMETA_DESC, &err);
+	rp_error_clear(&err);
+	if ((!old_name || strcmp(old_name, name) != 0) &&
+	    rp_group_meta_set(ctx->array, id, SM_GMETA_NAME, name, &err) < 0)
+		sm_log("warning: SR name not stored: %s", err.msg);
+	rp_error_clear(&err);
+	if ((!old_desc || strcmp(old_desc, desc) != 0) &&
+	    rp_group_meta_set(ctx->array, id, SM_GMETA_DESC, desc, &err) < 0)
+		sm_log("warning: SR description not stored: %s", err.msg);
+out:
+	rp_free(name);
+	rp_free(desc);
+	rp_free(old_name);
+	rp_free(old_desc);
+}
+
 int sm_sr_update(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 {
 	struct rp_group g;
 
 	if (sr_group(ctx, &g, f) < 0 || sr_stats(ctx, f) < 0)
 		return -1;
+	/* only where the group is written: a target follows its source at each sync */
+	if (g.role != RP_GROUP_TARGET && g.role != RP_GROUP_DEMOTED_SOURCE)
+		sr_sync_names(ctx);
 	*out = sm_val_nil(f);
 	return *out ? 0 : -1;
 }

@@ -96,8 +96,11 @@ static int meta_store(struct rp_array *a, const char *lun, const struct vdi_meta
 	for (i = 0; vm->sm_config && i < vm->sm_config->n && i < SM_MAP_MAX; i++) {
 		size_t klen = strlen(SM_META_SMCONFIG) + strlen(vm->sm_config->kv[i].key) + 1;
 
-		if (klen > 127) /* the array's key limit */
+		if (klen > 127) { /* the array's key limit */
+			sm_log("warning: sm_config key '%.40s...' too long to keep with the LUN",
+			       vm->sm_config->kv[i].key);
 			continue;
+		}
 		owned[no] = rp_malloc(klen);
 		if (!owned[no])
 			break;

@@ -131,6 +131,12 @@ check(srrec["physical_size"] > 0 and 0 < srrec["physical_utilisation"] <= srrec[
       and srrec["virtual_allocation"] >= 300 * MiB,
       "sr_update: physical_size, physical_utilisation, virtual_allocation set (%d %d %d)"
       % (srrec["physical_size"], srrec["physical_utilisation"], srrec["virtual_allocation"]))
+db.set("SR", srref, "name_label", "Sales & Co <DR> renamed")
+X("sr-update", "uuid=" + sr)
+check("sm.name_label=Sales & Co <DR> renamed" in tool("group", env.a, sr).splitlines(),
+      "sr_update: a name changed in XAPI reaches the group metadata")
+db.set("SR", srref, "name_label", "Sales & Co <DR>")
+X("sr-update", "uuid=" + sr)
 probe = X("sr-probe", "type=replun", "device-config:array=" + A)
 check("<SRlist>" in probe and "<UUID>%s</UUID>" % sr in probe
       and "<name_label>Sales &amp; Co &lt;DR&gt;</name_label>" in probe,
