@@ -117,6 +117,21 @@ must "sync-status --session" sync-status "$A" --session "$SID"
 rp recovery-points "$B" --group cg1 --json
 check "recovery-points at B lists the group's point" test "$(pj 'len(d)' <<<"$OUT")" -ge 1
 
+rp sync "$A" --group cg1 --device "$L3" --wait --json
+eq "sync --json with two selectors: an array of 2 sessions" "$(pj 'len(d)' <<<"$OUT")" 2
+rp lun checksum "$A" "$L1"
+SUMA=$OUT
+rp lun checksum "$B" "$K1"
+eq "lun checksum equal on both sides" "$OUT" "$SUMA"
+rp lun list "$A" --group cg1 --json
+eq "lun list --group" "$(pj 'sorted(x["name"] for x in d)' <<<"$OUT")" "['lun1', 'lun2']"
+must "group create" group create "$A" spare --name "Spare group"
+rp group list "$A" --json
+eq "group list shows the new group" "$(pj "[g['name'] for g in d if g['id']=='spare'][0]" <<<"$OUT")" "Spare group"
+must "group delete" group delete "$A" spare
+rp array info "$A"
+check "array info (human) names the filesystem" grep -q "^filesystem: " <<<"$OUT"
+
 # Incremental: three 4 KiB blocks changed.
 write_blocks "$PA1" 3 3
 must "incremental sync" sync "$A" --group cg1 --wait --json
