@@ -831,10 +831,14 @@ static int sync_collect(struct sync_ctx *c, struct rp_error *err)
 
 enum { SLOT_FREE = 0, SLOT_FULL = 1, SLOT_END = 2 };
 
+/* Small ranges share one buffer (fewer hand-offs between the threads). */
+#define SYNC_PIECES 256
+
 struct sync_slot {
 	char *buf;
-	uint64_t off;
-	size_t len;
+	size_t n;                  /* pieces in buf, back to back */
+	uint64_t off[SYNC_PIECES]; /* where piece k goes */
+	size_t len[SYNC_PIECES];
 	int state;
 };
 
@@ -875,7 +879,8 @@ static void *sync_reader(void *arg)
 {
 	struct sync_pipe *p = arg;
 	const struct sync_dev *d = p->d;
-	size_t i = 0, j;
+	struct sync_slot *sl = NULL;
+	size_t i = 0, used = 0, j;
 	int rc = 0;
 
 	for (j = 0; rc == 0 && j < d->n_ext; j++) {
@@ -886,24 +891,43 @@ static void *sync_reader(void *arg)
 			end = d->size;
 		if (e->zero)
 			continue;
-		while (off < end) {
-			size_t n = (size_t)(end - off < p->bufsz ? end - off : p->bufsz);
+		while (rc == 0 && off < end) {
+			size_t n;
 
-			if (!pipe_wait_free(p, i))
-				return NULL;
-			rc = p->src->ops->read(p->src, d->snap_obj, off, p->slot[i].buf, n,
+			if (sl && (used == p->bufsz || sl->n == SYNC_PIECES)) {
+				pipe_publish(p, i, SLOT_FULL);
+				i = (i + 1) % SYNC_SLOTS;
+				sl = NULL;
+			}
+			if (!sl) {
+				if (!pipe_wait_free(p, i))
+					return NULL;
+				sl = &p->slot[i];
+				sl->n = 0;
+				used = 0;
+			}
+			n = (size_t)(end - off < p->bufsz - used ? end - off : p->bufsz - used);
+			rc = p->src->ops->read(p->src, d->snap_obj, off, sl->buf + used, n,
 			                       &p->err);
 			if (rc < 0)
 				break;
-			p->slot[i].off = off;
-			p->slot[i].len = n;
-			pipe_publish(p, i, SLOT_FULL);
-			i = (i + 1) % SYNC_SLOTS;
+			sl->off[sl->n] = off;
+			sl->len[sl->n] = n;
+			sl->n++;
+			used += n;
 			off += n;
 		}
 	}
+	if (sl && rc == 0 && sl->n > 0) {
+		pipe_publish(p, i, SLOT_FULL);
+		i = (i + 1) % SYNC_SLOTS;
+	} else if (sl) {
+		sl->n = 0; /* nothing (valid) in it: reuse it for the end mark */
+		goto end;
+	}
 	if (!pipe_wait_free(p, i))
 		return NULL;
+end:
 	p->rc = rc;
 	pipe_publish(p, i, SLOT_END);
 	return NULL;
@@ -980,10 +1004,19 @@ static int sync_move_dev(struct sync_ctx *c, struct sync_dev *d, char **bufs, si
 				(void)rp_error_set(err, rc, "%s", p.err.msg);
 			break;
 		}
-		rc = to->write(c->tgt->drv, d->stage, sl->off, sl->buf, sl->len, err);
+		{
+			size_t k, pos = 0;
+
+			for (k = 0; rc == 0 && k < sl->n; k++) {
+				rc = to->write(c->tgt->drv, d->stage, sl->off[k], sl->buf + pos,
+				               sl->len[k], err);
+				pos += sl->len[k];
+				if (rc == 0)
+					c->done += sl->len[k];
+			}
+		}
 		if (rc < 0)
 			break;
-		c->done += sl->len;
 		pipe_publish(&p, i, SLOT_FREE);
 		if (c->throttle_ms) {
 			struct timespec ts = { c->throttle_ms / 1000,
