@@ -1003,7 +1003,7 @@ int cmd_drill(struct cli_args *a)
 	struct drill_step st[N_STEPS];
 	struct drill *d = NULL;
 	bool json = cli_flag(a, "json"), keep = cli_flag(a, "keep"), pass = true;
-	struct sigaction sa, old_int, old_term;
+	struct sigaction sa, old_int, old_term, old_pipe;
 	bool live_tty;
 	FILE *live;
 	int64_t t_all;
@@ -1040,6 +1040,9 @@ int cmd_drill(struct cli_args *a)
 	(void)sigemptyset(&sa.sa_mask);
 	(void)sigaction(SIGINT, &sa, &old_int);
 	(void)sigaction(SIGTERM, &sa, &old_term);
+	/* A closed pipe on stdout must not kill the drill before it cleans up. */
+	sa.sa_handler = SIG_IGN;
+	(void)sigaction(SIGPIPE, &sa, &old_pipe);
 	live = json ? stderr : stdout;
 	live_tty = isatty(fileno(live)) == 1;
 	(void)fprintf(live, "replun drill: two embedded file arrays in %s\n", d->dir);
@@ -1104,6 +1107,7 @@ int cmd_drill(struct cli_args *a)
 		                d->err[0] ? d->err : "data verification failed");
 	(void)sigaction(SIGINT, &old_int, NULL);
 	(void)sigaction(SIGTERM, &old_term, NULL);
+	(void)sigaction(SIGPIPE, &old_pipe, NULL);
 out_dir:
 	rp_array_close(d->arr[SIDE_A]);
 	rp_array_close(d->arr[SIDE_B]);
