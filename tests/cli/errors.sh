@@ -87,6 +87,13 @@ must_fail "failover at the protected site" 4 failover "$A" --group g1
 must_fail "reverse before failover" 4 reverse "$B" --group g1
 must_fail "shrink" 2 lun resize "$A" "$L1" 1M
 must_fail "test-failover start at the protected site" 4 test-failover start "$A" --group g1
+rp lun list "$A" --json
+K1=$(pj "[x['peer_device'] for x in d if x['id']=='$L1'][0]" <<<"$OUT")
+must_fail "delete a replication target" 4 lun delete "$B" "$K1"
+must_fail "resize a replication target" 4 lun resize "$B" "$K1" 8M
+must_fail "restore at the recovery site" 4 restore "$B" --group g1
+must_fail "prepare-failover at the recovery site" 4 prepare-failover "$B" --group g1
+must_fail "delete a group that holds LUNs" 4 group delete "$A" g1
 
 AFTER=$(state)
 eq "nothing changed by the bad inputs" "$(sha256sum <<<"$AFTER")" "$(sha256sum <<<"$BEFORE")"
