@@ -420,6 +420,24 @@ static int need_state(const struct model_device *d, int want, const char *what, 
 	                    rp_dev_state_name(d->state), rp_dev_state_name(want), what);
 }
 
+/* RP_WARN_STALE_RP when the recovery point is older than the group's RPO (0 = no RPO). */
+static void warn_stale(struct wf *w, struct rp_item *it, const struct model_device *d,
+                       int64_t rp_ms)
+{
+	struct model_group g;
+	uint32_t rpo = 0;
+
+	if (w->g)
+		rpo = w->g->rpo;
+	else if (d->group[0] && model_group_load(&g, w->a, d->group, NULL) == 0)
+		rpo = g.rpo;
+	if (rpo == 0 || rp_ms <= 0 || w->now - rp_ms <= (int64_t)rpo * 1000)
+		return;
+	workflow_item_warn(it, RP_WARN_STALE_RP,
+	                   "recovery point of '%s' is %lld s old, older than the RPO of %u s",
+	                   d->id, (long long)((w->now - rp_ms) / 1000), rpo);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Test failover                                                                               */
 
@@ -510,6 +528,7 @@ static int test_start_dev(struct wf *w, struct model_device *d, struct rp_item *
 	rp_strlcpy(it->snapshot_wwn, t.wwn, sizeof(it->snapshot_wwn));
 	rp_strlcpy(it->recovery_point, rp.recovery_point, sizeof(it->recovery_point));
 	it->recovery_point_ms = rp.recovery_point_ms;
+	warn_stale(w, it, d, rp.recovery_point_ms);
 	rp_log(RP_LOG_INFO, "test failover of '%s': copy '%s' of recovery point '%s'", d->id, t.id,
 	       rp.recovery_point);
 	return 0;
@@ -658,6 +677,7 @@ static int failover_dev(struct wf *w, struct model_device *d, struct rp_item *it
 	rp_strlcpy(it->new_id, d->id, sizeof(it->new_id));
 	rp_strlcpy(it->snapshot, s.id, sizeof(it->snapshot));
 	rp_strlcpy(it->state, rp_dev_state_name(d->state), sizeof(it->state));
+	warn_stale(w, it, d, d->recovery_point_ms);
 	rp_log(RP_LOG_INFO, "failover: '%s' promoted read-write (revert snapshot '%s')", d->id,
 	       s.id);
 	return 0;

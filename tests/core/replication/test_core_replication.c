@@ -922,11 +922,15 @@ static void test_restore__discards_promoted_changes(void **state)
 	struct rp_sync_session s;
 	char c_rp[40], c_now[40];
 
+	printf("# RPO of 1 s: a failover 1.2 s after the last sync warns RP_WARN_STALE_RP\n");
+	assert_int_equal(rp_group_set_policy(f->a, "g1", 1, 3, NULL), 0);
 	seed_and_sync(f);
 	csum(c_rp, f->b, f->key1);
+	usleep(1200 * 1000);
 	printf("# failover at B, writes at B, then restore at A discards them\n");
 	r = run_wf(rp_failover, f->b, "g1", NULL);
 	assert_all_ok(r);
+	assert_true(has_warning(find_item(r, f->key1), RP_WARN_STALE_RP));
 	rp_result_free(r);
 	write_lun(f->b, f->key1, 0, 2 * MIB);
 	csum(c_now, f->b, f->key1);
