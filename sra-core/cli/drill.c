@@ -989,10 +989,11 @@ static int prepare_dir(struct drill *d, const char *dir)
 	(void)snprintf(d->path[SIDE_A], sizeof(d->path[SIDE_A]), "%s/site-a", d->dir);
 	(void)snprintf(d->path[SIDE_B], sizeof(d->path[SIDE_B]), "%s/site-b", d->dir);
 	(void)snprintf(d->down, sizeof(d->down), "%s/site-a.down", d->dir);
-	if (access(d->path[SIDE_A], F_OK) == 0 || access(d->path[SIDE_B], F_OK) == 0)
+	if (access(d->path[SIDE_A], F_OK) == 0 || access(d->path[SIDE_B], F_OK) == 0 ||
+	    access(d->down, F_OK) == 0)
 		return cli_failf(CLI_EXIT_STATE,
-		                 "drill: '%s' already holds a drill (site-a or "
-		                 "site-b); use another --dir",
+		                 "drill: '%s' already holds a drill (site-a, "
+		                 "site-b or site-a.down); use another --dir",
 		                 d->dir);
 	d->dir_ready = true;
 	return 0;
