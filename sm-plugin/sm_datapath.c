@@ -34,6 +34,7 @@ struct dp_paths {
 	char pid[DP_PATH_MAX];
 	char log[DP_PATH_MAX];
 	char tap[DP_PATH_MAX];     /* tapdisk: state file "<pid> <minor> <tapdev>" */
+	char mode[DP_PATH_MAX];    /* NBD: "rw" or "ro", the mode the server was started in */
 	char backend[DP_PATH_MAX]; /* tapdisk: /dev/sm/backend/<sr>/<vdi> */
 	char nbdlink[DP_PATH_MAX]; /* tapdisk: /run/blktap-control/nbd/<sr>/<vdi> */
 };
@@ -97,6 +98,7 @@ static int dp_paths(struct dp_paths *p, const char *sr, const char *vdi, struct 
 	n3 = snprintf(p->pid, sizeof(p->pid), "%s/%s.pid", p->dir, vdi);
 	n4 = snprintf(p->log, sizeof(p->log), "%s/%s.log", p->dir, vdi);
 	n5 = snprintf(p->tap, sizeof(p->tap), "%s/%s.tap", p->dir, vdi);
+	(void)snprintf(p->mode, sizeof(p->mode), "%s/%s.mode", p->dir, vdi);
 	if (n1 >= DP_PATH_MAX || n3 >= DP_PATH_MAX || n4 >= DP_PATH_MAX || n5 >= DP_PATH_MAX ||
 	    n2 > DP_SUN_PATH_MAX)
 		return sm_fault_set(f, SM_VDI_UNAVAILABLE,
@@ -311,6 +313,19 @@ static void nbd_stop(const struct dp_paths *p)
 	}
 	(void)unlink(p->sock);
 	(void)unlink(p->pid);
+	(void)unlink(p->mode);
+}
+
+/* True when the running server was started read-write. */
+static bool nbd_rw(const struct dp_paths *p)
+{
+	char buf[4] = "";
+	int fd = open(p->mode, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, 2) : -1;
+
+	if (fd >= 0)
+		(void)close(fd);
+	return n == 2 && memcmp(buf, "rw", 2) == 0;
 }
 
 static bool nbd_running(const struct dp_paths *p)
@@ -327,7 +342,7 @@ static int nbd_start(const struct dp_paths *p, const char *image, const char *ex
 	const char *server = getenv("REPLUN_NBD_SERVER");
 	char a_pid[DP_PATH_MAX + 16], a_sock[DP_PATH_MAX + 16], a_name[RP_ID_MAX + 32];
 	char *argv[20];
-	int n = 0, rc;
+	int n = 0, rc, fd;
 	struct stat st;
 
 	if (!server || !*server)
@@ -381,6 +396,12 @@ static int nbd_start(const struct dp_paths *p, const char *image, const char *ex
 		nbd_stop(p);
 		return sm_fault_set(f, SM_VDI_UNAVAILABLE, "%s did not come up on '%s' (see '%s')",
 		                    argv[0], p->sock, p->log);
+	}
+	fd = open(p->mode, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd >= 0) {
+		if (write(fd, rw ? "rw" : "ro", 2) != 2)
+			sm_log("warning: cannot record the server mode in '%s'", p->mode);
+		(void)close(fd);
 	}
 	sm_log("NBD server %d (%s) serves '%s' as '%s' on '%s'%s", (int)read_pid(p->pid), argv[0],
 	       image, export_name, p->sock, rw ? "" : " read-only");
@@ -597,9 +618,14 @@ static int activate(struct sm_ctx *ctx, bool rw, struct sm_fault *f)
 		goto fail;
 	}
 	if (mode == DP_NBD) {
-		if (nbd_running(&p)) {
+		if (nbd_running(&p) && (nbd_rw(&p) || !rw)) {
 			sm_log("vdi_activate: NBD server already serves '%s'", p.sock);
 			return 0;
+		}
+		if (nbd_running(&p)) { /* read-only server, read-write asked: restart it */
+			sm_log("vdi_activate: restarting the read-only server of '%s' read-write",
+			       p.sock);
+			nbd_stop(&p);
 		}
 		if (nbd_start(&p, image, call_key(ctx->call), rw, f) < 0)
 			goto fail;

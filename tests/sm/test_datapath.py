@@ -139,6 +139,19 @@ check(r.returncode == 0 and "Pattern verification failed" not in r.stdout and
 X.sm(srref, "vdi_deactivate", vdi=sref)
 X.sm(srref, "vdi_detach", vdi=sref)
 
+# --- read-only then read-write activation on one host: the server is restarted read-write ---
+X.sm(srref, "vdi_activate", vdi=vref, args=["false"])
+w = qemu_io(uri, "write -P 0x22 8M 4k")
+check(w.returncode != 0 or "failed" in (w.stdout + w.stderr).lower(),
+      "activated read-only: writes refused")
+X.sm(srref, "vdi_activate", vdi=vref, args=["true"])
+w = qemu_io(uri, "write -P 0x22 8M 4k")
+check(w.returncode == 0 and "failed" not in w.stdout.lower()
+      and lun_bytes(env.a, v, 8 * MiB, 4096) == b"\x22" * 4096,
+      "then activated read-write on the same host: the server serves writes")
+X.sm(srref, "vdi_deactivate", vdi=vref)
+check(not os.path.exists(sock + ".mode"), "vdi_deactivate removes the mode file too")
+
 # --- a failed activate leaves nothing behind -------------------------------------------------
 broken = os.path.join(env.tmp, "brokenbin")
 os.makedirs(broken)
