@@ -52,7 +52,7 @@ for round in 1 2; do
 	SID=$OUT
 	# Wait until some data moved.
 	moved=0
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 300); do
 		J=$("$BIN" sync-status "$A" --session "$SID" --json 2>/dev/null) || break
 		moved=$(pj 'd["bytes_transferred"]' <<<"$J")
 		st=$(pj 'd["status"]' <<<"$J")
