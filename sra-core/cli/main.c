@@ -133,8 +133,8 @@ static const struct cli_cmd commands[] = {
 	  "Prints the XXH128 checksum of the LUN's current data.\n",
 	  "checksum a LUN", opts_none, 2, 2 },
 	{ "sync", cmd_sync,
-	  "usage: replun sync PATH (--group G | --device D)... [--wait] [--json] [--timeout "
-	  "SEC]\n\n"
+	  "usage: replun sync PATH (--group G | --device D)... [--wait] [--json]\n"
+	  "                   [--timeout SEC] [--foreground] [--peer ID]\n\n"
 	  "Starts one sync session per group or standalone device and prints the session ids.\n"
 	  "Works at either end of a pair. The data moves in a detached worker; with --wait the\n"
 	  "command waits for the end (a progress bar on a terminal) and fails if the session\n"
