@@ -1541,7 +1541,14 @@ int sync_abort_incoming(struct rp_array *a, const char *group, const char *devic
 			sync_row_dispose(&r);
 			return 0; /* outgoing, not ours to stop */
 		}
-		sync_mark_failed(a, r.id, why);
+		rc = meta_run(NULL, a->db, err,
+		              "UPDATE sync_sessions SET status = 2, error = ?, finished_ms = ?,"
+		              " heartbeat_ms = ?2 WHERE id = ? AND status = 0",
+		              "tit", why, rp_now_ms(), r.id);
+		if (rc < 0) {
+			sync_row_dispose(&r);
+			return rc;
+		}
 		if (r.plan && sync_plan_parse(&p, r.plan, NULL) == 0) {
 			for (i = 0; i < p.n; i++) {
 				char stage[ARRAY_OBJ_MAX];
