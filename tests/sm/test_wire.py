@@ -4,6 +4,7 @@
 # shapes XAPI parses, faults with sm's codes and "<description> [opterr=...]", device_config
 # validation, SMlog-style logging with secrets and session refs masked, valgrind.
 import os
+import random
 import re
 import subprocess
 
@@ -145,6 +146,35 @@ rc, out, err = run_raw(xapi_doc(dict(attach, command="sr_update",
                                      device_config={"array": env.a})),
                        dict(E, REPLUN_XAPI_SOCKET=env.tmp + "/no.sock"))
 check(rc == 0 and one_response(out), "no XAPI socket: still one methodResponse, exit 0")
+
+# --- robustness: mutated and oversized calls always give one response, exit 0 ----------------
+rnd = random.Random(4242)
+base = xapi_doc(dict(attach, device_config={"array": env.a}))
+bad = []
+docs = ["<methodCall>" + "<value><array><data>" * 300, base.replace("sr_attach", "s" * 200),
+        base.replace(env.a, "x" * 70000), base.replace("<data/>", "<data>" + "<value>1</value>"
+                                                       * 40 + "</data>"),
+        base.replace("<value>true</value>", "<value><i4>7</i4></value>"),
+        base.replace("<value>true</value>", "<value><base64>AAAA</base64></value>"),
+        base.replace(env.a, "\u00e9t\u00e9 \u2603")]
+for i in range(150):
+    d = list(base)
+    for _ in range(rnd.randint(1, 4)):
+        op, at = rnd.random(), rnd.randrange(len(d))
+        if op < 0.4:
+            del d[at:at + rnd.randint(1, 20)]
+        elif op < 0.7:
+            d.insert(at, rnd.choice(["<", ">", "&", "</value>", "<value>", "<struct>", "\x01",
+                                     "<member>", "]]>", "\"", "&#0;"]))
+        else:
+            d = d[:at]
+    docs.append("".join(d))
+for d in docs:
+    rc, out, err = run_raw(d, E)
+    if rc != 0 or not one_response(out) or parse(out)[0] not in ("ok", "fault"):
+        bad.append((d[:120], rc, out[:200]))
+check(not bad, "%d mutated/oversized calls: each answered by one methodResponse, exit 0 %s"
+      % (len(docs), bad[:2]))
 
 # --- valgrind: no memory errors, no leaks on success and fault paths -------------------------
 why = valgrind_reason()
