@@ -15,7 +15,7 @@ cleanup() {
 	[ -n "$WPID" ] && kill -9 "$WPID" 2>/dev/null
 	# Let any worker we did not kill finish before the arrays disappear.
 	for p in $(worker_pids); do kill -9 "$p" 2>/dev/null; done
-	rm -rf "$T"
+	rm -rf "$T" "$ERRF"
 }
 trap cleanup EXIT
 

@@ -9,7 +9,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/replun-cli-drill.XXXXXX")
-trap 'rm -rf "$T"' EXIT
+trap 'rm -rf "$T" "$ERRF"' EXIT
 export TMPDIR=$T
 
 must "replun drill (default settings)" drill

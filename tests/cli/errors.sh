@@ -10,7 +10,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/replun-cli-err.XXXXXX")
-trap 'rm -rf "$T"' EXIT
+trap 'rm -rf "$T" "$ERRF"' EXIT
 A=$T/a
 B=$T/b
 

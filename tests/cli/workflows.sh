@@ -16,7 +16,7 @@ cleanup() {
 	if [ -n "$MNT" ] && mountpoint -q "$MNT"; then
 		umount "$MNT" || umount -l "$MNT"
 	fi
-	rm -rf "$T"
+	rm -rf "$T" "$ERRF"
 }
 trap cleanup EXIT
 
