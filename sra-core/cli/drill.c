@@ -566,6 +566,8 @@ static int step_setup(struct drill *d)
 	}
 	if (write_gen(d, SIDE_A, 1) < 0)
 		goto out;
+	if (check_side(d, SIDE_A, d->cur, "after writing") < 0)
+		goto out;
 	cli_fmt_size(sz, sizeof(sz), d->size);
 	note(d, "%u LUNs x %s in group '%s', data written at site A", d->n_luns, sz, DRILL_GROUP);
 	rc = 0;
