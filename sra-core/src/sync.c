@@ -23,6 +23,8 @@
 #include "recovery.h"
 #include "sync.h"
 
+extern char **environ;
+
 #define SYNC_BUF (4u << 20)
 #define SYNC_THROTTLED_BUF (1u << 20)
 #define SYNC_UPDATE_BYTES (64ull << 20)
@@ -1611,20 +1613,70 @@ __attribute__((constructor)) static void sync_worker_ctor(void)
  * driver state crosses the fork). The grandchild's pid comes back through a pipe and is
  * recorded on both rows before we return.
  */
+static char *env_entry(const char *key, const char *value)
+{
+	size_t len = strlen(key) + strlen(value) + 2;
+	char *s = rp_malloc(len);
+
+	if (s)
+		(void)snprintf(s, len, "%s=%s", key, value);
+	return s;
+}
+
+static bool env_is_ours(const char *entry)
+{
+	static const char *const keys[] = { SYNC_ENV_SESSION "=", SYNC_ENV_SOURCE "=",
+		                            SYNC_ENV_TARGET "=" };
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strncmp(entry, keys[i], strlen(keys[i])) == 0)
+			return true;
+	return false;
+}
+
 static int sync_spawn(struct rp_array *src, struct rp_array *tgt, const char *id,
                       struct rp_error *err)
 {
-	int pfd[2] = { -1, -1 }, status;
+	char *const argv[] = { (char *)"replun-sync-worker", NULL };
+	char *mine[3] = { NULL, NULL, NULL }, **envp = NULL, exe[PATH_MAX];
+	const char *exe_env = getenv(SYNC_ENV_EXE);
+	int pfd[2] = { -1, -1 }, status, rc = 0;
+	size_t n_env = 0, k = 0, i;
 	pid_t child, gpid = -1;
 	ssize_t n;
 
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return rp_error_set_os(err, RP_ERROR, errno, "pipe");
+	/* Everything the children need is prepared here: after fork() they only make
+	 * async-signal-safe calls (the host process may have other threads). */
+	if (rp_strlcpy(exe, exe_env && *exe_env ? exe_env : "/proc/self/exe", sizeof(exe)) < 0)
+		return rp_error_set(err, RP_EINVAL, "%s is too long", SYNC_ENV_EXE);
+	mine[0] = env_entry(SYNC_ENV_SESSION, id);
+	mine[1] = env_entry(SYNC_ENV_SOURCE, src->uri);
+	mine[2] = env_entry(SYNC_ENV_TARGET, tgt->uri);
+	while (environ && environ[n_env])
+		n_env++;
+	envp = rp_calloc(n_env + 4, sizeof(char *));
+	if (!mine[0] || !mine[1] || !mine[2] || !envp) {
+		rc = rp_error_set(err, RP_ERROR, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n_env; i++)
+		if (!env_is_ours(environ[i]))
+			envp[k++] = environ[i];
+	for (i = 0; i < 3; i++)
+		envp[k++] = mine[i];
+	envp[k] = NULL;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		rc = rp_error_set_os(err, RP_ERROR, errno, "pipe");
+		goto out;
+	}
 	child = fork();
 	if (child < 0) {
+		rc = rp_error_set_os(err, RP_ERROR, errno, "fork");
 		(void)close(pfd[0]);
 		(void)close(pfd[1]);
-		return rp_error_set_os(err, RP_ERROR, errno, "fork");
+		goto out;
 	}
 	if (child == 0) {
 		pid_t g;
@@ -1632,22 +1684,15 @@ static int sync_spawn(struct rp_array *src, struct rp_array *tgt, const char *id
 		(void)setsid();
 		g = fork();
 		if (g == 0) {
-			const char *exe = getenv(SYNC_ENV_EXE);
-			char *const argv[] = { (char *)"replun-sync-worker", NULL };
-			int fd;
+			int fd = open("/dev/null", O_RDWR);
 
-			fd = open("/dev/null", O_RDWR);
 			if (fd >= 0) {
 				(void)dup2(fd, 0);
 				(void)dup2(fd, 1);
 				(void)dup2(fd, 2);
 			}
 			(void)close_range(3, ~0U, 0);
-			if (setenv(SYNC_ENV_SESSION, id, 1) < 0 ||
-			    setenv(SYNC_ENV_SOURCE, src->uri, 1) < 0 ||
-			    setenv(SYNC_ENV_TARGET, tgt->uri, 1) < 0)
-				_exit(126);
-			(void)execv(exe && *exe ? exe : "/proc/self/exe", argv);
+			(void)execve(exe, argv, envp);
 			_exit(127);
 		}
 		if (g > 0)
@@ -1659,11 +1704,17 @@ static int sync_spawn(struct rp_array *src, struct rp_array *tgt, const char *id
 	(void)close(pfd[0]);
 	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
 		;
-	if (n != (ssize_t)sizeof(gpid) || gpid <= 0)
-		return rp_error_set(err, RP_ERROR, "could not start the sync worker");
+	if (n != (ssize_t)sizeof(gpid) || gpid <= 0) {
+		rc = rp_error_set(err, RP_ERROR, "could not start the sync worker");
+		goto out;
+	}
 	sync_record_worker(tgt, id, gpid);
 	sync_record_worker(src, id, gpid);
-	return 0;
+out:
+	for (i = 0; i < 3; i++)
+		rp_free(mine[i]);
+	rp_free(envp);
+	return rc;
 }
 
 /* ------------------------------------------------------------------------------------------ */

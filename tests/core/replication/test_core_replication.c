@@ -7,6 +7,7 @@
  * exits 77 with a reason when that is not possible).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -562,6 +563,66 @@ static void test_sync__creates_missing_target(void **state)
 	verify_equal(f->a, f->b, "g1");
 }
 
+struct start_arg {
+	const char *path;
+	char session[RP_ID_MAX];
+	int rc;
+	bool running_warning;
+};
+
+static void *start_thread(void *p)
+{
+	struct start_arg *sa = p;
+	const char *groups[1] = { "g1" };
+	struct rp_request req = { .groups = groups, .n_groups = 1 };
+	struct rp_array *a = NULL;
+	struct rp_result *r = NULL;
+	struct rp_error err;
+
+	rp_error_clear(&err);
+	sa->rc = rp_array_open(&a, sa->path, NULL, &err);
+	if (sa->rc == 0)
+		sa->rc = rp_sync_start(&r, a, &req, NULL, &err);
+	if (sa->rc == 0) {
+		sa->rc = r->items[0].code;
+		snprintf(sa->session, sizeof(sa->session), "%s", r->items[0].session);
+		sa->running_warning = has_warning(&r->items[0], RP_WARN_SYNC_RUNNING);
+	}
+	rp_result_free(r);
+	rp_array_close(a);
+	return NULL;
+}
+
+static void test_sync__concurrent_starts_make_one_session(void **state)
+{
+	struct fx *f = *state;
+	struct start_arg sa[2];
+	struct rp_sync_session s;
+	pthread_t th[2];
+	int i;
+
+	printf("# two commands start a sync of g1 at the same time (one at each site): one "
+	       "session\n");
+	write_lun(f->a, f->lun1, 0, 8 * MIB);
+	setenv(SYNC_ENV_THROTTLE, "30", 1);
+	memset(sa, 0, sizeof(sa));
+	sa[0].path = f->path_a;
+	sa[1].path = f->path_b;
+	for (i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, start_thread, &sa[i]), 0);
+	for (i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	setenv(SYNC_ENV_THROTTLE, "0", 1);
+	assert_int_equal(sa[0].rc, 0);
+	assert_int_equal(sa[1].rc, 0);
+	assert_string_equal(sa[0].session, sa[1].session);
+	assert_true(sa[0].running_warning != sa[1].running_warning);
+	assert_int_equal(rp_sync_wait(&s, f->a, sa[0].session, 120000, NULL, NULL, NULL), 0);
+	unsetenv(SYNC_ENV_THROTTLE);
+	assert_int_equal(s.status, RP_SYNC_COMPLETE);
+	verify_equal(f->a, f->b, "g1");
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Test failover                                                                               */
 
@@ -1100,6 +1161,8 @@ int main(int argc, char **argv)
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_sync__second_start_reports_running, fx_setup,
 		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sync__concurrent_starts_make_one_session,
+		                                fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_sync__creates_missing_target, fx_setup,
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_sync__kill9_worker_resumes, fx_setup,
