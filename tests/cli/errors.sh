@@ -95,6 +95,12 @@ must_fail "restore at the recovery site" 4 restore "$B" --group g1
 must_fail "prepare-failover at the recovery site" 4 prepare-failover "$B" --group g1
 must_fail "delete a group that holds LUNs" 4 group delete "$A" g1
 
+# Runtime errors: the peer is unreachable (its directory moved away): exit 1.
+mv "$B" "$B.away"
+must_fail "sync with the peer unreachable" 1 sync "$A" --group g1 --wait
+must_fail "create a replicated LUN with the peer unreachable" 1 lun create "$A" new 1M --group g1
+mv "$B.away" "$B"
+
 AFTER=$(state)
 eq "nothing changed by the bad inputs" "$(sha256sum <<<"$AFTER")" "$(sha256sum <<<"$BEFORE")"
 
