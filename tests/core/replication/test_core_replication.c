@@ -623,6 +623,31 @@ static void test_sync__concurrent_starts_make_one_session(void **state)
 	verify_equal(f->a, f->b, "g1");
 }
 
+static void test_sync__grown_lun(void **state)
+{
+	struct fx *f = *state;
+	struct rp_sync_session s;
+	struct rp_device d;
+	struct rp_error err;
+	char ca[40], cb[40];
+
+	seed_and_sync(f);
+	printf("# a grown source LUN: the incremental carries the new size and the new data\n");
+	rp_error_clear(&err);
+	if (rp_lun_resize(f->a, f->lun1, 2 * LUN_SIZE, &err) != 0)
+		fail_msg("resize: %s", err.msg);
+	write_lun(f->a, f->lun1, LUN_SIZE + MIB, MIB);
+	sync_now(&s, f->a, "g1", NULL, false);
+	assert_false(s.full);
+	assert_true(s.bytes_transferred >= MIB && s.bytes_transferred <= 2 * MIB);
+	assert_int_equal(rp_lun_get(&d, f->b, f->key1, &err), 0);
+	assert_int_equal(d.size, 2 * LUN_SIZE);
+	csum(ca, f->a, f->lun1);
+	csum(cb, f->b, f->key1);
+	assert_string_equal(ca, cb);
+	verify_equal(f->a, f->b, "g1");
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Test failover                                                                               */
 
@@ -1163,6 +1188,7 @@ int main(int argc, char **argv)
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_sync__concurrent_starts_make_one_session,
 		                                fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sync__grown_lun, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_sync__creates_missing_target, fx_setup,
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_sync__kill9_worker_resumes, fx_setup,
