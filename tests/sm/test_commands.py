@@ -44,6 +44,11 @@ X("pbd-unplug", "uuid=" + db.field("PBD", pbd, "uuid"))
 X("pbd-plug", "uuid=" + db.field("PBD", pbd, "uuid"))
 check(X.sm(srref, "sr_attach") is None and X.sm(srref, "sr_attach") is None,
       "sr_attach twice: idempotent")
+dc = dict(db.field("PBD", pbd, "device_config"), rpo="600")
+db.set("PBD", pbd, "device_config", dc)
+X.sm(srref, "sr_attach")
+check(tool("group", env.a, sr).splitlines()[0].split()[-1] == "600",
+      "sr_attach with a new device_config:rpo updates the group's policy")
 check(X.sm(srref, "sr_detach") is None and X.sm(srref, "sr_detach") is None,
       "sr_detach twice: idempotent")
 
