@@ -103,7 +103,8 @@ typedef void (*rp_log_fn)(enum rp_log_level level, const char *msg, void *payloa
 RP_EXTERN void rp_log_set_sink(rp_log_fn fn, enum rp_log_level min_level, void *payload);
 RP_EXTERN void rp_log(enum rp_log_level level, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
-RP_EXTERN void rp_logv(enum rp_log_level level, const char *fmt, va_list ap);
+RP_EXTERN void rp_logv(enum rp_log_level level, const char *fmt, va_list ap)
+        __attribute__((format(printf, 2, 0)));
 /* Parses "trivia|verbose|info|warning|error" (case-insensitive); -1 if unknown. */
 RP_EXTERN int rp_log_level_parse(const char *s);
 RP_EXTERN const char *rp_log_level_name(enum rp_log_level level);

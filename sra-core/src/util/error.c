@@ -16,6 +16,9 @@ void rp_error_clear(struct rp_error *err)
 }
 
 static int err_vset(struct rp_error *err, int code, int os_errno, const char *fmt, va_list ap)
+        __attribute__((format(printf, 4, 0)));
+
+static int err_vset(struct rp_error *err, int code, int os_errno, const char *fmt, va_list ap)
 {
 	size_t len;
 
