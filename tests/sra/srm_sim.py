@@ -614,6 +614,7 @@ def scenario_idempotency(env):
     ref = World(env)
     ref.A.path, ref.B.path = os.path.join(env.tmp, "refA"), os.path.join(env.tmp, "refB")
     ref.setup()
+    load(ref, ref.A)  # error definitions: placeholders of every warning get checked
     sync(ref, ref.A)
     w = World(env)
     w.A.name, w.B.name = "intA", "intB"
@@ -634,8 +635,23 @@ def scenario_idempotency(env):
         ("B", "reverseReplication", lambda x: params(
             "ReverseReplicationParameters", x.B.id, x.A.id, [GROUP], [x.ids[x.B.name]["solo"]],
             dl="Devices", de="Device")),
+        ("B", "sync", None),
+        ("B", "prepareFailover", lambda x: params("PrepareFailoverParameters", x.B.id, None,
+                                                  [GROUP], [x.ids[x.B.name]["solo"]])),
+        ("A", "failover", lambda x: tgt("FailoverParameters", x.A.id, [GROUP],
+                                        [x.ids[x.A.name]["solo"]])),
+        ("A", "prepareRestoreReplication", lambda x: params(
+            "PrepareRestoreReplicationParameters", x.A.id, x.B.id, [GROUP],
+            [x.ids[x.A.name]["solo"]], dl="Devices", de="Device")),
+        ("B", "restoreReplication", lambda x: params(
+            "RestoreReplicationParameters", x.B.id, x.A.id, [GROUP], [x.ids[x.B.name]["solo"]],
+            dl="Devices", de="Device")),
     ]
     for where, name, body in steps:
+        if name == "sync":
+            for x in (ref, w):
+                sync(x, x.A if where == "A" else x.B)
+            continue
         print("== %s: repeated and interrupted" % name, flush=True)
         rs = ref.A if where == "A" else ref.B
         first = rs.sra(name, body(ref))
@@ -645,7 +661,7 @@ def scenario_idempotency(env):
         s_items = sorted((e.tag, e.get("id") or e.get("key"), ok(e)) for e in second.iter()
                          if e.get("id") or e.get("key"))
         check(f_items == s_items, "%s repeated: same items, same outcome" % name)
-        if not name.startswith("prepareReverse"):  # that one only checks, changes nothing
+        if not name.startswith("prepareRe"):  # those only check, they change nothing
             check(any(x.get("code") == "2001" for x in second.iter(Q + "Warning")),
                   "%s repeated: warning 2001 (already done)" % name)
         ws = w.A if where == "A" else w.B
