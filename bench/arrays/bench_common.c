@@ -111,12 +111,13 @@ void fsync_path(const char *path)
  * so memory that stayed free for a while is "cold": the first write into it runs at ~400 MB/s
  * instead of GB/s (research/replication.md section 3, the first-touch effect), and whichever
  * side of a comparison happens to get cold pages loses. So right before every timed step a
- * scratch file of SCRATCH_MIB is written (4 MiB writes, like the movers: same folio sizes) on
- * the same filesystem and deleted: the step's new page cache then comes from just-touched,
- * just-freed memory. Also: everything is written back (sync) and deletions settle first; on a
- * disk mounted with `discard` a deleted 1 GiB file otherwise stalls the next fsync.
+ * scratch file of scratch_mib MiB (at least what the step allocates, double on a loop
+ * device, whose backing file is cached too) is written (4 MiB writes, like the movers: same folio
+ * sizes) on the same filesystem and deleted: the step's new page cache then comes from
+ * just-touched, just-freed memory. Also: everything is written back (sync) and deletions settle
+ * first; on a disk mounted with `discard` a deleted 1 GiB file otherwise stalls the next fsync.
  */
-#define SCRATCH_MIB 1536
+unsigned scratch_mib = 2560;
 
 void settle(void)
 {
@@ -128,7 +129,7 @@ void settle(void)
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		die(path, NULL);
-	for (i = 0; i < SCRATCH_MIB / 4; i++)
+	for (i = 0; i < scratch_mib / 4; i++)
 		if (pwrite(fd, iobuf, MOVE_BUF, (off_t)(i * MOVE_BUF)) != (ssize_t)MOVE_BUF)
 			die(path, NULL);
 	(void)unlink(path);

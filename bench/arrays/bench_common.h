@@ -15,8 +15,9 @@
 #define BLK 4096ull
 #define MOVE_BUF (4 * MIB)
 
-extern char dir[1024]; /* the benchmark's working directory */
-extern char *iobuf;    /* MOVE_BUF bytes, 4 KiB aligned */
+extern char dir[1024];       /* the benchmark's working directory */
+extern char *iobuf;          /* MOVE_BUF bytes, 4 KiB aligned */
+extern unsigned scratch_mib; /* hot memory handed to each timed step (settle) */
 
 double now_ms(void);
 void die(const char *what, const struct rp_error *err) __attribute__((noreturn));
