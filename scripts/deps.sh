@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PKGS=(
-	build-essential cmake pkg-config clang-format valgrind
+	build-essential clang cmake pkg-config clang-format valgrind
 	libsqlite3-dev sqlite3 libxml2-dev libxml2-utils libxmlrpc-core-c3-dev
 	libcurl4-openssl-dev libjson-c-dev libcmocka-dev libxxhash-dev
 	xfsprogs btrfs-progs util-linux e2fsprogs
