@@ -213,35 +213,53 @@ int recovery_snapshot_find(struct model_snapshot *out, struct rp_array *a, const
 	return 0;
 }
 
+int recovery_stage(char stage[ARRAY_OBJ_MAX], struct rp_array *a, const struct model_device *d,
+                   const char *src_obj, const char *tag, struct rp_error *err)
+{
+	int rc;
+
+	rc = snprintf(stage, ARRAY_OBJ_MAX, "stage-%s-%s", tag, d->id);
+	if (rc < 0 || rc >= ARRAY_OBJ_MAX)
+		return rp_error_set(err, RP_EINVAL, "staging name for '%s' too long", d->id);
+	if (!a->drv->ops->obj_rename)
+		return rp_error_set(err, RP_ENOTSUPPORTED, "array '%s' cannot rename objects",
+		                    a->id);
+	(void)recovery_drv_delete(a, stage, NULL);
+	rc = recovery_drv_clone(a, src_obj, stage, err);
+	if (rc < 0)
+		goto fail;
+	if (a->drv->ops->flush) {
+		rc = a->drv->ops->flush(a->drv, stage, err);
+		if (rc < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	(void)recovery_drv_delete(a, stage, NULL);
+	return rc;
+}
+
+int recovery_stage_apply(struct rp_array *a, const struct model_device *d, const char *stage,
+                         struct rp_error *err)
+{
+	int rc;
+
+	rc = a->drv->ops->obj_rename(a->drv, stage, d->obj, err);
+	if (rc < 0)
+		(void)recovery_drv_delete(a, stage, NULL);
+	return rc;
+}
+
 int recovery_rollback(struct rp_array *a, const struct model_device *d, const char *src_obj,
                       const char *tag, struct rp_error *err)
 {
 	char stage[ARRAY_OBJ_MAX];
 	int rc;
 
-	rc = snprintf(stage, sizeof(stage), "stage-%s-%s", tag, d->id);
-	if (rc < 0 || rc >= (int)sizeof(stage))
-		return rp_error_set(err, RP_EINVAL, "staging name for '%s' too long", d->id);
-	(void)recovery_drv_delete(a, stage, NULL);
-	rc = recovery_drv_clone(a, src_obj, stage, err);
+	rc = recovery_stage(stage, a, d, src_obj, tag, err);
 	if (rc < 0)
 		return rc;
-	if (a->drv->ops->flush) {
-		rc = a->drv->ops->flush(a->drv, stage, err);
-		if (rc < 0)
-			goto fail;
-	}
-	if (!a->drv->ops->obj_rename) {
-		rc = rp_error_set(err, RP_ENOTSUPPORTED, "array '%s' cannot rename objects", a->id);
-		goto fail;
-	}
-	rc = a->drv->ops->obj_rename(a->drv, stage, d->obj, err);
-	if (rc < 0)
-		goto fail;
-	return 0;
-fail:
-	(void)recovery_drv_delete(a, stage, NULL);
-	return rc;
+	return recovery_stage_apply(a, d, stage, err);
 }
 
 static int differs_cb(const struct array_extent *ext, void *payload)

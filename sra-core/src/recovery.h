@@ -67,6 +67,17 @@ int recovery_rollback(struct rp_array *a, const struct model_device *d, const ch
                       const char *tag, struct rp_error *err);
 
 /*
+ * The two halves of recovery_rollback, for workflows that must prepare every device before
+ * changing any: recovery_stage clones @src_obj into "stage-<tag>-<device id>" (written to
+ * @stage) and flushes it; recovery_stage_apply renames it over d->obj (atomic). A failed
+ * apply deletes the staging object; an unused one is deleted with recovery_drv_delete.
+ */
+int recovery_stage(char stage[ARRAY_OBJ_MAX], struct rp_array *a, const struct model_device *d,
+                   const char *src_obj, const char *tag, struct rp_error *err);
+int recovery_stage_apply(struct rp_array *a, const struct model_device *d, const char *stage,
+                         struct rp_error *err);
+
+/*
  * Whether object @obj differs from @base (driver changed_extents: any changed range). On
  * reflink arrays rewriting identical data counts as a difference.
  */
@@ -101,6 +112,12 @@ void workflow_item_warn(struct rp_item *it, int code, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 /* Records error @e (or @rc with its generic name) in @it. */
 void workflow_item_fail(struct rp_item *it, const struct rp_error *e, int rc);
+/*
+ * Duplicates in a request, answered once: group @i listed before; device @i listed before (by
+ * id or name) or a member of a listed group (answered inside the group's item).
+ */
+bool workflow_request_dup_group(const struct rp_request *req, size_t i);
+bool workflow_request_dup_device(struct rp_array *a, const struct rp_request *req, size_t i);
 /* Whether @name passes the request's name filter (prefix; NULL/"" = everything). */
 bool workflow_name_matches(const char *filter, const char *name);
 

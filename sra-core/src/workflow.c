@@ -69,6 +69,40 @@ bool workflow_name_matches(const char *filter, const char *name)
 	return !filter || !filter[0] || strncmp(name, filter, strlen(filter)) == 0;
 }
 
+bool workflow_request_dup_group(const struct rp_request *req, size_t i)
+{
+	const char *gi = req->groups[i] ? req->groups[i] : "";
+	size_t j;
+
+	for (j = 0; j < i; j++)
+		if (strcmp(req->groups[j] ? req->groups[j] : "", gi) == 0)
+			return true;
+	return false;
+}
+
+bool workflow_request_dup_device(struct rp_array *a, const struct rp_request *req, size_t i)
+{
+	const char *di = req->devices[i] ? req->devices[i] : "";
+	struct model_device d, o;
+	size_t j;
+
+	for (j = 0; j < i; j++)
+		if (strcmp(req->devices[j] ? req->devices[j] : "", di) == 0)
+			return true;
+	/* unknown ids are answered (with their error) once per spelling */
+	if (model_device_find(&d, a, di, NULL) < 0)
+		return false;
+	if (d.group[0])
+		for (j = 0; j < req->n_groups; j++)
+			if (req->groups[j] && strcmp(req->groups[j], d.group) == 0)
+				return true; /* answered inside its group */
+	for (j = 0; j < i; j++)
+		if (req->devices[j] && model_device_find(&o, a, req->devices[j], NULL) == 0 &&
+		    strcmp(o.id, d.id) == 0)
+			return true; /* the same device by id and by name */
+	return false;
+}
+
 static bool item_has_warning(const struct rp_item *it, int code)
 {
 	size_t i;
@@ -97,7 +131,11 @@ struct wf_ops {
 	/* After the members, only when all succeeded; @all_done: every member was a repeat. */
 	int (*group_post)(struct wf *w, struct model_group *g, struct rp_item *git, bool all_done,
 	                  struct rp_error *e);
+	/* After the group, always (may be NULL): frees what group_pre kept in the wf. */
+	void (*group_done)(struct wf *w);
 };
+
+struct rev_plan;
 
 struct wf {
 	struct rp_array *a;
@@ -107,6 +145,7 @@ struct wf {
 	size_t n_peers;
 	struct rp_array *peer; /* peer of the current item (needs_peer), else NULL */
 	struct model_group *g; /* group of the current item, NULL for standalone devices */
+	struct rev_plan *rev;  /* reverse of a group: the plan made by its group_pre */
 	int64_t now;
 };
 
@@ -260,6 +299,8 @@ fail_all:
 	for (i = first; i < res->n; i++)
 		workflow_item_fail(&res->items[i], &e, rc);
 out:
+	if (w->ops->group_done)
+		w->ops->group_done(w);
 	unlock(fa);
 	unlock(fb);
 	w->g = NULL;
@@ -339,9 +380,11 @@ static int wf_run(struct rp_result **out, struct rp_array *a, const struct rp_re
 	rp_log(RP_LOG_VERBOSE, "%s on array '%s': %zu group(s), %zu device(s)", ops->name, a->id,
 	       req->n_groups, req->n_devices);
 	for (i = 0; rc == 0 && i < req->n_groups; i++)
-		rc = wf_group(&w, res, &cap, req->groups[i] ? req->groups[i] : "");
+		if (!workflow_request_dup_group(req, i))
+			rc = wf_group(&w, res, &cap, req->groups[i] ? req->groups[i] : "");
 	for (i = 0; rc == 0 && i < req->n_devices; i++)
-		rc = wf_device(&w, res, &cap, req->devices[i] ? req->devices[i] : "");
+		if (!workflow_request_dup_device(a, req, i))
+			rc = wf_device(&w, res, &cap, req->devices[i] ? req->devices[i] : "");
 	for (i = 0; i < w.n_peers; i++)
 		rp_array_close(w.peers[i]);
 	if (rc < 0) {
@@ -625,10 +668,16 @@ int rp_test_failover_stop(struct rp_result **out, struct rp_array *a, const stru
 /* ------------------------------------------------------------------------------------------ */
 /* Failover                                                                                    */
 
+/* A LUN made in a failed-over group (local: not replicated until reverse adopts it). */
+static bool made_after_failover(const struct wf *w, const struct model_device *d)
+{
+	return w->g && w->g->role == RP_GROUP_PROMOTED_TARGET && d->state == RP_DEV_LOCAL;
+}
+
 static int check_failover_dev(struct wf *w, struct model_device *d, struct rp_item *it,
                               struct rp_error *e)
 {
-	if (d->state == RP_DEV_PROMOTED_TARGET) {
+	if (d->state == RP_DEV_PROMOTED_TARGET || made_after_failover(w, d)) {
 		workflow_item_warn(it, RP_WARN_ALREADY_DONE, "device '%s' was failed over already",
 		                   d->id);
 		return 0;
@@ -656,6 +705,12 @@ static int failover_dev(struct wf *w, struct model_device *d, struct rp_item *it
 		                   d->id);
 		rp_strlcpy(it->new_id, d->id, sizeof(it->new_id));
 		latest_snapshot_into(it, w->a, d->id, RECOVERY_KIND_REVERT);
+		return 0;
+	}
+	if (made_after_failover(w, d)) {
+		workflow_item_warn(it, RP_WARN_ALREADY_DONE,
+		                   "'%s' was made on array '%s' after failover", d->id, w->a->id);
+		rp_strlcpy(it->new_id, d->id, sizeof(it->new_id));
 		return 0;
 	}
 	rc = need_state(d, RP_DEV_TARGET, " (only replication targets fail over)", e);
@@ -927,41 +982,531 @@ static int reverse_dev(struct wf *w, struct model_device *d, struct rp_item *it,
 	return 0;
 }
 
+/*
+ * Reverse of a group is all or nothing. group_pre plans every member before anything changes:
+ *   REV_DONE     source here, its target at the peer linked back (a repeat)
+ *   REV_FINISH   promoted here, the peer's device a target already (a crashed earlier run)
+ *   REV_REVERSE  promoted here, the peer's device the old source: demoted to a target
+ *   REV_ADOPT    a LUN made here after failover (local): a new target is made at the peer
+ * then prepares what can still be undone (adopted targets at the peer, tail snapshots, staging
+ * copies of the bases) and only then switches states and roles. An intent "reverse_group"
+ * records the run: a crash while preparing is rolled back, a crash while switching is finished
+ * (reverse_recover, at the next open of the array).
+ */
+enum rev_action { REV_DONE, REV_FINISH, REV_REVERSE, REV_ADOPT };
+
+struct rev_member {
+	struct model_device d; /* local member */
+	struct model_device x; /* its device at the peer (found, or made by adoption) */
+	int action;
+	bool created;              /* x made by this run (adoption) */
+	char tail[RP_ID_MAX];      /* tail snapshot at the peer made by this run */
+	char tail_rp[RP_ID_MAX];   /* recovery point of the base it was compared with */
+	char stage[ARRAY_OBJ_MAX]; /* staging copy of x's base at the peer, "" = none */
+};
+
+struct rev_plan {
+	struct rev_member *m;
+	size_t n;
+	bool done; /* every member and both roles reversed already */
+};
+
+#define REV_OP "reverse_group"
+
+static void rev_group_done(struct wf *w)
+{
+	if (!w->rev)
+		return;
+	rp_free(w->rev->m);
+	rp_free(w->rev);
+	w->rev = NULL;
+}
+
+/* The intent payload: group, peer, phase and what the prepare phase made at the peer. */
+static int rev_intent_write(struct model_intent *in, struct wf *w, const char *gid,
+                            const struct rev_plan *p, const char *phase, bool add,
+                            struct rp_error *e)
+{
+	size_t len = 256 + p->n * (2 * RP_ID_MAX + ARRAY_OBJ_MAX + 32), off, i;
+	char *buf;
+	int rc;
+
+	buf = rp_malloc(len);
+	if (!buf)
+		return rp_error_set(e, RP_ERROR, "out of memory");
+	off = (size_t)snprintf(buf, len, "group=%s\npeer=%s\nphase=%s\n", gid, w->peer->id, phase);
+	for (i = 0; i < p->n && off < len; i++) {
+		const struct rev_member *m = &p->m[i];
+
+		if (m->created)
+			off += (size_t)snprintf(buf + off, len - off, "adopt=%s %s\n", m->d.id,
+			                        m->x.id);
+		if (m->stage[0] && off < len)
+			off += (size_t)snprintf(buf + off, len - off, "stage=%s\n", m->stage);
+	}
+	rc = add ? model_intent_add(in, w->a, REV_OP, buf, e)
+	         : model_intent_update(in, w->a, buf, e);
+	rp_free(buf);
+	return rc;
+}
+
+/* Plans member @d (see enum rev_action); nothing changes. */
+static int rev_plan_member(struct wf *w, struct rev_member *m, struct rp_error *e)
+{
+	struct model_device *d = &m->d;
+	struct rp_error e2;
+	int rc;
+
+	switch (d->state) {
+	case RP_DEV_PROMOTED_TARGET:
+	case RP_DEV_SOURCE:
+		if (!d->peer_device[0] || strcmp(d->peer_array, w->peer->id) != 0)
+			return rp_error_set(e, RP_ESTATE,
+			                    "device '%s' has no replication peer on array '%s'",
+			                    d->id, w->peer->id);
+		rc = model_device_load(&m->x, w->peer, d->peer_device, e);
+		if (rc < 0)
+			return rc;
+		if (m->x.state == RP_DEV_TARGET && strcmp(m->x.peer_array, w->a->id) == 0 &&
+		    strcmp(m->x.peer_device, d->id) == 0) {
+			m->action = d->state == RP_DEV_SOURCE ? REV_DONE : REV_FINISH;
+			return 0;
+		}
+		if (d->state == RP_DEV_PROMOTED_TARGET &&
+		    (m->x.state == RP_DEV_SOURCE || m->x.state == RP_DEV_DEMOTED_SOURCE)) {
+			m->action = REV_REVERSE;
+			return 0;
+		}
+		if (d->state == RP_DEV_SOURCE)
+			return rp_error_set(e, RP_ESTATE,
+			                    "device '%s' is a source already but '%s' on"
+			                    " array '%s' is %s",
+			                    d->id, m->x.id, w->peer->id,
+			                    rp_dev_state_name(m->x.state));
+		return rp_error_set(e, RP_ESTATE,
+		                    "'%s' on array '%s' is %s: it cannot become the target of '%s'",
+		                    m->x.id, w->peer->id, rp_dev_state_name(m->x.state), d->id);
+	case RP_DEV_LOCAL:
+		/* made here after failover: adopted (a target left by a crashed run is reused) */
+		m->action = REV_ADOPT;
+		rp_error_clear(&e2);
+		rc = model_device_by_peer(&m->x, w->peer, w->a->id, d->id, &e2);
+		if (rc == RP_ENOTFOUND) {
+			memset(&m->x, 0, sizeof(m->x));
+			return 0;
+		}
+		if (rc < 0)
+			return rp_error_set(e, rc, "%s", e2.msg);
+		if (m->x.state != RP_DEV_TARGET)
+			return rp_error_set(e, RP_ESTATE,
+			                    "'%s' on array '%s' claims to replicate '%s' but is %s",
+			                    m->x.id, w->peer->id, d->id,
+			                    rp_dev_state_name(m->x.state));
+		return 0;
+	default:
+		return rp_error_set(e, RP_ESTATE,
+		                    "device '%s' is %s: only failed-over devices and LUNs made"
+		                    " after failover can reverse replication",
+		                    d->id, rp_dev_state_name(d->state));
+	}
+}
+
+/*
+ * Adoption: target of local member m->d at the peer, same name and size, empty, read-only,
+ * state target, in the group, linked to m->d (m->d itself is linked at commit). The peer's
+ * own "lun_create" intent removes a half-made object after a crash; @in learns the id first.
+ */
+static int rev_adopt_create(struct wf *w, const char *gid, struct rev_plan *p, struct rev_member *m,
+                            struct model_intent *in, struct rp_error *e)
+{
+	struct model_intent pin = MODEL_INTENT_INIT;
+	struct rp_array *peer = w->peer;
+	struct model_device t;
+	char payload[2 * ARRAY_OBJ_MAX + 32];
+	bool obj_made = false;
+	int rc;
+
+	rc = meta_txn_begin(peer->db, e);
+	if (rc < 0)
+		return rc;
+	rc = model_device_alloc(&t, peer, e);
+	if (rc == 0) {
+		(void)snprintf(payload, sizeof(payload), "device=%s\nobj=%s\n", t.id, t.obj);
+		rc = model_intent_add(&pin, peer, "lun_create", payload, e);
+	}
+	if (rc == 0)
+		rc = meta_txn_commit(peer->db, e);
+	else
+		meta_txn_rollback(peer->db);
+	if (rc < 0)
+		goto out;
+	m->x = t;
+	m->created = true;
+	rc = rev_intent_write(in, w, gid, p, "prepare", false, e);
+	if (rc < 0)
+		goto undo;
+	rc = model_obj_create(peer, t.obj, m->d.size, e);
+	if (rc < 0)
+		goto undo;
+	obj_made = true;
+	rp_strlcpy(t.name, m->d.name, sizeof(t.name));
+	rp_strlcpy(t.group, gid, sizeof(t.group));
+	t.size = m->d.size;
+	t.state = RP_DEV_TARGET;
+	t.read_only = true;
+	rp_strlcpy(t.peer_array, w->a->id, sizeof(t.peer_array));
+	rp_strlcpy(t.peer_device, m->d.id, sizeof(t.peer_device));
+	rc = meta_txn_begin(peer->db, e);
+	if (rc < 0)
+		goto undo;
+	rc = model_device_insert(peer, &t, e);
+	if (rc == 0)
+		rc = model_intent_delete(&pin, peer, e);
+	if (rc == 0)
+		rc = meta_txn_commit(peer->db, e);
+	else
+		meta_txn_rollback(peer->db);
+	if (rc < 0)
+		goto undo;
+	(void)recovery_drv_set_readonly(peer, t.obj, true, NULL);
+	m->x = t;
+	rp_log(RP_LOG_INFO, "reverse: '%s' adopted, target '%s' made on array '%s'", m->d.id, t.id,
+	       peer->id);
+	goto out;
+undo:
+	if (!obj_made || model_obj_delete(peer, t.obj, NULL) == 0)
+		(void)model_intent_delete(&pin, peer, NULL);
+	m->created = false;
+out:
+	model_intent_release(&pin, peer);
+	return rc;
+}
+
+/* Keeps what old source m->x gained since its base (tail) and stages the base to roll back. */
+static int rev_prepare_reverse(struct wf *w, const char *gid, struct rev_plan *p,
+                               struct rev_member *m, struct model_intent *in, struct rp_error *e)
+{
+	struct model_snapshot base, tail;
+	bool differs = true, has_base;
+	int rc;
+
+	has_base = m->x.base_snapshot[0] &&
+	           model_snapshot_load(&base, w->peer, m->x.base_snapshot, NULL) == 0;
+	if (has_base) {
+		rc = recovery_differs(&differs, w->peer, base.obj, m->x.obj, e);
+		if (rc < 0)
+			return rc;
+		if (!differs)
+			return 0;
+	}
+	rc = recovery_snapshot_take(&tail, w->peer, &m->x, RECOVERY_KIND_TAIL,
+	                            has_base ? base.recovery_point : NULL,
+	                            has_base ? base.recovery_point_ms : 0, e);
+	if (rc < 0)
+		return rc;
+	rp_strlcpy(m->tail, tail.id, sizeof(m->tail));
+	if (has_base)
+		rp_strlcpy(m->tail_rp, base.recovery_point, sizeof(m->tail_rp));
+	if (!has_base)
+		return 0; /* no common base: the data stays, the next sync is a full copy */
+	(void)snprintf(m->stage, sizeof(m->stage), "stage-rev-%s", m->x.id);
+	rc = rev_intent_write(in, w, gid, p, "prepare", false, e);
+	if (rc == 0)
+		rc = recovery_stage(m->stage, w->peer, &m->x, base.obj, "rev", e);
+	if (rc < 0)
+		m->stage[0] = '\0';
+	return rc;
+}
+
+/* Undoes the prepare phase. Returns < 0 when something could not be undone. */
+static int rev_undo(struct wf *w, struct rev_plan *p)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < p->n; i++) {
+		struct rev_member *m = &p->m[i];
+
+		if (m->stage[0])
+			(void)recovery_drv_delete(w->peer, m->stage, NULL);
+		m->stage[0] = '\0';
+		if (m->tail[0] && recovery_snapshot_delete(w->peer, m->tail, NULL) < 0)
+			rc = RP_ERROR;
+		m->tail[0] = '\0';
+		if (m->created && model_device_destroy(w->peer, m->x.id, NULL) < 0)
+			rc = RP_ERROR;
+		m->created = false;
+	}
+	return rc;
+}
+
+/* The switch: staged bases renamed into place, states and roles. */
+static int rev_commit(struct wf *w, struct model_group *g, struct rev_plan *p, struct rp_error *e)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < p->n; i++) {
+		struct rev_member *m = &p->m[i];
+
+		switch (m->action) {
+		case REV_REVERSE:
+			if (m->stage[0]) {
+				rc = recovery_stage_apply(w->peer, &m->x, m->stage, e);
+				if (rc < 0)
+					return rc;
+				m->stage[0] = '\0';
+			}
+			rc = dev_set(w->peer, &m->x, RP_DEV_TARGET, true, w->a->id, m->d.id, e);
+			if (rc < 0)
+				return rc;
+			/* fall through */
+		case REV_FINISH:
+			rc = dev_set(w->a, &m->d, RP_DEV_SOURCE, false, w->peer->id, m->x.id, e);
+			break;
+		case REV_ADOPT:
+			if (m->x.state != RP_DEV_TARGET || !m->x.read_only) {
+				rc = dev_set(w->peer, &m->x, RP_DEV_TARGET, true, w->a->id, m->d.id,
+				             e);
+				if (rc < 0)
+					return rc;
+			}
+			rc = dev_set(w->a, &m->d, RP_DEV_SOURCE, m->d.read_only, w->peer->id,
+			             m->x.id, e);
+			break;
+		default:
+			rc = 0;
+			break;
+		}
+		if (rc < 0)
+			return rc;
+	}
+	rc = group_set_role(w->peer, g->id, RP_GROUP_TARGET, w->a->id, e);
+	if (rc < 0)
+		return rc;
+	return group_set_role(w->a, g->id, RP_GROUP_SOURCE, w->peer->id, e);
+}
+
 static int reverse_group_pre(struct wf *w, struct model_group *g, struct rp_item *git,
                              struct rp_error *e)
 {
-	if (g->role == RP_GROUP_PROMOTED_TARGET || g->role == RP_GROUP_SOURCE)
+	struct model_intent in = MODEL_INTENT_INIT;
+	struct model_device *mem = NULL;
+	struct model_group pg;
+	struct rev_plan *p;
+	size_t n = 0, i;
+	int rc;
+
+	if (g->role != RP_GROUP_PROMOTED_TARGET && g->role != RP_GROUP_SOURCE)
+		return rp_error_set(e, RP_ESTATE,
+		                    "group '%s' is %s: only a failed-over group can reverse"
+		                    " replication",
+		                    g->id, rp_group_role_name(g->role));
+	rc = model_group_load(&pg, w->peer, g->id, e);
+	if (rc < 0)
+		return rc;
+	if (g->role == RP_GROUP_SOURCE &&
+	    (pg.role != RP_GROUP_TARGET || strcmp(pg.peer_array, w->a->id) != 0))
+		return rp_error_set(e, RP_ESTATE,
+		                    "group '%s' is a source but on array '%s' it is %s", g->id,
+		                    w->peer->id, rp_group_role_name(pg.role));
+	if (g->role == RP_GROUP_PROMOTED_TARGET && pg.role != RP_GROUP_SOURCE &&
+	    pg.role != RP_GROUP_DEMOTED_SOURCE &&
+	    !(pg.role == RP_GROUP_TARGET && strcmp(pg.peer_array, w->a->id) == 0))
+		return rp_error_set(e, RP_ESTATE,
+		                    "group '%s' on array '%s' is %s: it cannot become a target",
+		                    g->id, w->peer->id, rp_group_role_name(pg.role));
+	rc = model_device_list(&mem, &n, w->a, g->id, e);
+	if (rc < 0)
+		return rc;
+	p = rp_calloc(1, sizeof(*p));
+	if (p)
+		p->m = rp_calloc(n ? n : 1, sizeof(*p->m));
+	if (!p || !p->m) {
+		rp_free(p);
+		rp_free(mem);
+		return rp_error_set(e, RP_ERROR, "out of memory");
+	}
+	w->rev = p;
+	p->n = n;
+	p->done = g->role == RP_GROUP_SOURCE;
+	/* 1. plan and check every member: nothing changes yet */
+	for (i = 0; i < n; i++) {
+		p->m[i].d = mem[i];
+		rc = rev_plan_member(w, &p->m[i], e);
+		if (rc < 0)
+			goto out;
+		if (p->m[i].action != REV_DONE)
+			p->done = false;
+	}
+	if (p->done)
+		goto out;
+	/* 2. prepare what can be undone */
+	rc = rev_intent_write(&in, w, g->id, p, "prepare", true, e);
+	if (rc < 0)
+		goto out;
+	for (i = 0; rc == 0 && i < n; i++)
+		if (p->m[i].action == REV_ADOPT && !p->m[i].x.id[0])
+			rc = rev_adopt_create(w, g->id, p, &p->m[i], &in, e);
+	for (i = 0; rc == 0 && i < n; i++)
+		if (p->m[i].action == REV_REVERSE)
+			rc = rev_prepare_reverse(w, g->id, p, &p->m[i], &in, e);
+	if (rc < 0) {
+		if (rev_undo(w, p) == 0)
+			(void)model_intent_delete(&in, w->a, NULL);
+		goto out;
+	}
+	/* 3. switch; from here on a crash is finished, not rolled back */
+	rc = rev_intent_write(&in, w, g->id, p, "commit", false, e);
+	if (rc < 0) {
+		if (rev_undo(w, p) == 0)
+			(void)model_intent_delete(&in, w->a, NULL);
+		goto out;
+	}
+	rc = rev_commit(w, g, p, e);
+	if (rc < 0) {
+		struct rp_error e2;
+
+		/* the intent stays: the next open of the array (or a repeat) finishes it */
+		e2 = *e;
+		rp_error_clear(e);
+		(void)rp_error_set(
+		        e, e2.code ? e2.code : rc,
+		        "reverse of group '%s' stopped half-way (repeat it to finish): %s", g->id,
+		        e2.msg);
+		goto out;
+	}
+	(void)model_intent_delete(&in, w->a, NULL);
+out:
+	model_intent_release(&in, w->a);
+	rp_free(mem);
+	return rc;
+}
+
+/* Member items of a reversed group, from the plan. */
+static int reverse_member_item(struct wf *w, struct model_device *d, struct rp_item *it,
+                               struct rp_error *e)
+{
+	size_t i;
+
+	for (i = 0; i < w->rev->n; i++) {
+		const struct rev_member *m = &w->rev->m[i];
+
+		if (strcmp(m->d.id, d->id) != 0)
+			continue;
+		rp_strlcpy(it->new_id, m->x.id, sizeof(it->new_id));
+		rp_strlcpy(it->state, rp_dev_state_name(d->state), sizeof(it->state));
+		if (m->action == REV_DONE)
+			workflow_item_warn(it, RP_WARN_ALREADY_DONE,
+			                   "replication of '%s' already goes to '%s' on array '%s'",
+			                   d->id, m->x.id, w->peer->id);
+		if (m->tail[0] && m->tail_rp[0])
+			workflow_item_warn(it, RP_WARN_TAIL_KEPT,
+			                   "writes to '%s' on array '%s' after recovery point '%s'"
+			                   " kept as snapshot '%s'",
+			                   m->x.id, w->peer->id, m->tail_rp, m->tail);
+		else if (m->tail[0])
+			workflow_item_warn(it, RP_WARN_TAIL_KEPT,
+			                   "'%s' on array '%s' has no common base: its data is kept"
+			                   " as snapshot '%s' and the next sync is a full copy",
+			                   m->x.id, w->peer->id, m->tail);
+		if (m->action != REV_DONE)
+			rp_log(RP_LOG_INFO, "reverse: '%s' replicates to '%s' on array '%s'%s",
+			       d->id, m->x.id, w->peer->id,
+			       m->action == REV_ADOPT ? " (adopted: the next sync copies it all)"
+			                              : "");
 		return 0;
-	return rp_error_set(e, RP_ESTATE,
-	                    "group '%s' is %s: only a failed-over group can reverse"
-	                    " replication",
-	                    g->id, rp_group_role_name(g->role));
+	}
+	return rp_error_set(e, RP_ESTATE, "device '%s' joined group '%s' during the reverse", d->id,
+	                    w->g ? w->g->id : "");
+}
+
+static int reverse_any_dev(struct wf *w, struct model_device *d, struct rp_item *it,
+                           struct rp_error *e)
+{
+	if (w->g && w->rev)
+		return reverse_member_item(w, d, it, e);
+	return reverse_dev(w, d, it, e);
 }
 
 static int reverse_group_post(struct wf *w, struct model_group *g, struct rp_item *git,
                               bool all_done, struct rp_error *e)
 {
-	struct model_group pg;
-	int rc;
-
-	rc = model_group_load(&pg, w->peer, g->id, e);
-	if (rc < 0)
-		return rc;
-	if (g->role == RP_GROUP_SOURCE && pg.role == RP_GROUP_TARGET && all_done) {
+	if (w->rev && w->rev->done && all_done)
 		workflow_item_warn(git, RP_WARN_ALREADY_DONE,
 		                   "replication of group '%s' already goes to array '%s'", g->id,
 		                   w->peer->id);
-		rp_strlcpy(git->new_id, g->id, sizeof(git->new_id));
-		return 0;
-	}
-	rc = group_set_role(w->peer, g->id, RP_GROUP_TARGET, w->a->id, e);
-	if (rc < 0)
-		return rc;
-	rc = group_set_role(w->a, g->id, RP_GROUP_SOURCE, w->peer->id, e);
-	if (rc < 0)
-		return rc;
 	rp_strlcpy(git->new_id, g->id, sizeof(git->new_id));
 	return 0;
+}
+
+/* Intent handler: a crash while preparing is rolled back, a crash while switching finished. */
+static int reverse_recover(struct rp_array *a, const char *payload, struct rp_error *err)
+{
+	char gid[RP_ID_MAX], peer_id[RP_ID_MAX], phase[16];
+	struct rp_array *peer = NULL;
+	const char *line, *nl = NULL;
+	int fa = -1, fb = -1, rc;
+
+	(void)model_payload_get(gid, sizeof(gid), payload, "group");
+	(void)model_payload_get(peer_id, sizeof(peer_id), payload, "peer");
+	(void)model_payload_get(phase, sizeof(phase), payload, "phase");
+	if (!gid[0] || !peer_id[0])
+		return 0; /* nothing recorded yet: nothing was done */
+	if (strcmp(phase, "commit") == 0) {
+		const char *groups[1] = { gid };
+		struct rp_request req = { .groups = groups, .n_groups = 1, .peer = peer_id };
+		struct rp_result *res = NULL;
+
+		rc = rp_reverse(&res, a, &req, err);
+		if (rc == 0 && res->n > 0 && res->items[0].code)
+			rc = rp_error_set(err, res->items[0].code, "%s", res->items[0].msg);
+		rp_result_free(res);
+		return rc;
+	}
+	rc = recovery_open_peer(&peer, a, peer_id, err);
+	if (rc < 0)
+		return rc;
+	rc = recovery_lock_pair(a, gid, &fa, peer, gid, &fb, err);
+	for (line = payload; rc == 0 && line && *line; line = nl ? nl + 1 : NULL) {
+		char buf[2 * RP_ID_MAX + ARRAY_OBJ_MAX], ld[RP_ID_MAX], pd[RP_ID_MAX];
+		size_t len;
+		struct model_device x, d;
+
+		nl = strchr(line, '\n');
+		len = nl ? (size_t)(nl - line) : strlen(line);
+		if (len >= sizeof(buf))
+			continue;
+		memcpy(buf, line, len);
+		buf[len] = '\0';
+		if (strncmp(buf, "stage=", 6) == 0) {
+			(void)recovery_drv_delete(peer, buf + 6, NULL);
+		} else if (strncmp(buf, "adopt=", 6) == 0) {
+			char *sp = strchr(buf + 6, ' ');
+
+			if (!sp)
+				continue;
+			*sp = '\0';
+			rp_strlcpy(ld, buf + 6, sizeof(ld));
+			rp_strlcpy(pd, sp + 1, sizeof(pd));
+			/* only a target still unknown to its local LUN is ours to remove */
+			if (model_device_load(&x, peer, pd, NULL) == 0 &&
+			    strcmp(x.peer_array, a->id) == 0 && strcmp(x.peer_device, ld) == 0 &&
+			    x.state == RP_DEV_TARGET &&
+			    !(model_device_load(&d, a, ld, NULL) == 0 &&
+			      strcmp(d.peer_device, pd) == 0))
+				rc = model_device_destroy(peer, pd, err);
+		}
+	}
+	unlock(fa);
+	unlock(fb);
+	rp_array_close(peer);
+	return rc;
+}
+
+__attribute__((constructor)) static void workflow_register_recovery(void)
+{
+	(void)model_recover_register(REV_OP, reverse_recover);
 }
 
 static const struct wf_ops wf_prepare_reverse = {
@@ -973,8 +1518,9 @@ static const struct wf_ops wf_reverse = {
 	.name = "reverseReplication",
 	.needs_peer = true,
 	.group_pre = reverse_group_pre,
-	.dev = reverse_dev,
+	.dev = reverse_any_dev,
 	.group_post = reverse_group_post,
+	.group_done = rev_group_done,
 };
 
 int rp_prepare_reverse(struct rp_result **out, struct rp_array *a, const struct rp_request *req,
@@ -998,6 +1544,13 @@ static int prepare_restore_dev(struct wf *w, struct model_device *d, struct rp_i
 	if (d->state == RP_DEV_TARGET) {
 		workflow_item_warn(it, RP_WARN_ALREADY_DONE, "'%s' is a replication target already",
 		                   d->id);
+		return 0;
+	}
+	if (made_after_failover(w, d)) {
+		workflow_item_warn(it, RP_WARN_TAIL_KEPT,
+		                   "'%s' was made on array '%s' after failover: restore leaves it"
+		                   " out of group '%s' as a standalone local LUN",
+		                   d->id, w->a->id, w->g->id);
 		return 0;
 	}
 	return need_state(d, RP_DEV_PROMOTED_TARGET, "", e);
@@ -1070,12 +1623,58 @@ static int restore_group_pre(struct wf *w, struct model_group *g, struct rp_item
 	                    g->id, rp_group_role_name(g->role));
 }
 
+/*
+ * LUNs made at the peer in the failed-over group (local there) are not part of what restore
+ * brings back: they leave the group and stay at the peer as standalone local LUNs (their data
+ * is kept, never deleted). Returns how many were detached.
+ */
+static int restore_detach_new(size_t *out, struct wf *w, const struct model_group *g,
+                              struct rp_item *git, struct rp_error *e)
+{
+	struct model_device *mem = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	*out = 0;
+	rc = model_device_list(&mem, &n, w->peer, g->id, e);
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < n && rc == 0; i++) {
+		struct model_device t = mem[i];
+
+		if (t.state != RP_DEV_LOCAL)
+			continue;
+		t.group[0] = '\0';
+		rc = model_device_store(w->peer, &t, e);
+		if (rc < 0)
+			break;
+		(*out)++;
+		rp_log(RP_LOG_INFO,
+		       "restore: '%s' ('%s'), made on array '%s' after failover, left"
+		       " group '%s' as a standalone local LUN",
+		       t.id, t.name, w->peer->id, g->id);
+		if (git->n_warnings + 1 < RP_MAX_WARNINGS)
+			workflow_item_warn(
+			        git, RP_WARN_TAIL_KEPT,
+			        "'%s' ('%s'), made on array '%s' after failover, is not"
+			        " part of group '%s' any more: kept there as a standalone"
+			        " local LUN",
+			        t.id, t.name, w->peer->id, g->id);
+	}
+	rp_free(mem);
+	return rc;
+}
+
 static int restore_group_post(struct wf *w, struct model_group *g, struct rp_item *git,
                               bool all_done, struct rp_error *e)
 {
+	size_t detached = 0;
 	int rc;
 
-	if (all_done && g->role == RP_GROUP_SOURCE) {
+	rc = restore_detach_new(&detached, w, g, git, e);
+	if (rc < 0)
+		return rc;
+	if (all_done && g->role == RP_GROUP_SOURCE && detached == 0) {
 		workflow_item_warn(git, RP_WARN_ALREADY_DONE,
 		                   "replication of group '%s' is in place already", g->id);
 		return 0;
