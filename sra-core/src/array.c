@@ -299,6 +299,7 @@ void rp_array_close(struct rp_array *a)
 {
 	if (!a)
 		return;
+	rp_array_close(a->peer_cache);
 	if (a->drv)
 		array_close(a->drv);
 	meta_close(a->db);
@@ -533,6 +534,27 @@ int rp_array_open_peer(struct rp_array **out, struct rp_array *a, const char *pe
 		rp_array_close(p);
 		return rc;
 	}
+	*out = p;
+	return 0;
+}
+
+int engine_peer(struct rp_array **out, struct rp_array *a, const char *peer_id,
+                struct rp_error *err)
+{
+	struct rp_array *p = NULL;
+	int rc;
+
+	if (!out || !a)
+		return rp_error_set(err, RP_EINVAL, "invalid argument: 'out' or 'a'");
+	if (a->peer_cache && (!peer_id || strcmp(a->peer_cache->id, peer_id) == 0)) {
+		*out = a->peer_cache;
+		return 0;
+	}
+	rc = rp_array_open_peer(&p, a, peer_id, err);
+	if (rc < 0)
+		return rc;
+	rp_array_close(a->peer_cache);
+	a->peer_cache = p;
 	*out = p;
 	return 0;
 }

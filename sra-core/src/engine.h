@@ -37,12 +37,22 @@ struct rp_array {
 	char *username;
 	char *password;
 	int busy_timeout_ms;
+	/* The peer last opened by engine_peer (borrowed by callers, closed with this array). */
+	struct rp_array *peer_cache;
 };
 
 /*
  * Path of a file inside the array root ("<root>/<rel>") into @buf. RP_EINVAL if too long.
  */
 int engine_path(char *buf, size_t len, const struct rp_array *a, const char *rel,
+                struct rp_error *err);
+
+/*
+ * Borrows an open handle of peer @peer_id (NULL: the first peer) of @a: opened on first use
+ * (rp_array_open_peer, same errors) and kept until @a is closed, so several operations of one
+ * process do not reopen (and re-recover) the peer each time. Do not close it.
+ */
+int engine_peer(struct rp_array **out, struct rp_array *a, const char *peer_id,
                 struct rp_error *err);
 
 /*

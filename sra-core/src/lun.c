@@ -66,7 +66,11 @@ static void lun_fill(struct rp_device *out, struct rp_array *a, const struct mod
 /* Create                                                                                      */
 
 struct lun_plan {
-	const char *name;
+	const char *name;             /* NULL: "<default_base> snapshot|clone <new id>" */
+	const char *default_base;     /* source name for the default name of copies */
+	const char *const *meta_keys; /* initial metadata (NULL values skipped) */
+	const char *const *meta_values;
+	size_t n_meta;
 	uint64_t size;
 	const char *group;       /* NULL/"" standalone */
 	bool replicate;          /* resolved: a target is made on the peer */
@@ -118,7 +122,7 @@ int lun_create_rollback(struct rp_array *a, const char *payload, struct rp_error
 	}
 	/* The peer half first: when the peer is down the intent stays for a later try. */
 	if (peer_id[0] && (peer_device[0] || peer_obj[0])) {
-		rc = rp_array_open_peer(&peer, a, peer_id, err);
+		rc = engine_peer(&peer, a, peer_id, err);
 		if (rc < 0)
 			return rc;
 		rc = peer_device[0] ? model_device_load(&d, peer, peer_device, &e) : RP_ENOTFOUND;
@@ -148,7 +152,6 @@ int lun_create_rollback(struct rp_array *a, const char *payload, struct rp_error
 			else
 				meta_txn_rollback(peer->db);
 		}
-		rp_array_close(peer);
 		if (rc < 0)
 			return rc;
 	}
@@ -248,173 +251,283 @@ static int lun_peer_group_check(bool *is_new, struct rp_array *peer, struct rp_a
 	return 0;
 }
 
-/*
- * The peer half of a replicated create: target device T on @peer, empty, read-only, state
- * target. @tid and @tobj are set as soon as they are allocated (for the caller's intent).
- */
-static int lun_create_peer(struct rp_array *peer, struct rp_array *a, const struct lun_plan *p,
-                           const char *source_id, const char *name, struct model_intent *lin,
-                           const char *lobj, bool peer_group_new, char tid[RP_ID_MAX],
-                           char tobj[ARRAY_OBJ_MAX], struct rp_error *err)
+/* Refuses names with control characters (model_name_check) or '/'. */
+static int lun_name_check(const char *name, struct rp_error *err)
 {
-	struct model_intent pin = MODEL_INTENT_INIT;
+	int rc;
+
+	rc = model_name_check(name, "LUN name", err);
+	if (rc < 0)
+		return rc;
+	if (strchr(name, '/'))
+		return rp_error_set(err, RP_EINVAL, "LUN name '%s' contains '/'", name);
+	return 0;
+}
+
+/*
+ * RP_EEXISTS when a LUN of @a other than @self (NULL: none) is named @name. @peer_of: the
+ * array @a is the peer of (for the message), or NULL.
+ */
+static int lun_name_free(struct rp_array *a, const char *name, const char *self,
+                         const char *peer_of, struct rp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	char other[RP_ID_MAX];
+	int rc;
+
+	rc = meta_prepare(&st, a->db, err,
+	                  "SELECT id FROM devices WHERE name = ?1 AND (?2 IS NULL OR id != ?2)"
+	                  " ORDER BY id LIMIT 1",
+	                  "tt", name, self);
+	if (rc < 0)
+		return rc;
+	rc = meta_step(st, a->db, err);
+	if (rc == 1) {
+		meta_col_text(other, sizeof(other), st, 0);
+		if (peer_of)
+			rc = rp_error_set(
+			        err, RP_EEXISTS,
+			        "LUN name '%s' is already in use by '%s' on peer array '%s'", name,
+			        other, a->id);
+		else
+			rc = rp_error_set(err, RP_EEXISTS,
+			                  "LUN name '%s' is already in use by '%s'", name, other);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Validates initial metadata (NULL values are skipped). */
+static int lun_meta_check(const char *const *keys, const char *const *values, size_t n,
+                          struct rp_error *err)
+{
+	size_t i;
+	int rc;
+
+	if (n > 0 && (!keys || !values))
+		return rp_error_set(err, RP_EINVAL,
+		                    "invalid argument: 'meta_keys' or 'meta_values'");
+	for (i = 0; i < n; i++) {
+		if (!values[i])
+			continue;
+		rc = model_kv_check(keys[i], values[i], err);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Writes the initial metadata of @id (inside the caller's transaction). */
+static int lun_meta_write(struct rp_array *a, const char *id, const struct lun_plan *p,
+                          struct rp_error *err)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; rc == 0 && i < p->n_meta; i++)
+		if (p->meta_values[i])
+			rc = meta_run(
+			        NULL, a->db, err,
+			        "INSERT INTO lun_meta(device, key, value) VALUES(?, ?, ?)"
+			        " ON CONFLICT(device, key) DO UPDATE SET value = excluded.value",
+			        "ttt", id, p->meta_keys[i], p->meta_values[i]);
+	return rc;
+}
+
+/* Creates group @group (role @role, peer @peer_array) on @a unless it exists (in the caller's
+ * transaction); *g receives the row. */
+static int lun_group_ensure(struct model_group *g, bool *created, struct rp_array *a,
+                            const char *group, int role, const char *peer_array, int64_t now,
+                            struct rp_error *err)
+{
+	int rc;
+
+	*created = false;
+	rc = model_group_load(g, a, group, err);
+	if (rc != RP_ENOTFOUND)
+		return rc;
+	rp_error_clear(err);
+	memset(g, 0, sizeof(*g));
+	(void)rp_strlcpy(g->id, group, sizeof(g->id));
+	(void)rp_strlcpy(g->name, group, sizeof(g->name));
+	g->role = role;
+	(void)rp_strlcpy(g->peer_array, peer_array ? peer_array : "", sizeof(g->peer_array));
+	g->retention = 3;
+	g->created_ms = now;
+	*created = true;
+	return model_group_insert(a, g, err);
+}
+
+/*
+ * Step 1 of a replicated create: allocates the target's identity on @peer and records the
+ * peer's own lun_create intent (so the peer's object is rolled back by the peer's recovery),
+ * in one transaction.
+ */
+static int lun_peer_reserve(struct model_device *t, struct model_intent *pin, struct rp_array *peer,
+                            struct rp_error *err)
+{
 	char payload[1024];
-	struct model_device t;
-	struct model_group g;
 	int64_t seq = 0;
 	int rc;
 
-	memset(&t, 0, sizeof(t));
+	memset(t, 0, sizeof(*t));
 	rc = meta_txn_begin(peer->db, err);
 	if (rc < 0)
 		return rc;
 	rc = meta_next_seq(&seq, peer->db, err);
 	if (rc == 0)
-		rc = model_device_id(t.id, peer->id, seq, err);
+		rc = model_device_id(t->id, peer->id, seq, err);
+	if (rc == 0) {
+		t->seq = seq;
+		model_device_obj(t->obj, t->id);
+		lun_payload(payload, sizeof(payload), t->id, t->obj, NULL, NULL, NULL, NULL, false);
+		rc = model_intent_add(pin, peer, "lun_create", payload, err);
+	}
 	if (rc < 0) {
 		meta_txn_rollback(peer->db);
 		return rc;
 	}
-	model_device_obj(t.obj, t.id);
-	lun_payload(payload, sizeof(payload), t.id, t.obj, NULL, NULL, NULL, NULL, false);
-	rc = model_intent_add(&pin, peer, "lun_create", payload, err);
-	if (rc < 0) {
-		meta_txn_rollback(peer->db);
-		return rc;
-	}
-	rc = meta_txn_commit(peer->db, err);
-	if (rc < 0)
-		goto out;
-	/* Tell our own intent where the target lives before it exists. */
-	(void)rp_strlcpy(tid, t.id, RP_ID_MAX);
-	(void)rp_strlcpy(tobj, t.obj, ARRAY_OBJ_MAX);
-	lun_payload(payload, sizeof(payload), source_id, lobj, p->group, p->peer, t.id, t.obj,
-	            peer_group_new);
-	rc = model_intent_update(lin, a, payload, err);
-	if (rc < 0)
-		goto undo;
-	rc = model_obj_create(peer, t.obj, p->size, err);
-	if (rc < 0)
-		goto undo;
-	t.seq = seq;
-	(void)rp_strlcpy(t.name, name, sizeof(t.name));
-	wwn_device(t.wwn, peer->id, seq);
-	(void)rp_strlcpy(t.group, p->group ? p->group : "", sizeof(t.group));
-	t.size = p->size;
-	t.state = RP_DEV_TARGET;
-	t.read_only = true;
-	(void)rp_strlcpy(t.peer_array, a->id, sizeof(t.peer_array));
-	(void)rp_strlcpy(t.peer_device, source_id, sizeof(t.peer_device));
-	t.created_ms = rp_now_ms();
-	rc = meta_txn_begin(peer->db, err);
-	if (rc < 0)
-		goto undo;
-	if (p->group && *p->group) {
-		rc = model_group_load(&g, peer, p->group, err);
-		if (rc == RP_ENOTFOUND) {
-			rp_error_clear(err);
-			memset(&g, 0, sizeof(g));
-			(void)rp_strlcpy(g.id, p->group, sizeof(g.id));
-			(void)rp_strlcpy(g.name, p->group, sizeof(g.name));
-			g.role = RP_GROUP_TARGET;
-			(void)rp_strlcpy(g.peer_array, a->id, sizeof(g.peer_array));
-			g.retention = 3;
-			g.created_ms = t.created_ms;
-			rc = model_group_insert(peer, &g, err);
-		} else if (rc == 0 && (g.role != RP_GROUP_TARGET || strcmp(g.peer_array, a->id))) {
-			rc = rp_error_set(err, RP_ESTATE,
-			                  "group '%s' on peer array '%s' is not a "
-			                  "target of '%s'",
-			                  g.id, peer->id, a->id);
-		}
-	}
-	if (rc == 0)
-		rc = model_device_insert(peer, &t, err);
-	if (rc == 0)
-		rc = model_intent_delete(&pin, peer, err);
-	if (rc < 0) {
-		meta_txn_rollback(peer->db);
-		goto undo;
-	}
-	rc = meta_txn_commit(peer->db, err);
-	if (rc < 0)
-		goto undo;
-	goto out;
-undo:
-	/* The object (if made) goes; the peer intent is then done. */
-	if (model_obj_delete(peer, t.obj, NULL) == 0)
-		(void)model_intent_delete(&pin, peer, NULL);
-out:
-	model_intent_release(&pin, peer);
-	return rc;
+	return meta_txn_commit(peer->db, err);
 }
 
+/* Step 4 of a replicated create: the target's rows (group if new, device) on @peer, and the
+ * peer's intent deleted, in one transaction. */
+static int lun_peer_commit(struct rp_array *peer, struct rp_array *a, const struct lun_plan *p,
+                           struct model_device *t, const char *name, const char *source_id,
+                           struct model_intent *pin, struct rp_error *err)
+{
+	struct model_group g;
+	bool created = false;
+	int rc;
+
+	(void)rp_strlcpy(t->name, name, sizeof(t->name));
+	wwn_device(t->wwn, peer->id, t->seq);
+	(void)rp_strlcpy(t->group, p->group ? p->group : "", sizeof(t->group));
+	t->size = p->size;
+	t->state = RP_DEV_TARGET;
+	t->read_only = true;
+	(void)rp_strlcpy(t->peer_array, a->id, sizeof(t->peer_array));
+	(void)rp_strlcpy(t->peer_device, source_id, sizeof(t->peer_device));
+	t->created_ms = rp_now_ms();
+	rc = meta_txn_begin(peer->db, err);
+	if (rc < 0)
+		return rc;
+	rc = lun_name_free(peer, name, NULL, a->id, err);
+	if (rc == 0 && p->group) {
+		rc = lun_group_ensure(&g, &created, peer, p->group, RP_GROUP_TARGET, a->id,
+		                      t->created_ms, err);
+		if (rc == 0 && (g.role != RP_GROUP_TARGET || strcmp(g.peer_array, a->id) != 0))
+			rc = rp_error_set(err, RP_ESTATE,
+			                  "group '%s' on peer array '%s' is not a target of '%s'",
+			                  g.id, peer->id, a->id);
+	}
+	if (rc == 0)
+		rc = model_device_insert(peer, t, err);
+	if (rc == 0)
+		rc = model_intent_delete(pin, peer, err);
+	if (rc < 0) {
+		meta_txn_rollback(peer->db);
+		return rc;
+	}
+	return meta_txn_commit(peer->db, err);
+}
+
+/*
+ * Creates a LUN (empty, or a copy of p->clone_src) and, when replicating, its target on the
+ * peer. Transactions (each one fsync of that array's WAL), in this order:
+ *   1. peer: target id + peer intent          2. local: device id + local intent (knows both)
+ *   3. objects made and made durable (model_obj_persist), no transaction
+ *   4. peer: target rows, peer intent deleted 5. local: group, device, metadata, intent deleted
+ * A crash after 1 is rolled back by the peer's recovery (its object), after 2..4 by ours (the
+ * target row if committed, both objects); after 5 the LUN exists. See model.md.
+ */
 static int lun_create_common(struct rp_device *out, struct rp_array *a, const struct lun_plan *p,
                              struct rp_error *err)
 {
-	struct model_intent in = MODEL_INTENT_INIT;
+	struct model_intent in = MODEL_INTENT_INIT, pin = MODEL_INTENT_INIT;
 	struct rp_array *peer = NULL;
-	struct model_device d;
+	struct model_device d, t;
 	struct model_group g;
-	char payload[1024], tid[RP_ID_MAX] = "", tobj[ARRAY_OBJ_MAX] = "";
-	bool peer_group_new = false;
+	char payload[1024];
+	bool peer_group_new = false, created = false, local_intent = false;
 	int64_t seq = 0;
 	int lfd = -1, rc;
 
 	memset(&d, 0, sizeof(d));
+	memset(&t, 0, sizeof(t));
 	/* Workflows and syncs of the group take the same lock: they never see half a member. */
-	if (p->group && *p->group) {
+	if (p->group) {
 		struct rp_error e = { 0 };
 
 		rc = lock_group(a, p->group, &lfd, &e);
 		if (rc < 0)
 			return rp_error_set(err, rc == RP_ETIMEOUT ? RP_EBUSY : rc, "%s", e.msg);
 	}
+	if (p->name) {
+		rc = lun_name_free(a, p->name, NULL, NULL, err);
+		if (rc < 0)
+			goto out;
+	}
 	if (p->replicate) {
-		rc = rp_array_open_peer(&peer, a, p->peer, err);
+		rc = engine_peer(&peer, a, p->peer, err);
 		if (rc < 0)
 			goto out;
 		rc = lun_peer_group_check(&peer_group_new, peer, a, p->group, err);
+		if (rc == 0 && p->name)
+			rc = lun_name_free(peer, p->name, NULL, a->id, err);
+		if (rc < 0)
+			goto out;
+		/* 1. The target's identity and the peer's intent. */
+		rc = lun_peer_reserve(&t, &pin, peer, err);
 		if (rc < 0)
 			goto out;
 	}
-	/* 1. Allocate the id and record the intent. */
+	/* 2. Our id and intent (naming the target, so our recovery can undo it too). */
 	rc = meta_txn_begin(a->db, err);
 	if (rc < 0)
-		goto out;
+		goto rollback;
 	rc = meta_next_seq(&seq, a->db, err);
 	if (rc == 0)
 		rc = model_device_id(d.id, a->id, seq, err);
-	if (rc < 0) {
-		meta_txn_rollback(a->db);
-		goto out;
+	if (rc == 0) {
+		model_device_obj(d.obj, d.id);
+		lun_payload(payload, sizeof(payload), d.id, d.obj, p->group,
+		            p->replicate ? p->peer : NULL, t.id, t.obj, peer_group_new);
+		rc = model_intent_add(&in, a, "lun_create", payload, err);
 	}
-	model_device_obj(d.obj, d.id);
-	lun_payload(payload, sizeof(payload), d.id, d.obj, p->group, p->replicate ? p->peer : NULL,
-	            NULL, NULL, peer_group_new);
-	rc = model_intent_add(&in, a, "lun_create", payload, err);
 	if (rc < 0) {
 		meta_txn_rollback(a->db);
-		goto out;
+		goto rollback;
 	}
 	rc = meta_txn_commit(a->db, err);
 	if (rc < 0)
-		goto out;
-	/* 2. The local data object. */
+		goto rollback;
+	local_intent = true;
+	d.seq = seq;
+	if (p->name)
+		(void)rp_strlcpy(d.name, p->name, sizeof(d.name));
+	else
+		(void)snprintf(d.name, sizeof(d.name), "%.200s %s %s", p->default_base,
+		               p->read_only ? "snapshot" : "clone", d.id);
+	/* 3. The data objects, durable before any row names them. */
 	rc = p->clone_src ? model_obj_clone(a, p->clone_src, d.obj, err)
 	                  : model_obj_create(a, d.obj, p->size, err);
+	if (rc == 0)
+		rc = model_obj_persist(a, d.obj, err);
+	if (rc == 0 && p->replicate) {
+		rc = model_obj_create(peer, t.obj, p->size, err);
+		if (rc == 0)
+			rc = model_obj_persist(peer, t.obj, err);
+	}
 	if (rc < 0)
 		goto rollback;
-	/* 3. The target on the peer. */
+	/* 4. The target's rows. */
 	if (p->replicate) {
-		rc = lun_create_peer(peer, a, p, d.id, p->name, &in, d.obj, peer_group_new, tid,
-		                     tobj, err);
+		rc = lun_peer_commit(peer, a, p, &t, d.name, d.id, &pin, err);
 		if (rc < 0)
 			goto rollback;
 	}
-	/* 4. Commit the device (and its group) and drop the intent in one transaction. */
-	d.seq = seq;
-	(void)rp_strlcpy(d.name, p->name, sizeof(d.name));
+	/* 5. The device, its group and metadata; the intent goes in the same transaction. */
 	wwn_device(d.wwn, a->id, seq);
 	(void)rp_strlcpy(d.group, p->group ? p->group : "", sizeof(d.group));
 	d.size = p->size;
@@ -422,7 +535,7 @@ static int lun_create_common(struct rp_device *out, struct rp_array *a, const st
 	d.read_only = p->read_only;
 	if (p->replicate) {
 		(void)rp_strlcpy(d.peer_array, p->peer, sizeof(d.peer_array));
-		(void)rp_strlcpy(d.peer_device, tid, sizeof(d.peer_device));
+		(void)rp_strlcpy(d.peer_device, t.id, sizeof(d.peer_device));
 	}
 	(void)rp_strlcpy(d.snapshot_of, p->snapshot_of ? p->snapshot_of : "",
 	                 sizeof(d.snapshot_of));
@@ -430,20 +543,12 @@ static int lun_create_common(struct rp_device *out, struct rp_array *a, const st
 	rc = meta_txn_begin(a->db, err);
 	if (rc < 0)
 		goto rollback;
-	if (d.group[0]) {
-		rc = model_group_load(&g, a, d.group, err);
-		if (rc == RP_ENOTFOUND) {
-			rp_error_clear(err);
-			memset(&g, 0, sizeof(g));
-			(void)rp_strlcpy(g.id, d.group, sizeof(g.id));
-			(void)rp_strlcpy(g.name, d.group, sizeof(g.name));
-			g.role = p->replicate ? RP_GROUP_SOURCE : RP_GROUP_LOCAL;
-			(void)rp_strlcpy(g.peer_array, p->replicate ? p->peer : "",
-			                 sizeof(g.peer_array));
-			g.retention = 3;
-			g.created_ms = d.created_ms;
-			rc = model_group_insert(a, &g, err);
-		} else if (rc == 0) {
+	rc = lun_name_free(a, d.name, NULL, NULL, err);
+	if (rc == 0 && d.group[0]) {
+		rc = lun_group_ensure(&g, &created, a, d.group,
+		                      p->replicate ? RP_GROUP_SOURCE : RP_GROUP_LOCAL,
+		                      p->replicate ? p->peer : "", d.created_ms, err);
+		if (rc == 0 && !created) {
 			/* Re-check under the write lock: another command may have changed it. */
 			if (p->replicate && g.role == RP_GROUP_LOCAL) {
 				g.role = RP_GROUP_SOURCE;
@@ -460,6 +565,8 @@ static int lun_create_common(struct rp_device *out, struct rp_array *a, const st
 	if (rc == 0)
 		rc = model_device_insert(a, &d, err);
 	if (rc == 0)
+		rc = lun_meta_write(a, d.id, p, err);
+	if (rc == 0)
 		rc = model_intent_delete(&in, a, err);
 	if (rc < 0) {
 		meta_txn_rollback(a->db);
@@ -469,26 +576,35 @@ static int lun_create_common(struct rp_device *out, struct rp_array *a, const st
 	if (rc < 0)
 		goto rollback;
 	rp_log(RP_LOG_INFO, "array '%s': LUN '%s' ('%s', %" PRIu64 " bytes) created%s%s", a->id,
-	       d.id, d.name, d.size, p->replicate ? ", target " : "", p->replicate ? tid : "");
+	       d.id, d.name, d.size, p->replicate ? ", target " : "", p->replicate ? t.id : "");
 	if (out)
 		lun_fill(out, a, &d);
 	goto out;
 rollback:
-	/* Undo what exists, then drop the intent; if undo fails the intent stays for recovery. */
+	/* Undo what exists, then drop the intents; if undo fails they stay for recovery. */
 	{
 		struct rp_error e = { 0 };
 
-		lun_payload(payload, sizeof(payload), d.id, d.obj, p->group,
-		            p->replicate ? p->peer : NULL, tid, tobj, peer_group_new);
-		if (lun_create_rollback(a, payload, &e) == 0)
-			(void)model_intent_delete(&in, a, NULL);
-		else
-			rp_log(RP_LOG_WARNING, "array '%s': rollback of LUN '%s' postponed: %s",
-			       a->id, d.id, e.msg);
+		if (local_intent) {
+			if (lun_create_rollback(a, payload, &e) == 0) {
+				(void)model_intent_delete(&in, a, NULL);
+				if (peer)
+					(void)model_intent_delete(&pin, peer, NULL);
+			} else {
+				rp_log(RP_LOG_WARNING,
+				       "array '%s': rollback of LUN '%s' postponed: %s", a->id,
+				       d.id, e.msg);
+			}
+		} else if (peer && pin.id > 0) {
+			/* Only the target's identity exists: nothing was made on the peer yet. */
+			if (model_obj_delete(peer, t.obj, &e) == 0)
+				(void)model_intent_delete(&pin, peer, NULL);
+		}
 	}
 out:
 	model_intent_release(&in, a);
-	rp_array_close(peer);
+	if (peer)
+		model_intent_release(&pin, peer);
 	unlock(lfd);
 	return rc;
 }
@@ -501,7 +617,7 @@ int rp_lun_create(struct rp_device *out, struct rp_array *a, const char *name, u
 
 	if (!a)
 		return rp_error_set(err, RP_EINVAL, "invalid argument: 'a'");
-	rc = model_name_check(name, "LUN name", err);
+	rc = lun_name_check(name, err);
 	if (rc < 0)
 		return rc;
 	if (size == 0)
@@ -518,11 +634,21 @@ int rp_lun_create(struct rp_device *out, struct rp_array *a, const char *name, u
 		if (rc < 0)
 			return rc;
 	}
+	if (opts) {
+		rc = lun_meta_check(opts->meta_keys, opts->meta_values, opts->n_meta, err);
+		if (rc < 0)
+			return rc;
+	}
 	memset(&p, 0, sizeof(p));
 	p.name = name;
 	p.size = size;
 	p.group = opts && opts->group && *opts->group ? opts->group : NULL;
 	p.replicate = opts && opts->replicate;
+	if (opts) {
+		p.meta_keys = opts->meta_keys;
+		p.meta_values = opts->meta_values;
+		p.n_meta = opts->n_meta;
+	}
 	rc = lun_plan_resolve(&p, a, opts ? opts->peer : NULL, err);
 	if (rc < 0)
 		return rc;
@@ -530,18 +656,24 @@ int rp_lun_create(struct rp_device *out, struct rp_array *a, const char *name, u
 }
 
 /* Snapshot or clone of LUN @id: a new LUN in the same group holding a copy of its data. */
-static int lun_copy(struct rp_device *out, struct rp_array *a, const char *id, const char *name,
-                    bool snapshot, struct rp_error *err)
+static int lun_copy(struct rp_device *out, struct rp_array *a, const char *id,
+                    const struct rp_lun_copy_opts *opts, bool snapshot, struct rp_error *err)
 {
 	struct model_device src;
 	struct lun_plan p;
+	const char *name = opts ? opts->name : NULL;
 	int rc;
 
 	rc = lun_arg(a, id, err);
 	if (rc < 0)
 		return rc;
 	if (name) {
-		rc = model_name_check(name, "LUN name", err);
+		rc = lun_name_check(name, err);
+		if (rc < 0)
+			return rc;
+	}
+	if (opts) {
+		rc = lun_meta_check(opts->meta_keys, opts->meta_values, opts->n_meta, err);
 		if (rc < 0)
 			return rc;
 	}
@@ -554,12 +686,18 @@ static int lun_copy(struct rp_device *out, struct rp_array *a, const char *id, c
 		                    "copy",
 		                    id);
 	memset(&p, 0, sizeof(p));
-	p.name = name ? name : src.name;
+	p.name = name;
+	p.default_base = src.name;
 	p.size = src.size;
 	p.group = src.group[0] ? src.group : NULL;
 	p.clone_src = src.obj;
 	p.read_only = snapshot;
 	p.snapshot_of = src.id;
+	if (opts) {
+		p.meta_keys = opts->meta_keys;
+		p.meta_values = opts->meta_values;
+		p.n_meta = opts->n_meta;
+	}
 	rc = lun_plan_resolve(&p, a, NULL, err);
 	if (rc < 0)
 		return rc;
@@ -569,13 +707,29 @@ static int lun_copy(struct rp_device *out, struct rp_array *a, const char *id, c
 int rp_lun_snapshot(struct rp_device *out, struct rp_array *a, const char *id, const char *name,
                     struct rp_error *err)
 {
-	return lun_copy(out, a, id, name, true, err);
+	struct rp_lun_copy_opts o = { .name = name };
+
+	return lun_copy(out, a, id, &o, true, err);
 }
 
 int rp_lun_clone(struct rp_device *out, struct rp_array *a, const char *id, const char *name,
                  struct rp_error *err)
 {
-	return lun_copy(out, a, id, name, false, err);
+	struct rp_lun_copy_opts o = { .name = name };
+
+	return lun_copy(out, a, id, &o, false, err);
+}
+
+int rp_lun_snapshot_ex(struct rp_device *out, struct rp_array *a, const char *id,
+                       const struct rp_lun_copy_opts *opts, struct rp_error *err)
+{
+	return lun_copy(out, a, id, opts, true, err);
+}
+
+int rp_lun_clone_ex(struct rp_device *out, struct rp_array *a, const char *id,
+                    const struct rp_lun_copy_opts *opts, struct rp_error *err)
+{
+	return lun_copy(out, a, id, opts, false, err);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -692,7 +846,7 @@ int lun_peer_target_delete(struct rp_array *a, const char *payload, struct rp_er
 		return 0;
 	if (rc != RP_ENOTFOUND) /* cannot tell (busy database): keep the intent */
 		return rp_error_set(err, rc, "%s", e.msg);
-	rc = rp_array_open_peer(&peer, a, peer_id, err);
+	rc = engine_peer(&peer, a, peer_id, err);
 	if (rc == RP_ENOTFOUND)
 		return 0; /* unpaired meanwhile */
 	if (rc < 0)
@@ -706,7 +860,6 @@ int lun_peer_target_delete(struct rp_array *a, const char *payload, struct rp_er
 		rc = 0; /* gone, or not ours any more (failed over, reused): leave it */
 	else
 		rc = rp_error_set(err, rc, "%s", e.msg);
-	rp_array_close(peer);
 	return rc;
 }
 
@@ -821,7 +974,7 @@ int rp_lun_resize(struct rp_array *a, const char *id, uint64_t size, struct rp_e
 		return rc;
 	/* The target first: a target larger than its source is harmless, the reverse is not. */
 	if (d.state == RP_DEV_SOURCE && d.peer_array[0] && d.peer_device[0]) {
-		rc = rp_array_open_peer(&peer, a, d.peer_array, err);
+		rc = engine_peer(&peer, a, d.peer_array, err);
 		if (rc < 0)
 			goto out;
 		rc = model_device_load(&t, peer, d.peer_device, err);
@@ -845,7 +998,6 @@ int rp_lun_resize(struct rp_array *a, const char *id, uint64_t size, struct rp_e
 		rp_log(RP_LOG_INFO, "array '%s': LUN '%s' resized to %" PRIu64 " bytes", a->id, id,
 		       size);
 out:
-	rp_array_close(peer);
 	unlock(fd);
 	return rc;
 }
@@ -855,12 +1007,13 @@ int rp_lun_rename(struct rp_array *a, const char *id, const char *name, struct r
 	struct rp_array *peer = NULL;
 	struct model_device d, t;
 	struct rp_error e = { 0 };
+	bool has_target = false;
 	int changes = 0, rc;
 
 	rc = lun_arg(a, id, err);
 	if (rc < 0)
 		return rc;
-	rc = model_name_check(name, "LUN name", err);
+	rc = lun_name_check(name, err);
 	if (rc < 0)
 		return rc;
 	rc = model_device_load(&d, a, id, err);
@@ -871,21 +1024,39 @@ int rp_lun_rename(struct rp_array *a, const char *id, const char *name, struct r
 		                    "LUN '%s' is a replication target: rename its "
 		                    "source",
 		                    id);
-	rc = meta_run(&changes, a->db, err, "UPDATE devices SET name = ? WHERE id = ?", "tt", name,
-	              id);
+	if (strcmp(d.name, name) == 0)
+		return 0;
+	/* The target carries its source's name: the name must be free on the peer too. When the
+	 * peer is down the source is renamed alone (warning); the next rename retries. */
+	if (d.state == RP_DEV_SOURCE && d.peer_array[0] && d.peer_device[0]) {
+		if (engine_peer(&peer, a, d.peer_array, &e) == 0 &&
+		    model_device_load(&t, peer, d.peer_device, &e) == 0 &&
+		    strcmp(t.peer_device, id) == 0) {
+			has_target = true;
+			rc = lun_name_free(peer, name, t.id, a->id, err);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	rc = meta_txn_begin(a->db, err);
 	if (rc < 0)
 		return rc;
-	if (d.state == RP_DEV_SOURCE && d.peer_array[0] && d.peer_device[0]) {
-		if (rp_array_open_peer(&peer, a, d.peer_array, &e) == 0 &&
-		    model_device_load(&t, peer, d.peer_device, &e) == 0 &&
-		    strcmp(t.peer_device, id) == 0)
-			(void)meta_run(NULL, peer->db, &e,
-			               "UPDATE devices SET name = ? WHERE id = ?", "tt", name,
-			               t.id);
-		if (e.code)
-			rp_log(RP_LOG_WARNING, "LUN '%s': target not renamed: %s", id, e.msg);
-		rp_array_close(peer);
+	rc = lun_name_free(a, name, id, NULL, err);
+	if (rc == 0)
+		rc = meta_run(&changes, a->db, err, "UPDATE devices SET name = ? WHERE id = ?",
+		              "tt", name, id);
+	if (rc < 0) {
+		meta_txn_rollback(a->db);
+		return rc;
 	}
+	rc = meta_txn_commit(a->db, err);
+	if (rc < 0)
+		return rc;
+	if (has_target)
+		(void)meta_run(NULL, peer->db, &e, "UPDATE devices SET name = ? WHERE id = ?", "tt",
+		               name, t.id);
+	if (e.code)
+		rp_log(RP_LOG_WARNING, "LUN '%s': target not renamed: %s", id, e.msg);
 	return 0;
 }
 

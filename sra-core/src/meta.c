@@ -434,7 +434,22 @@ int meta_open(sqlite3 **out, const char *path, bool create, int busy_timeout_ms,
 		rc = meta_error(err, db, rc, "busy timeout");
 		goto fail;
 	}
+	/* Closing the last connection would checkpoint and delete the WAL (two fsyncs, then a
+	 * directory fsync and a header sync when the next command recreates it): keep it; SQLite
+	 * checkpoints automatically every 1000 pages and the next opener reads the WAL. */
+	rc = sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
+	if (rc != SQLITE_OK) {
+		rc = meta_error(err, db, rc, "configuration");
+		goto fail;
+	}
 	rc = meta_exec(db, "PRAGMA journal_mode = WAL", err);
+	if (rc < 0)
+		goto fail;
+	/* FULL, not NORMAL: every commit of the model is a point that must be durable before the
+	 * next outside effect (an object, the other array's commit, the caller's answer); see
+	 * docs/internals/meta.md "Durability". Set explicitly so a build default cannot change it.
+	 */
+	rc = meta_exec(db, "PRAGMA synchronous = FULL", err);
 	if (rc < 0)
 		goto fail;
 	rc = meta_exec(db, "PRAGMA foreign_keys = ON", err);

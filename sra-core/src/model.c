@@ -4,6 +4,9 @@
  * peers, metadata key/values), intents and crash recovery. Shared by both engine halves.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1235,6 +1238,37 @@ int model_obj_stat(struct array_obj_stat *out, struct rp_array *a, const char *o
 	if (!a->drv->ops->obj_stat)
 		return model_nosupp(a, "stat objects", err);
 	return a->drv->ops->obj_stat(out, a->drv, obj, err);
+}
+
+int model_obj_persist(struct rp_array *a, const char *obj, struct rp_error *err)
+{
+	char path[PATH_MAX], *slash;
+	int rc, fd;
+
+	if (a->drv->ops->flush) {
+		rc = a->drv->ops->flush(a->drv, obj, err);
+		if (rc < 0)
+			return rc;
+	}
+	if (!a->drv->ops->obj_path)
+		return 0;
+	rc = a->drv->ops->obj_path(path, sizeof(path), a->drv, obj, err);
+	if (rc < 0)
+		return rc;
+	slash = strrchr(path, '/');
+	if (!slash || slash == path)
+		return 0;
+	*slash = '\0';
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return rp_error_set_os(err, RP_EIO, errno, "open of directory '%s'", path);
+	if (fsync(fd) < 0) {
+		rc = rp_error_set_os(err, RP_EIO, errno, "fsync of directory '%s'", path);
+		(void)close(fd);
+		return rc;
+	}
+	(void)close(fd);
+	return 0;
 }
 
 int model_obj_clone(struct rp_array *a, const char *src, const char *dst, struct rp_error *err)

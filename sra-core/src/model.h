@@ -270,6 +270,12 @@ int model_obj_resize(struct rp_array *a, const char *obj, uint64_t size, struct 
 int model_obj_stat(struct array_obj_stat *out, struct rp_array *a, const char *obj,
                    struct rp_error *err);
 int model_obj_clone(struct rp_array *a, const char *src, const char *dst, struct rp_error *err);
+/*
+ * Makes a new object durable before a commit refers to it: the driver's flush (fsync: size,
+ * reflinked extents, copied data) and, when the driver has local paths, an fsync of the
+ * directory holding it (its name). Drivers without either slot need nothing.
+ */
+int model_obj_persist(struct rp_array *a, const char *obj, struct rp_error *err);
 
 /* Intent handler of op "peer_target_delete" (lun.c): deletes the target of a deleted source
  * on the peer (payload: device, peer, peer_device). Fails (intent kept) while unreachable. */

@@ -124,6 +124,11 @@ struct rp_lun_create_opts {
 	const char *group; /* consistency group, created on first use; NULL = standalone */
 	bool replicate;    /* also create the target on the peer array */
 	const char *peer;  /* peer array id when there are several; NULL = first peer */
+	/* Initial LUN metadata (as rp_lun_meta_set_many, NULL values skipped), written in the
+	 * same transaction as the new LUN: n_meta == 0 for none. */
+	const char *const *meta_keys;
+	const char *const *meta_values;
+	size_t n_meta;
 };
 
 /*
@@ -168,7 +173,29 @@ RP_EXTERN int rp_lun_snapshot(struct rp_device *out, struct rp_array *a, const c
 RP_EXTERN int rp_lun_clone(struct rp_device *out, struct rp_array *a, const char *id,
                            const char *name, struct rp_error *err);
 
-/* Renames a LUN (name only; ids never change). */
+/* Options for rp_lun_snapshot_ex / rp_lun_clone_ex. */
+struct rp_lun_copy_opts {
+	const char *name; /* NULL: "<source name> snapshot|clone <new id>" */
+	/* Initial LUN metadata of the copy, as in struct rp_lun_create_opts (not copied from the
+	 * source). */
+	const char *const *meta_keys;
+	const char *const *meta_values;
+	size_t n_meta;
+};
+
+/*
+ * rp_lun_snapshot / rp_lun_clone with options (@opts may be NULL): the new LUN and its
+ * metadata are committed together. LUN names are unique per array: RP_EEXISTS when taken.
+ */
+RP_EXTERN int rp_lun_snapshot_ex(struct rp_device *out, struct rp_array *a, const char *id,
+                                 const struct rp_lun_copy_opts *opts, struct rp_error *err);
+RP_EXTERN int rp_lun_clone_ex(struct rp_device *out, struct rp_array *a, const char *id,
+                              const struct rp_lun_copy_opts *opts, struct rp_error *err);
+
+/*
+ * Renames a LUN (name only; ids never change). Names are unique per array (RP_EEXISTS), have
+ * no control characters and no '/'. A source's target on the peer is renamed too.
+ */
 RP_EXTERN int rp_lun_rename(struct rp_array *a, const char *id, const char *name,
                             struct rp_error *err);
 
@@ -211,6 +238,22 @@ RP_EXTERN int rp_lun_present(struct rp_array *a, const char *id, const char *hos
 /* Idempotent: unpresenting a LUN not presented to @host succeeds. */
 RP_EXTERN int rp_lun_unpresent(struct rp_array *a, const char *id, const char *host,
                                struct rp_error *err);
+
+struct rp_presentation {
+	char host[RP_NAME_MAX];
+	bool rw;
+};
+/*
+ * Lists the hosts LUN @id is presented to, sorted by host. *out is owned by the caller
+ * (rp_free; may be NULL when *n == 0). RP_ENOTFOUND for an unknown LUN.
+ */
+RP_EXTERN int rp_lun_presentations(struct rp_presentation **out, size_t *n, struct rp_array *a,
+                                   const char *id, struct rp_error *err);
+/*
+ * Removes every presentation of LUN @id in one transaction (forced take-over once the hosts
+ * are known to be dead). Idempotent.
+ */
+RP_EXTERN int rp_lun_unpresent_all(struct rp_array *a, const char *id, struct rp_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Consistency groups                                                                          */

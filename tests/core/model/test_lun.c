@@ -99,13 +99,23 @@ static void test_lun__get_and_list(void **state)
 
 	assert_int_equal(rp_lun_create(NULL, f->a, "alpha", MiB, &o, &err), 0);
 	assert_int_equal(rp_lun_create(NULL, f->a, "beta", 2 * MiB, NULL, &err), 0);
-	assert_int_equal(rp_lun_create(NULL, f->a, "beta", 3 * MiB, &o, &err), 0);
+	/* Names are unique in an array. */
+	assert_error(rp_lun_create(NULL, f->a, "beta", 3 * MiB, &o, &err), err, RP_EEXISTS);
+	assert_string_equal(err.msg, "LUN name 'beta' is already in use by 'siteA-000002'");
+	rp_error_clear(&err);
+	assert_int_equal(count_rows(f->a, "intents"), 0);
+	assert_int_equal(rp_lun_create(NULL, f->a, "beta2", 3 * MiB, &o, &err), 0);
 	assert_int_equal(rp_lun_get(&d, f->a, "siteA-000002", &err), 0);
 	assert_string_equal(d.name, "beta");
 	assert_int_equal(rp_lun_get(&d, f->a, "alpha", &err), 0);
 	assert_string_equal(d.id, "siteA-000001");
 	assert_string_equal(d.group, "g1");
-	/* Two LUNs named beta: ambiguous. */
+	/* Two LUNs named beta (a database from before names were unique): ambiguous. */
+	assert_int_equal(meta_exec(f->a->db,
+	                           "UPDATE devices SET name = 'beta' WHERE id = "
+	                           "'siteA-000003'",
+	                           &err),
+	                 0);
 	assert_error(rp_lun_get(&d, f->a, "beta", &err), err, RP_EINVAL);
 	rp_error_clear(&err);
 	assert_error(rp_lun_get(&d, f->a, "siteA-000099", &err), err, RP_ENOTFOUND);
@@ -373,7 +383,8 @@ static void test_lun__snapshot_and_clone(void **state)
 	assert_true(t.allocated == 0);
 	assert_int_equal(rp_lun_clone(&clone, f->a, s.id, NULL, &err), 0);
 	assert_false(clone.read_only);
-	assert_string_equal(clone.name, "base");
+	/* Default names of copies are unique: "<source> clone <new id>". */
+	assert_string_equal(clone.name, "base clone siteA-000003");
 	assert_string_equal(clone.snapshot_of, s.id);
 	/* Refusals. */
 	assert_error(rp_lun_snapshot(&snap, f->b, t.id, "x", &err), err, RP_ESTATE);
