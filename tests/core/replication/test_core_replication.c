@@ -1133,6 +1133,470 @@ static void test_filter__name_prefix(void **state)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* LUNs made at the recovery site after failover: reverse adopts them, restore leaves them    */
+
+static int64_t count_rows(struct rp_array *a, const char *sql)
+{
+	int64_t n = -1;
+
+	assert_int_equal(meta_query_int(&n, a->db, NULL, sql, ""), 0);
+	return n;
+}
+
+/* Fails over g1 at B and makes LUN "new-at-b" (2 MiB of data) in the failed-over group. */
+static void failover_and_new_lun(struct fx *f, char nid[RP_ID_MAX])
+{
+	struct rp_lun_create_opts o = { .group = "g1" };
+	struct rp_result *r;
+	struct rp_device d;
+	struct rp_error err;
+
+	r = run_wf(rp_failover, f->b, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	rp_error_clear(&err);
+	if (rp_lun_create(&d, f->b, "new-at-b", 4 * MIB, &o, &err) != 0)
+		fail_msg("lun create at B: %s", err.msg);
+	snprintf(nid, RP_ID_MAX, "%s", d.id);
+	dev_state(f->b, nid, RP_DEV_LOCAL, false);
+	write_lun(f->b, nid, 0, 2 * MIB);
+}
+
+/* The id and image path the next LUN made on @a will get. */
+static void next_lun_path(char *path, size_t len, struct fx *f, struct rp_array *a,
+                          const char *root)
+{
+	char id[RP_ID_MAX];
+	int64_t seq = 0;
+
+	assert_int_equal(meta_txn_begin(a->db, NULL), 0);
+	assert_int_equal(meta_next_seq(&seq, a->db, NULL), 0);
+	meta_txn_rollback(a->db);
+	assert_int_equal(model_device_id(id, a->id, seq, NULL), 0);
+	snprintf(path, len, "%s/data/lun-%s.img", root, id);
+	(void)f;
+}
+
+/* States of everything the reverse could have touched, to show that nothing changed. */
+struct world {
+	char c_lun1[40], c_key1[40], c_new[40];
+	int64_t devs_a, devs_b, snaps_a, intents_a, intents_b;
+};
+
+static void world_get(struct world *w, struct fx *f, const char *nid)
+{
+	csum(w->c_lun1, f->a, f->lun1);
+	csum(w->c_key1, f->b, f->key1);
+	csum(w->c_new, f->b, nid);
+	w->devs_a = count_rows(f->a, "SELECT COUNT(*) FROM devices");
+	w->devs_b = count_rows(f->b, "SELECT COUNT(*) FROM devices");
+	w->snaps_a = count_rows(f->a, "SELECT COUNT(*) FROM snapshots");
+	w->intents_a = count_rows(f->a, "SELECT COUNT(*) FROM intents");
+	w->intents_b = count_rows(f->b, "SELECT COUNT(*) FROM intents");
+}
+
+static void assert_unchanged(struct fx *f, const char *nid, const struct world *before,
+                             enum rp_dev_state a_state, bool a_ro)
+{
+	struct world now;
+	struct rp_group g;
+
+	world_get(&now, f, nid);
+	assert_string_equal(now.c_lun1, before->c_lun1);
+	assert_string_equal(now.c_key1, before->c_key1);
+	assert_string_equal(now.c_new, before->c_new);
+	assert_int_equal(now.devs_a, before->devs_a);
+	assert_int_equal(now.devs_b, before->devs_b);
+	assert_int_equal(now.snaps_a, before->snaps_a);
+	assert_int_equal(now.intents_a, 0);
+	assert_int_equal(now.intents_b, 0);
+	dev_state(f->b, f->key1, RP_DEV_PROMOTED_TARGET, false);
+	dev_state(f->b, f->key2, RP_DEV_PROMOTED_TARGET, false);
+	dev_state(f->b, nid, RP_DEV_LOCAL, false);
+	dev_state(f->a, f->lun1, a_state, a_ro);
+	dev_state(f->a, f->lun2, a_state, a_ro);
+	assert_int_equal(rp_group_get(&g, f->b, "g1", NULL), 0);
+	assert_int_equal(g.role, RP_GROUP_PROMOTED_TARGET);
+	assert_int_equal(rp_group_get(&g, f->a, "g1", NULL), 0);
+	assert_int_equal(g.role,
+	                 a_state == RP_DEV_SOURCE ? RP_GROUP_SOURCE : RP_GROUP_DEMOTED_SOURCE);
+}
+
+/* Reverse at B succeeded for g1 with adopted LUN @nid: states, then a sync brings it to A. */
+static void check_reversed_with_new(struct fx *f, const char *nid, uint64_t b_wrote)
+{
+	struct rp_sync_session s;
+	struct rp_device n, t;
+	char cn[40], ct[40];
+
+	assert_int_equal(rp_lun_get(&n, f->b, nid, NULL), 0);
+	assert_int_equal(n.state, RP_DEV_SOURCE);
+	assert_string_equal(n.peer_array, "siteA");
+	assert_int_equal(rp_lun_get(&t, f->a, n.peer_device, NULL), 0);
+	printf("#   '%s' adopted: target '%s' on A (%s, %s)\n", nid, t.id,
+	       rp_dev_state_name(t.state), t.read_only ? "ro" : "rw");
+	assert_int_equal(t.state, RP_DEV_TARGET);
+	assert_true(t.read_only);
+	assert_string_equal(t.name, "new-at-b");
+	assert_string_equal(t.group, "g1");
+	assert_string_equal(t.peer_device, nid);
+	dev_state(f->b, f->key1, RP_DEV_SOURCE, false);
+	dev_state(f->a, f->lun1, RP_DEV_TARGET, true);
+	dev_state(f->a, f->lun2, RP_DEV_TARGET, true);
+
+	printf("# sync B->A: the adopted LUN is copied in full, the others incrementally\n");
+	sync_now(&s, f->b, "g1", NULL, false);
+	printf("#   moved %llu bytes\n", (unsigned long long)s.bytes_transferred);
+	assert_int_equal(s.bytes_transferred, 2 * MIB + b_wrote);
+	verify_equal(f->b, f->a, "g1");
+	csum(cn, f->b, nid);
+	csum(ct, f->a, t.id);
+	assert_string_equal(cn, ct);
+}
+
+static void test_reverse__adopts_lun_made_after_failover(void **state)
+{
+	struct fx *f = *state;
+	struct rp_result *r;
+	const struct rp_item *it;
+	char nid[RP_ID_MAX];
+	struct rp_device n;
+
+	seed_and_sync(f);
+	printf("# failover at B, a LUN made in the failed-over group at B (local), B writes\n");
+	failover_and_new_lun(f, nid);
+	write_lun(f->b, f->key1, 3 * MIB, MIB);
+	printf("# repeated failover and checkFailover accept the new LUN (ALREADY_DONE)\n");
+	r = run_wf(rp_failover, f->b, "g1", NULL);
+	assert_all_ok(r);
+	assert_true(has_warning(find_item(r, nid), RP_WARN_ALREADY_DONE));
+	rp_result_free(r);
+	r = run_wf(rp_check_failover, f->b, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+
+	printf("# reverse at B: every member becomes a source, the new LUN gets a target at A\n");
+	r = run_wf(rp_reverse, f->b, "g1", NULL);
+	assert_all_ok(r);
+	assert_int_equal(r->n, 4);
+	it = find_item(r, nid);
+	assert_string_equal(it->state, "source");
+	assert_true(it->new_id[0] != '\0');
+	assert_string_equal(find_item(r, f->key1)->new_id, f->lun1);
+	rp_result_free(r);
+	check_reversed_with_new(f, nid, MIB);
+	assert_int_equal(count_rows(f->a, "SELECT COUNT(*) FROM intents"), 0);
+	assert_int_equal(count_rows(f->b, "SELECT COUNT(*) FROM intents"), 0);
+
+	printf("# repeat: ALREADY_DONE on every item, nothing made twice\n");
+	r = run_wf(rp_reverse, f->b, "g1", NULL);
+	assert_all_ok(r);
+	assert_all_warn(r, RP_WARN_ALREADY_DONE);
+	assert_int_equal(rp_lun_get(&n, f->b, nid, NULL), 0);
+	assert_string_equal(find_item(r, nid)->new_id, n.peer_device);
+	rp_result_free(r);
+	assert_int_equal(count_rows(f->a, "SELECT COUNT(*) FROM devices WHERE grp = 'g1'"), 3);
+}
+
+static void test_reverse__all_or_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct rp_result *r;
+	struct world before;
+	char nid[RP_ID_MAX], block[1200];
+	size_t i;
+
+	seed_and_sync(f);
+	printf("# A keeps writing after the sync (not demoted), then failover at B + new LUN\n");
+	write_lun(f->a, f->lun1, 6 * MIB, MIB);
+	failover_and_new_lun(f, nid);
+	write_lun(f->b, f->key1, 3 * MIB, MIB);
+	world_get(&before, f, nid);
+
+	printf("# the target of the new LUN cannot be made at A: reverse fails, nothing changed\n");
+	next_lun_path(block, sizeof(block), f, f->a, f->path_a);
+	assert_int_equal(mkdir(block, 0755), 0);
+	r = run_wf(rp_reverse, f->b, "g1", NULL);
+	printf("#   group: %s\n", r->items[0].msg);
+	for (i = 0; i < r->n; i++)
+		assert_true(r->items[i].code < 0);
+	rp_result_free(r);
+	assert_int_equal(rmdir(block), 0);
+	assert_unchanged(f, nid, &before, RP_DEV_SOURCE, false);
+	assert_int_equal(snap_count(f->a, f->lun1, "tail"), 0);
+
+	printf("# the adoption works but staging lun1's base at A fails: adoption undone too\n");
+	snprintf(block, sizeof(block), "%s/data/stage-rev-%s.img", f->path_a, f->lun1);
+	assert_int_equal(mkdir(block, 0755), 0);
+	r = run_wf(rp_reverse, f->b, "g1", NULL);
+	printf("#   group: %s\n", r->items[0].msg);
+	for (i = 0; i < r->n; i++)
+		assert_true(r->items[i].code < 0);
+	rp_result_free(r);
+	assert_int_equal(rmdir(block), 0);
+	assert_unchanged(f, nid, &before, RP_DEV_SOURCE, false);
+	assert_int_equal(snap_count(f->a, f->lun1, "tail"), 0);
+
+	printf("# with the obstacles gone the same reverse succeeds (A's late writes kept)\n");
+	r = run_wf(rp_reverse, f->b, "g1", NULL);
+	assert_all_ok(r);
+	assert_true(has_warning(find_item(r, f->key1), RP_WARN_TAIL_KEPT));
+	rp_result_free(r);
+	assert_int_equal(snap_count(f->a, f->lun1, "tail"), 1);
+	check_reversed_with_new(f, nid, MIB);
+}
+
+/* Runs reverse of g1 at B in a child that dies at @point; reopens both arrays after. */
+static void reverse_crash_at(struct fx *f, const char *point)
+{
+	pid_t pid;
+	int st;
+
+	rp_array_close(f->a);
+	rp_array_close(f->b);
+	f->a = f->b = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const char *groups[1] = { "g1" };
+		struct rp_request req = { .groups = groups, .n_groups = 1 };
+		struct rp_array *b = NULL;
+		struct rp_result *r = NULL;
+
+		setenv("REPLUN_TEST_CRASH_AT", point, 1);
+		if (rp_array_open(&b, f->path_b, NULL, NULL) != 0)
+			_exit(2);
+		(void)rp_reverse(&r, b, &req, NULL);
+		_exit(3); /* the crash point was not reached */
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 86);
+	printf("#   reverse died at '%s'; reopening the arrays recovers\n", point);
+	assert_int_equal(rp_array_open(&f->b, f->path_b, NULL, NULL), 0);
+	assert_int_equal(rp_array_open(&f->a, f->path_a, NULL, NULL), 0);
+}
+
+static void test_reverse__crash_rolled_back_or_finished(void **state)
+{
+	struct fx *f = *state;
+	struct rp_result *r;
+	struct world before;
+	char nid[RP_ID_MAX];
+
+	seed_and_sync(f);
+	write_lun(f->a, f->lun1, 6 * MIB, MIB);
+	failover_and_new_lun(f, nid);
+	write_lun(f->b, f->key1, 3 * MIB, MIB);
+	world_get(&before, f, nid);
+	printf("# crash after the prepare phase (target made, base staged): rolled back\n");
+	reverse_crash_at(f, "reverse-prepared");
+	before.snaps_a++; /* the tail snapshot of A's late writes is kept, never deleted */
+	assert_unchanged(f, nid, &before, RP_DEV_SOURCE, false);
+	{
+		char stage[ARRAY_OBJ_MAX];
+		bool exists = true;
+
+		snprintf(stage, sizeof(stage), "stage-rev-%s", f->lun1);
+		assert_int_equal(f->a->drv->ops->obj_exists(&exists, f->a->drv, stage, NULL), 0);
+		assert_false(exists);
+	}
+
+	printf("# crash while switching the states: finished at the next open\n");
+	reverse_crash_at(f, "reverse-switching");
+	assert_int_equal(count_rows(f->b, "SELECT COUNT(*) FROM intents"), 0);
+	r = run_wf(rp_reverse, f->b, "g1", NULL);
+	assert_all_ok(r);
+	assert_all_warn(r, RP_WARN_ALREADY_DONE);
+	rp_result_free(r);
+	check_reversed_with_new(f, nid, MIB);
+}
+
+static void test_restore__lun_made_after_failover_left_out(void **state)
+{
+	struct fx *f = *state;
+	struct rp_result *r;
+	struct rp_sync_session s;
+	struct rp_device n;
+	char nid[RP_ID_MAX], c_new[40], c_now[40];
+
+	seed_and_sync(f);
+	failover_and_new_lun(f, nid);
+	csum(c_new, f->b, nid);
+	printf("# prepareRestore at B accepts the new LUN with a warning\n");
+	r = run_wf(rp_prepare_restore, f->b, "g1", NULL);
+	assert_all_ok(r);
+	assert_true(has_warning(find_item(r, nid), RP_WARN_TAIL_KEPT));
+	rp_result_free(r);
+	printf("# restore at A: the group is A's again; the new LUN stays at B, standalone\n");
+	r = run_wf(rp_restore, f->a, "g1", NULL);
+	assert_all_ok(r);
+	assert_true(has_warning(&r->items[0], RP_WARN_TAIL_KEPT));
+	printf("#   %s\n", r->items[0].warnings[0].msg);
+	rp_result_free(r);
+	assert_int_equal(rp_lun_get(&n, f->b, nid, NULL), 0);
+	assert_int_equal(n.state, RP_DEV_LOCAL);
+	assert_false(n.read_only);
+	assert_string_equal(n.group, "");
+	csum(c_now, f->b, nid);
+	assert_string_equal(c_now, c_new);
+	dev_state(f->b, f->key1, RP_DEV_TARGET, true);
+	assert_int_equal(count_rows(f->b, "SELECT COUNT(*) FROM devices WHERE grp = 'g1'"), 2);
+	r = run_wf(rp_restore, f->a, "g1", NULL);
+	assert_all_ok(r);
+	assert_all_warn(r, RP_WARN_ALREADY_DONE);
+	rp_result_free(r);
+	printf("# the group replicates and fails over again as before\n");
+	write_lun(f->a, f->lun2, 0, 256 * 1024);
+	sync_now(&s, f->a, "g1", NULL, false);
+	assert_int_equal(s.bytes_transferred, 256 * 1024);
+	verify_equal(f->a, f->b, "g1");
+	r = run_wf(rp_failover, f->b, "g1", NULL);
+	assert_all_ok(r);
+	assert_int_equal(r->n, 3);
+	rp_result_free(r);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Duplicate request items                                                                     */
+
+static void test_request__duplicates_answered_once(void **state)
+{
+	struct fx *f = *state;
+	char solo_name[RP_NAME_MAX] = "solo";
+	const char *groups[2] = { "g1", "g1" };
+	const char *devs[5] = { f->key1, f->solo_key, f->key2, solo_name, f->solo_key };
+	struct rp_request req = {
+		.groups = groups, .n_groups = 2, .devices = devs, .n_devices = 5
+	};
+	struct rp_result *r = NULL;
+	const wf_fn fns[] = { rp_check_test_failover, rp_test_failover_start, rp_test_failover_stop,
+		              rp_check_failover, rp_failover };
+	const char *names[] = { "checkTestFailover", "testFailoverStart", "testFailoverStop",
+		                "checkFailover", "failover" };
+	size_t i;
+
+	seed_and_sync(f);
+	printf("# g1 twice, its members alone, solo by id twice and by name: 4 items each\n");
+	for (i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+		assert_int_equal(fns[i](&r, f->b, &req, NULL), 0);
+		printf("#   %s: %zu items\n", names[i], r->n);
+		assert_all_ok(r);
+		assert_int_equal(r->n, 4);
+		assert_true(r->items[0].is_group);
+		assert_string_equal(r->items[0].id, "g1");
+		assert_string_equal(r->items[1].group, "g1");
+		assert_string_equal(r->items[2].group, "g1");
+		assert_string_equal(r->items[3].id, f->solo_key);
+		rp_result_free(r);
+		r = NULL;
+	}
+	printf("# reverse at B and prepareReverse at A: the same\n");
+	devs[0] = f->lun1;
+	devs[1] = f->solo;
+	devs[2] = f->lun2;
+	devs[4] = f->solo;
+	assert_int_equal(rp_prepare_reverse(&r, f->a, &req, NULL), 0);
+	assert_int_equal(r->n, 4);
+	rp_result_free(r);
+	devs[0] = f->key1;
+	devs[1] = f->solo_key;
+	devs[2] = f->key2;
+	devs[4] = f->solo_key;
+	assert_int_equal(rp_reverse(&r, f->b, &req, NULL), 0);
+	assert_all_ok(r);
+	assert_int_equal(r->n, 4);
+	rp_result_free(r);
+	printf("# sync at B (now the source): one session per group/device, 4 items\n");
+	{
+		struct rp_sync_opts o = { .foreground = true };
+
+		assert_int_equal(rp_sync_start(&r, f->b, &req, &o, NULL), 0);
+		assert_all_ok(r);
+		assert_int_equal(r->n, 4);
+		rp_result_free(r);
+	}
+	printf("# an unknown id listed twice is answered once\n");
+	{
+		const char *bad[2] = { "siteB-999999", "siteB-999999" };
+		struct rp_request rb = { .devices = bad, .n_devices = 2 };
+
+		assert_int_equal(rp_failover(&r, f->b, &rb, NULL), 0);
+		assert_int_equal(r->n, 1);
+		assert_int_equal(r->items[0].code, RP_ENOTFOUND);
+		rp_result_free(r);
+	}
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Peer unreachable                                                                            */
+
+static void test_unreachable__reverse_and_restore_change_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct rp_result *r;
+	struct world before;
+	char nid[RP_ID_MAX], path_b_moved[800];
+	size_t i;
+
+	seed_and_sync(f);
+	printf("# prepareFailover at A with B gone works (the peer is optional)\n");
+	rp_array_close(f->b);
+	f->b = NULL;
+	snprintf(path_b_moved, sizeof(path_b_moved), "%s.away", f->path_b);
+	assert_int_equal(rename(f->path_b, path_b_moved), 0);
+	r = run_wf(rp_prepare_failover, f->a, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	printf("# restore at A with B gone: RP_EUNREACHABLE on every item, A stays demoted\n");
+	r = run_wf(rp_restore, f->a, "g1", f->solo);
+	assert_int_equal(r->n, 4);
+	for (i = 0; i < r->n; i++)
+		assert_int_equal(r->items[i].code, RP_EUNREACHABLE);
+	rp_result_free(r);
+	dev_state(f->a, f->lun1, RP_DEV_DEMOTED_SOURCE, true);
+	dev_state(f->a, f->solo, RP_DEV_SOURCE, false);
+	assert_int_equal(rename(path_b_moved, f->path_b), 0);
+	assert_int_equal(rp_array_open(&f->b, f->path_b, NULL, NULL), 0);
+
+	printf("# failover at B, new LUN at B; then A goes away\n");
+	failover_and_new_lun(f, nid);
+	r = run_wf(rp_failover, f->b, NULL, f->solo_key);
+	assert_all_ok(r);
+	rp_result_free(r);
+	world_get(&before, f, nid);
+	rp_array_close(f->a);
+	f->a = NULL;
+	assert_int_equal(rename(f->path_a, f->path_a_moved), 0);
+	printf("# reverse at B with A gone: RP_EUNREACHABLE on every item (group, members,"
+	       " standalone)\n");
+	r = run_wf(rp_reverse, f->b, "g1", f->solo_key);
+	assert_int_equal(r->n, 5);
+	for (i = 0; i < r->n; i++) {
+		if (r->items[i].code != RP_EUNREACHABLE)
+			fail_msg("item '%s': %d %s", r->items[i].id, r->items[i].code,
+			         r->items[i].msg);
+	}
+	rp_result_free(r);
+	printf("# checkFailover and prepareRestore at B work without A\n");
+	r = run_wf(rp_check_failover, f->b, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	r = run_wf(rp_prepare_restore, f->b, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	assert_int_equal(rename(f->path_a_moved, f->path_a), 0);
+	assert_int_equal(rp_array_open(&f->a, f->path_a, NULL, NULL), 0);
+	assert_unchanged(f, nid, &before, RP_DEV_DEMOTED_SOURCE, true);
+	dev_state(f->b, f->solo_key, RP_DEV_PROMOTED_TARGET, false);
+	printf("# A is back: reverse succeeds\n");
+	r = run_wf(rp_reverse, f->b, "g1", f->solo_key);
+	assert_all_ok(r);
+	rp_result_free(r);
+	check_reversed_with_new(f, nid, 0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
@@ -1210,6 +1674,19 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_wrong_state__each_workflow, fx_setup,
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_filter__name_prefix, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_reverse__adopts_lun_made_after_failover,
+		                                fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_reverse__all_or_nothing, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_reverse__crash_rolled_back_or_finished,
+		                                fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_restore__lun_made_after_failover_left_out,
+		                                fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_request__duplicates_answered_once, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		        test_unreachable__reverse_and_restore_change_nothing, fx_setup,
+		        fx_teardown),
 	};
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	int rc;
