@@ -2233,6 +2233,8 @@ int rp_sync_start(struct rp_result **out, struct rp_array *a, const struct rp_re
 		struct rp_error e;
 		size_t n = 0, gidx, matched = 0;
 
+		if (workflow_request_dup_group(req, i))
+			continue; /* answered once (workflow.c) */
 		if (workflow_result_add(res, &cap, &git) < 0)
 			goto oom;
 		gidx = res->n - 1;
@@ -2288,6 +2290,8 @@ int rp_sync_start(struct rp_result **out, struct rp_array *a, const struct rp_re
 		struct rp_item *dit;
 		struct rp_error e;
 
+		if (workflow_request_dup_device(a, req, i))
+			continue; /* answered once, inside its group when that is listed (workflow.c) */
 		if (workflow_result_add(res, &cap, &dit) < 0)
 			goto oom;
 		rp_strlcpy(dit->id, req->devices[i], sizeof(dit->id));
