@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* cmd_lun.c - `replun lun create|list|delete|resize|snapshot|clone|path|meta|checksum`. */
+/* cmd_lun.c - `replun lun create|list|delete|resize|snapshot|clone|path|meta|checksum|
+ * present|presented|unpresent`. */
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,8 @@ static int check_name(const char *name)
 	for (p = (const unsigned char *)name; *p; p++)
 		if (*p < 0x20 || *p == 0x7f)
 			return cli_usage("lun name must not contain control characters");
+	if (strchr(name, '/'))
+		return cli_usage("lun name must not contain '/'");
 	return 0;
 }
 
@@ -360,6 +363,117 @@ out:
 	if (m.obj)
 		(void)json_object_put(m.obj);
 	rp_free(got);
+	rp_array_close(x);
+	return rc;
+}
+
+static int check_host(const char *host)
+{
+	const unsigned char *p;
+
+	if (!host || !*host || strlen(host) >= RP_NAME_MAX)
+		return cli_usage("host must be 1-%d characters", RP_NAME_MAX - 1);
+	for (p = (const unsigned char *)host; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return cli_usage("host must not contain control characters");
+	return 0;
+}
+
+int cmd_lun_present(struct cli_args *a)
+{
+	struct rp_error err = { 0 };
+	struct rp_array *x = NULL;
+	int rc;
+
+	rc = check_dev(a->pos[1]);
+	if (rc)
+		return rc;
+	rc = check_host(cli_opt(a, "host"));
+	if (rc)
+		return rc;
+	rc = cli_open(&x, a->pos[0]);
+	if (rc)
+		return rc;
+	if (rp_lun_present(x, a->pos[1], cli_opt(a, "host"), cli_flag(a, "rw"), &err) < 0)
+		rc = cli_fail(&err);
+	rp_array_close(x);
+	return rc;
+}
+
+int cmd_lun_presented(struct cli_args *a)
+{
+	static const char *const head[] = { "HOST", "ACCESS" };
+	struct rp_presentation *p = NULL;
+	struct rp_error err = { 0 };
+	struct rp_array *x = NULL;
+	struct cli_table *t = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	rc = check_dev(a->pos[1]);
+	if (rc)
+		return rc;
+	rc = cli_open(&x, a->pos[0]);
+	if (rc)
+		return rc;
+	if (rp_lun_presentations(&p, &n, x, a->pos[1], &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if (cli_flag(a, "json")) {
+		struct json_object *arr = json_object_new_array();
+
+		for (i = 0; i < n; i++) {
+			struct json_object *o = json_object_new_object();
+
+			cli_json_str(o, "host", p[i].host);
+			cli_json_bool(o, "rw", p[i].rw);
+			(void)json_object_array_add(arr, o);
+		}
+		cli_json_print(arr);
+		goto out;
+	}
+	t = cli_table_new(2, head);
+	for (i = 0; i < n; i++) {
+		const char *row[2] = { p[i].host, p[i].rw ? "rw" : "ro" };
+
+		(void)cli_table_add(t, row);
+	}
+	cli_table_print(t, stdout);
+out:
+	cli_table_free(t);
+	rp_free(p);
+	rp_array_close(x);
+	return rc;
+}
+
+int cmd_lun_unpresent(struct cli_args *a)
+{
+	struct rp_error err = { 0 };
+	struct rp_array *x = NULL;
+	const char *host = cli_opt(a, "host");
+	bool all = cli_flag(a, "all");
+	int rc;
+
+	rc = check_dev(a->pos[1]);
+	if (rc)
+		return rc;
+	if ((host != NULL) == all)
+		return cli_usage("lun unpresent: give exactly one of --host H or --all");
+	if (host) {
+		rc = check_host(host);
+		if (rc)
+			return rc;
+	}
+	rc = cli_open(&x, a->pos[0]);
+	if (rc)
+		return rc;
+	if (all)
+		rc = rp_lun_unpresent_all(x, a->pos[1], &err);
+	else
+		rc = rp_lun_unpresent(x, a->pos[1], host, &err);
+	if (rc < 0)
+		rc = cli_fail(&err);
 	rp_array_close(x);
 	return rc;
 }

@@ -51,6 +51,12 @@ static const struct cli_optspec opts_verify[] = { { "group", true, false },
 static const struct cli_optspec opts_meta[] = { { "delete", false, false },
 	                                        { "json", false, false },
 	                                        { NULL, false, false } };
+static const struct cli_optspec opts_present[] = { { "host", true, false },
+	                                           { "rw", false, false },
+	                                           { NULL, false, false } };
+static const struct cli_optspec opts_unpresent[] = { { "host", true, false },
+	                                             { "all", false, false },
+	                                             { NULL, false, false } };
 static const struct cli_optspec opts_drill[] = { { "dir", true, false },   { "keep", false, false },
 	                                         { "json", false, false }, { "size", true, false },
 	                                         { "luns", true, false },  { NULL, false, false } };
@@ -128,6 +134,21 @@ static const struct cli_cmd commands[] = {
 	  "Without KEY lists the LUN's metadata; with KEY prints its value; with KEY VALUE sets\n"
 	  "it; --delete KEY removes it. Metadata replicates with the data.\n",
 	  "list, get or set LUN metadata", opts_meta, 2, 4 },
+	{ "lun present", cmd_lun_present,
+	  "usage: replun lun present PATH ID --host H [--rw]\n\n"
+	  "Records that LUN ID is presented to host H, read-only unless --rw. One host may\n"
+	  "have it read-write, and then no other host at all (exit 4 otherwise).\n",
+	  "present a LUN to a host", opts_present, 2, 2 },
+	{ "lun presented", cmd_lun_presented,
+	  "usage: replun lun presented PATH ID [--json]\n\n"
+	  "Lists the hosts LUN ID is presented to and their access (rw or ro).\n",
+	  "list a LUN's presentations", opts_json, 2, 2 },
+	{ "lun unpresent", cmd_lun_unpresent,
+	  "usage: replun lun unpresent PATH ID (--host H | --all)\n\n"
+	  "Removes the presentation of LUN ID to host H, or with --all to every host (forced\n"
+	  "take-over once those hosts are known to be dead). Removing an absent presentation\n"
+	  "succeeds.\n",
+	  "remove a LUN's presentations", opts_unpresent, 2, 2 },
 	{ "lun checksum", cmd_lun_checksum,
 	  "usage: replun lun checksum PATH ID\n\n"
 	  "Prints the XXH128 checksum of the LUN's current data.\n",

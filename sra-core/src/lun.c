@@ -1282,3 +1282,62 @@ int rp_lun_unpresent(struct rp_array *a, const char *id, const char *host, struc
 	return meta_run(NULL, a->db, err, "DELETE FROM presentations WHERE device = ? AND host = ?",
 	                "tt", id, host);
 }
+
+int rp_lun_presentations(struct rp_presentation **out, size_t *n, struct rp_array *a,
+                         const char *id, struct rp_error *err)
+{
+	struct rp_presentation *v = NULL, *nv;
+	sqlite3_stmt *st = NULL;
+	size_t cnt = 0, cap = 0;
+	int rc;
+
+	if (!out || !n)
+		return rp_error_set(err, RP_EINVAL, "invalid argument: 'out' or 'n'");
+	*out = NULL;
+	*n = 0;
+	rc = lun_exists(a, id, err);
+	if (rc < 0)
+		return rc;
+	rc = meta_prepare(&st, a->db, err,
+	                  "SELECT host, rw FROM presentations WHERE device = ? ORDER BY host", "t",
+	                  id);
+	if (rc < 0)
+		return rc;
+	while ((rc = meta_step(st, a->db, err)) == 1) {
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 4;
+			nv = rp_realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				rc = rp_error_set(err, RP_ERROR, "out of memory");
+				break;
+			}
+			v = nv;
+		}
+		memset(&v[cnt], 0, sizeof(v[cnt]));
+		meta_col_text(v[cnt].host, sizeof(v[cnt].host), st, 0);
+		v[cnt].rw = sqlite3_column_int(st, 1) != 0;
+		cnt++;
+	}
+	sqlite3_finalize(st);
+	if (rc < 0) {
+		rp_free(v);
+		return rc;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+int rp_lun_unpresent_all(struct rp_array *a, const char *id, struct rp_error *err)
+{
+	int changes = 0, rc;
+
+	rc = lun_exists(a, id, err);
+	if (rc < 0)
+		return rc;
+	rc = meta_run(&changes, a->db, err, "DELETE FROM presentations WHERE device = ?", "t", id);
+	if (rc == 0 && changes > 0)
+		rp_log(RP_LOG_INFO, "array '%s': LUN '%s' unpresented from %d host%s", a->id, id,
+		       changes, changes == 1 ? "" : "s");
+	return rc;
+}

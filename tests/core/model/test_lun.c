@@ -607,6 +607,239 @@ static void test_lun__group_locked_is_busy(void **state)
 	rp_array_close(h);
 }
 
+/* LUN names are unique per array, have no control characters and no '/'. */
+static void test_lun__names_unique(void **state)
+{
+	struct fx *f = *state;
+	struct rp_lun_create_opts o = { .group = "g" };
+	struct rp_error err = { 0 };
+	struct rp_device d, e, s1, s2, c1;
+
+	assert_int_equal(rp_lun_create(&d, f->a, "disk", MiB, &o, &err), 0);
+	assert_int_equal(rp_lun_create(&e, f->a, "other", MiB, NULL, &err), 0);
+	/* Taken, in the same group or not. */
+	assert_error(rp_lun_create(NULL, f->a, "disk", MiB, &o, &err), err, RP_EEXISTS);
+	assert_string_equal(err.msg, "LUN name 'disk' is already in use by 'siteA-000001'");
+	rp_error_clear(&err);
+	assert_error(rp_lun_create(NULL, f->a, "disk", MiB, NULL, &err), err, RP_EEXISTS);
+	rp_error_clear(&err);
+	assert_error(rp_lun_snapshot(NULL, f->a, d.id, "other", &err), err, RP_EEXISTS);
+	assert_string_equal(err.msg, "LUN name 'other' is already in use by 'siteA-000002'");
+	rp_error_clear(&err);
+	assert_error(rp_lun_clone(NULL, f->a, d.id, "disk", &err), err, RP_EEXISTS);
+	rp_error_clear(&err);
+	/* Bad names. */
+	assert_error(rp_lun_create(NULL, f->a, "a/b", MiB, NULL, &err), err, RP_EINVAL);
+	rp_error_clear(&err);
+	assert_error(rp_lun_create(NULL, f->a, "a\tb", MiB, NULL, &err), err, RP_EINVAL);
+	rp_error_clear(&err);
+	assert_error(rp_lun_clone(NULL, f->a, d.id, "x/y", &err), err, RP_EINVAL);
+	rp_error_clear(&err);
+	/* Nothing of the refused calls is left. */
+	assert_int_equal(count_rows(f->a, "devices"), 2);
+	assert_int_equal(count_rows(f->a, "intents"), 0);
+	if (strcmp(f->driver, "fake") == 0)
+		assert_int_equal(fake_array_obj_count(f->a_path), 2);
+	/* Default names of copies are unique. */
+	assert_int_equal(rp_lun_snapshot(&s1, f->a, d.id, NULL, &err), 0);
+	assert_int_equal(rp_lun_snapshot(&s2, f->a, d.id, NULL, &err), 0);
+	assert_int_equal(rp_lun_clone(&c1, f->a, d.id, NULL, &err), 0);
+	assert_string_equal(s1.name, "disk snapshot siteA-000003");
+	assert_string_equal(s2.name, "disk snapshot siteA-000004");
+	assert_string_equal(c1.name, "disk clone siteA-000005");
+	/* A copy of a copy keeps it unique too. */
+	assert_int_equal(rp_lun_clone(&c1, f->a, s1.id, NULL, &err), 0);
+	assert_string_equal(c1.name, "disk snapshot siteA-000003 clone siteA-000006");
+	/* Rename: to a taken name refused, to its own name a no-op, bad names refused. */
+	assert_error(rp_lun_rename(f->a, e.id, "disk", &err), err, RP_EEXISTS);
+	rp_error_clear(&err);
+	assert_error(rp_lun_rename(f->a, e.id, "d/isk", &err), err, RP_EINVAL);
+	rp_error_clear(&err);
+	assert_int_equal(rp_lun_rename(f->a, e.id, "other", &err), 0);
+	assert_int_equal(rp_lun_rename(f->a, e.id, "renamed", &err), 0);
+	assert_int_equal(rp_lun_get(&e, f->a, e.id, &err), 0);
+	assert_string_equal(e.name, "renamed");
+	/* The old name is free again. */
+	assert_int_equal(rp_lun_create(NULL, f->a, "other", MiB, NULL, &err), 0);
+}
+
+/* A target carries its source's name on the peer: a LUN of that name there is a collision. */
+static void test_lun__names_on_peer(void **state)
+{
+	struct fx *f = *state;
+	struct rp_lun_create_opts r = { .group = "sr", .replicate = true };
+	struct rp_error err = { 0 };
+	struct rp_device s, t, local_b, snap;
+
+	assert_int_equal(rp_lun_create(&local_b, f->b, "taken-at-b", MiB, NULL, &err), 0);
+	assert_int_equal(rp_lun_create(&s, f->a, "vm1", MiB, &r, &err), 0);
+	assert_int_equal(rp_lun_get(&t, f->b, s.peer_device, &err), 0);
+	assert_string_equal(t.name, "vm1");
+	/* The target's name is taken on B (and the source's on A). */
+	assert_error(rp_lun_create(NULL, f->b, "vm1", MiB, NULL, &err), err, RP_EEXISTS);
+	rp_error_clear(&err);
+	assert_error(rp_lun_create(NULL, f->a, "taken-at-b", MiB, &r, &err), err, RP_EEXISTS);
+	assert_string_equal(err.msg, "LUN name 'taken-at-b' is already in use by 'siteB-000001' on "
+	                             "peer array 'siteB'");
+	rp_error_clear(&err);
+	assert_int_equal(count_rows(f->a, "devices"), 1);
+	assert_int_equal(count_rows(f->b, "devices"), 2);
+	assert_int_equal(count_rows(f->a, "intents"), 0);
+	assert_int_equal(count_rows(f->b, "intents"), 0);
+	/* A local LUN of that name on A is fine: it has no target. */
+	assert_int_equal(rp_lun_create(NULL, f->a, "taken-at-b", MiB, NULL, &err), 0);
+	/* A snapshot in the replicating group: its default name is free on both arrays. */
+	assert_int_equal(rp_lun_snapshot(&snap, f->a, s.id, NULL, &err), 0);
+	assert_int_equal(rp_lun_get(&t, f->b, snap.peer_device, &err), 0);
+	assert_string_equal(t.name, snap.name);
+	/* Rename of a source: refused when the name is taken on the peer, the target follows. */
+	assert_error(rp_lun_rename(f->a, s.id, "taken-at-b", &err), err, RP_EEXISTS);
+	rp_error_clear(&err);
+	assert_int_equal(rp_lun_get(&t, f->a, s.id, &err), 0);
+	assert_string_equal(t.name, "vm1");
+	assert_int_equal(rp_lun_rename(f->a, s.id, "vm1-new", &err), 0);
+	assert_int_equal(rp_lun_get(&t, f->b, s.peer_device, &err), 0);
+	assert_string_equal(t.name, "vm1-new");
+}
+
+/* Initial metadata is committed with the LUN; bad metadata creates nothing. */
+static void test_lun__create_with_metadata(void **state)
+{
+	struct fx *f = *state;
+	const char *keys[] = { "vdi_uuid", "name_label", "skipped" };
+	const char *vals[] = { "0b5c-uuid", "my disk", NULL };
+	const char *bad_keys[] = { "ok", "" };
+	const char *bad_vals[] = { "v", "w" };
+	struct rp_lun_create_opts o = { .group = "sr",
+		                        .replicate = true,
+		                        .meta_keys = keys,
+		                        .meta_values = vals,
+		                        .n_meta = 3 };
+	struct rp_lun_copy_opts c = { .meta_keys = keys, .meta_values = vals, .n_meta = 2 };
+	struct rp_error err = { 0 };
+	struct rp_device d, snap, clone;
+	char *v = NULL;
+
+	assert_int_equal(rp_lun_create(&d, f->a, "vdi", MiB, &o, &err), 0);
+	assert_int_equal(rp_lun_meta_get(&v, f->a, d.id, "name_label", &err), 0);
+	assert_string_equal(v, "my disk");
+	rp_free(v);
+	v = NULL;
+	assert_error(rp_lun_meta_get(&v, f->a, d.id, "skipped", &err), err, RP_ENOTFOUND);
+	rp_error_clear(&err);
+	assert_int_equal(count_rows(f->a, "lun_meta"), 2);
+	/* Both objects were made durable before the rows named them. */
+	assert_true(fake_array_calls("flush") >= 2);
+	/* Copies get the metadata given, not the source's. */
+	vals[0] = "snap-uuid";
+	c.name = "vdi-snap";
+	assert_int_equal(rp_lun_snapshot_ex(&snap, f->a, d.id, &c, &err), 0);
+	assert_true(snap.read_only);
+	assert_string_equal(snap.snapshot_of, d.id);
+	assert_int_equal(rp_lun_meta_get(&v, f->a, snap.id, "vdi_uuid", &err), 0);
+	assert_string_equal(v, "snap-uuid");
+	rp_free(v);
+	v = NULL;
+	c.name = NULL;
+	c.n_meta = 0;
+	assert_int_equal(rp_lun_clone_ex(&clone, f->a, d.id, &c, &err), 0);
+	assert_false(clone.read_only);
+	assert_error(rp_lun_meta_get(&v, f->a, clone.id, "vdi_uuid", &err), err, RP_ENOTFOUND);
+	rp_error_clear(&err);
+	assert_int_equal(rp_lun_clone_ex(&clone, f->a, d.id, NULL, &err), 0);
+	assert_int_equal(count_rows(f->a, "lun_meta"), 4);
+	/* Bad metadata: refused before anything is made. */
+	o.meta_keys = bad_keys;
+	o.meta_values = bad_vals;
+	o.n_meta = 2;
+	assert_error(rp_lun_create(NULL, f->a, "bad", MiB, &o, &err), err, RP_EINVAL);
+	rp_error_clear(&err);
+	o.meta_keys = NULL;
+	assert_error(rp_lun_create(NULL, f->a, "bad", MiB, &o, &err), err, RP_EINVAL);
+	rp_error_clear(&err);
+	c.meta_keys = bad_keys;
+	c.meta_values = bad_vals;
+	c.n_meta = 2;
+	assert_error(rp_lun_snapshot_ex(NULL, f->a, d.id, &c, &err), err, RP_EINVAL);
+	rp_error_clear(&err);
+	assert_int_equal(count_rows(f->a, "devices"), 4);
+	assert_int_equal(count_rows(f->b, "devices"), 4);
+	/* A failure at the peer rolls everything back, metadata included. */
+	o.meta_keys = keys;
+	o.meta_values = vals;
+	o.n_meta = 2;
+	fake_array_fail("obj_create", 2, RP_EIO);
+	assert_error(rp_lun_create(NULL, f->a, "fails", MiB, &o, &err), err, RP_EIO);
+	rp_error_clear(&err);
+	assert_int_equal(count_rows(f->a, "devices"), 4);
+	assert_int_equal(count_rows(f->b, "devices"), 4);
+	assert_int_equal(count_rows(f->a, "lun_meta"), 4);
+	assert_int_equal(count_rows(f->a, "intents"), 0);
+	assert_int_equal(count_rows(f->b, "intents"), 0);
+	assert_int_equal(fake_array_obj_count(f->a_path), 4);
+	assert_int_equal(fake_array_obj_count(f->b_path), 4);
+	/* A failure making the object durable too. */
+	fake_array_fail("flush", 1, RP_EIO);
+	assert_error(rp_lun_create(NULL, f->a, "fails", MiB, &o, &err), err, RP_EIO);
+	rp_error_clear(&err);
+	assert_int_equal(count_rows(f->a, "devices"), 4);
+	assert_int_equal(count_rows(f->b, "devices"), 4);
+	assert_int_equal(count_rows(f->a, "intents"), 0);
+	assert_int_equal(count_rows(f->b, "intents"), 0);
+	assert_int_equal(fake_array_obj_count(f->a_path), 4);
+	assert_int_equal(fake_array_obj_count(f->b_path), 4);
+}
+
+/* rp_lun_presentations lists who has a LUN; rp_lun_unpresent_all takes it from everybody. */
+static void test_lun__presentations_list(void **state)
+{
+	struct fx *f = *state;
+	struct rp_presentation *p = NULL;
+	struct rp_error err = { 0 };
+	struct rp_device d, other;
+	size_t n = 99;
+
+	assert_int_equal(rp_lun_create(&d, f->a, "p", MiB, NULL, &err), 0);
+	assert_int_equal(rp_lun_create(&other, f->a, "q", MiB, NULL, &err), 0);
+	assert_int_equal(rp_lun_presentations(&p, &n, f->a, d.id, &err), 0);
+	assert_int_equal(n, 0);
+	rp_free(p);
+	p = NULL;
+	assert_int_equal(rp_lun_present(f->a, d.id, "host-b", false, &err), 0);
+	assert_int_equal(rp_lun_present(f->a, d.id, "host-a", false, &err), 0);
+	assert_int_equal(rp_lun_present(f->a, other.id, "host-w", true, &err), 0);
+	assert_int_equal(rp_lun_presentations(&p, &n, f->a, d.id, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(p[0].host, "host-a");
+	assert_false(p[0].rw);
+	assert_string_equal(p[1].host, "host-b");
+	rp_free(p);
+	p = NULL;
+	assert_int_equal(rp_lun_presentations(&p, &n, f->a, other.id, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(p[0].host, "host-w");
+	assert_true(p[0].rw);
+	rp_free(p);
+	p = NULL;
+	/* Forced take-over: the dead writer's presentation goes, the other LUN's stay. */
+	assert_int_equal(rp_lun_unpresent_all(f->a, other.id, &err), 0);
+	assert_int_equal(rp_lun_unpresent_all(f->a, other.id, &err), 0);
+	assert_int_equal(count_rows(f->a, "presentations"), 2);
+	assert_int_equal(rp_lun_present(f->a, other.id, "host-new", true, &err), 0);
+	assert_int_equal(rp_lun_unpresent_all(f->a, d.id, &err), 0);
+	assert_int_equal(count_rows(f->a, "presentations"), 1);
+	/* Errors. */
+	assert_error(rp_lun_presentations(&p, &n, f->a, "siteA-000099", &err), err, RP_ENOTFOUND);
+	rp_error_clear(&err);
+	assert_error(rp_lun_presentations(NULL, &n, f->a, d.id, &err), err, RP_EINVAL);
+	rp_error_clear(&err);
+	assert_error(rp_lun_presentations(&p, &n, f->a, "../x", &err), err, RP_EINVAL);
+	rp_error_clear(&err);
+	assert_error(rp_lun_unpresent_all(f->a, "siteA-000099", &err), err, RP_ENOTFOUND);
+	rp_error_clear(&err);
+	assert_error(rp_lun_unpresent_all(NULL, d.id, &err), err, RP_EINVAL);
+}
+
 int model_lun_tests(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -633,6 +866,14 @@ int model_lun_tests(void)
 		cmocka_unit_test_setup_teardown(test_lun__group_locked_is_busy, fx_setup_fake,
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_lun__file_driver, fx_setup_file, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_lun__names_unique, fx_setup_fake, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_lun__names_on_peer, fx_setup_fake,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_lun__create_with_metadata, fx_setup_fake,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_lun__presentations_list, fx_setup_fake,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_lun__names_unique, fx_setup_file, fx_teardown),
 	};
 
 	return cmocka_run_group_tests_name("core.model.lun", tests, NULL, NULL);
