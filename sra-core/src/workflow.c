@@ -1299,6 +1299,23 @@ static int rev_commit(struct wf *w, struct model_group *g, struct rev_plan *p, s
 	return group_set_role(w->a, g->id, RP_GROUP_SOURCE, w->peer->id, e);
 }
 
+/* Prefixes error @e with what was being done ("<what>: <message>"); nothing changed. */
+static void rev_context(struct rp_error *e, int rc, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static void rev_context(struct rp_error *e, int rc, const char *fmt, ...)
+{
+	char what[RP_MSG_MAX];
+	struct rp_error e2;
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	e2 = *e;
+	rp_error_clear(e);
+	(void)rp_error_set(e, e2.code ? e2.code : rc, "%s: %s", what, e2.msg);
+}
+
 static int reverse_group_pre(struct wf *w, struct model_group *g, struct rp_item *git,
                              struct rp_error *e)
 {
@@ -1358,22 +1375,38 @@ static int reverse_group_pre(struct wf *w, struct model_group *g, struct rp_item
 	if (rc < 0)
 		goto out;
 	for (i = 0; rc == 0 && i < n; i++)
-		if (p->m[i].action == REV_ADOPT && !p->m[i].x.id[0])
+		if (p->m[i].action == REV_ADOPT && !p->m[i].x.id[0]) {
 			rc = rev_adopt_create(w, g->id, p, &p->m[i], &in, e);
+			if (rc < 0)
+				rev_context(e, rc,
+				            "device '%s' (made after failover): its target on"
+				            " array '%s' could not be made",
+				            p->m[i].d.id, w->peer->id);
+		}
 	for (i = 0; rc == 0 && i < n; i++)
-		if (p->m[i].action == REV_REVERSE)
+		if (p->m[i].action == REV_REVERSE) {
 			rc = rev_prepare_reverse(w, g->id, p, &p->m[i], &in, e);
-	if (rc < 0) {
-		if (rev_undo(w, p) == 0)
-			(void)model_intent_delete(&in, w->a, NULL);
-		goto out;
+			if (rc < 0)
+				rev_context(e, rc,
+				            "device '%s': '%s' on array '%s' could not be"
+				            " rolled back to its base",
+				            p->m[i].d.id, p->m[i].x.id, w->peer->id);
+		}
+	if (rc == 0) {
+		crash_point("reverse-prepared");
+		/* 3. switch; from here on a crash is finished, not rolled back */
+		rc = rev_intent_write(&in, w, g->id, p, "commit", false, e);
 	}
-	crash_point("reverse-prepared");
-	/* 3. switch; from here on a crash is finished, not rolled back */
-	rc = rev_intent_write(&in, w, g->id, p, "commit", false, e);
 	if (rc < 0) {
-		if (rev_undo(w, p) == 0)
+		size_t len = strlen(e->msg);
+		bool undone = rev_undo(w, p) == 0;
+
+		if (undone)
 			(void)model_intent_delete(&in, w->a, NULL);
+		if (len < sizeof(e->msg))
+			(void)snprintf(e->msg + len, sizeof(e->msg) - len, "; %s",
+			               undone ? "nothing was changed"
+			                      : "what was prepared is removed at the next open");
 		goto out;
 	}
 	rc = rev_commit(w, g, p, e);

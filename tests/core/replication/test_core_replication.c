@@ -938,6 +938,15 @@ static void test_disaster__failover_peer_down_then_prepare(void **state)
 	f->a = NULL;
 	assert_int_equal(rename(f->path_a, f->path_a_moved), 0);
 
+	printf("# test failover start/stop at B works with the peer unreachable\n");
+	r = run_wf(rp_test_failover_start, f->b, "g1", f->solo_key);
+	assert_all_ok(r);
+	assert_int_equal(r->n, 4);
+	rp_result_free(r);
+	r = run_wf(rp_test_failover_stop, f->b, "g1", f->solo_key);
+	assert_all_ok(r);
+	rp_result_free(r);
+	assert_int_equal(snap_count(f->b, f->key1, "test"), 0);
 	printf("# failover at B works with the peer unreachable (group and standalone)\n");
 	r = run_wf(rp_failover, f->b, "g1", NULL);
 	assert_all_ok(r);
@@ -1572,6 +1581,7 @@ static void test_unreachable__reverse_and_restore_change_nothing(void **state)
 	       " standalone)\n");
 	r = run_wf(rp_reverse, f->b, "g1", f->solo_key);
 	assert_int_equal(r->n, 5);
+	printf("#   %s\n", r->items[0].msg);
 	for (i = 0; i < r->n; i++) {
 		if (r->items[i].code != RP_EUNREACHABLE)
 			fail_msg("item '%s': %d %s", r->items[i].id, r->items[i].code,
