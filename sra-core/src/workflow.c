@@ -1299,7 +1299,7 @@ static int rev_commit(struct wf *w, struct model_group *g, struct rev_plan *p, s
 	return group_set_role(w->a, g->id, RP_GROUP_SOURCE, w->peer->id, e);
 }
 
-/* Prefixes error @e with what was being done ("<what>: <message>"); nothing changed. */
+/* Prefixes error @e with what was being done: "<what>: <message>". */
 static void rev_context(struct rp_error *e, int rc, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 static void rev_context(struct rp_error *e, int rc, const char *fmt, ...)
