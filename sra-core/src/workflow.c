@@ -1103,7 +1103,22 @@ static int rev_plan_member(struct wf *w, struct rev_member *m, struct rp_error *
 		rp_error_clear(&e2);
 		rc = model_device_by_peer(&m->x, w->peer, w->a->id, d->id, &e2);
 		if (rc == RP_ENOTFOUND) {
+			int64_t taken = 0;
+
 			memset(&m->x, 0, sizeof(m->x));
+			/* LUN names are unique per array: the target takes the same name */
+			rc = meta_query_int(&taken, w->peer->db, e,
+			                    "SELECT COUNT(*) FROM devices WHERE name = ?", "t",
+			                    d->name);
+			if (rc < 0)
+				return rc;
+			if (taken > 0)
+				return rp_error_set(
+				        e, RP_EEXISTS,
+				        "device '%s' (made after failover): LUN name '%s'"
+				        " is already in use on array '%s'; rename one of"
+				        " them and reverse again",
+				        d->id, d->name, w->peer->id);
 			return 0;
 		}
 		if (rc < 0)

@@ -1320,6 +1320,20 @@ static void test_reverse__all_or_nothing(void **state)
 	write_lun(f->a, f->lun1, 6 * MIB, MIB);
 	failover_and_new_lun(f, nid);
 	write_lun(f->b, f->key1, 3 * MIB, MIB);
+	printf("# A has a LUN of the same name: reverse fails (RP_EEXISTS), nothing changed\n");
+	{
+		struct rp_device other;
+
+		assert_int_equal(rp_lun_create(&other, f->a, "new-at-b", MIB, NULL, NULL), 0);
+		world_get(&before, f, nid);
+		r = run_wf(rp_reverse, f->b, "g1", NULL);
+		printf("#   group: %s\n", r->items[0].msg);
+		for (i = 0; i < r->n; i++)
+			assert_int_equal(r->items[i].code, RP_EEXISTS);
+		rp_result_free(r);
+		assert_unchanged(f, nid, &before, RP_DEV_SOURCE, false);
+		assert_int_equal(rp_lun_delete(f->a, other.id, NULL), 0);
+	}
 	world_get(&before, f, nid);
 
 	printf("# the target of the new LUN cannot be made at A: reverse fails, nothing changed\n");
