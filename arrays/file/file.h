@@ -64,11 +64,18 @@ int file_clone(struct array *a, const char *src, const char *dst, struct rp_erro
 bool file_reflink_probe(int data_fd);
 
 /* Checksum maps (file_clone.c): one XXH3-64 per FILE_BLOCK, holes hash as a zero block. */
+#define FILE_CSUM_CHUNK (1u << 17) /* sums per chunk: 1 MiB of map, 512 MiB of object */
 struct file_csum_map {
 	uint64_t size;
 	uint64_t nblocks;
 	uint64_t *sums;
+	/* Per chunk of FILE_CSUM_CHUNK sums: 0 = all sums are 0 (zero/hole), so sparse objects
+	 * cost neither map I/O nor comparisons for their holes. */
+	unsigned char *dirty;
+	uint64_t nchunks;
 };
+/* Allocates an all-zero map for @size bytes. */
+int file_csum_map_init(struct file_csum_map *m, uint64_t size);
 uint64_t file_zero_block_hash(void);
 /* Loads a valid (matching the image) map of @obj or computes one by reading it. */
 int file_csum_map_get(struct file_csum_map *out, struct array *a, const char *obj,

@@ -101,8 +101,25 @@ void file_csum_map_dispose(struct file_csum_map *m)
 	if (!m)
 		return;
 	rp_freep(&m->sums);
+	rp_freep(&m->dirty);
 	m->size = 0;
 	m->nblocks = 0;
+	m->nchunks = 0;
+}
+
+int file_csum_map_init(struct file_csum_map *m, uint64_t size)
+{
+	m->size = size;
+	m->nblocks = csum_nblocks(size);
+	m->nchunks = (m->nblocks + FILE_CSUM_CHUNK - 1) / FILE_CSUM_CHUNK;
+	/* calloc: the untouched (zero) parts of a big sparse map cost no memory. */
+	m->sums = rp_calloc(m->nblocks ? m->nblocks : 1, sizeof(uint64_t));
+	m->dirty = rp_calloc(m->nchunks ? m->nchunks : 1, 1);
+	if (!m->sums || !m->dirty) {
+		file_csum_map_dispose(m);
+		return -1;
+	}
+	return 0;
 }
 
 static int walk_write(int dst, const void *p, size_t len, uint64_t off, const char *obj,
@@ -118,9 +135,10 @@ static int walk_write(int dst, const void *p, size_t len, uint64_t off, const ch
  * Reads every data range of @src (holes are skipped: their sums stay 0), fills @sums and, when
  * @dst >= 0, writes the non-zero blocks to @dst at the same offsets.
  */
-static int csum_walk(int src, int dst, uint64_t size, uint64_t *sums, const char *obj,
+static int csum_walk(int src, int dst, struct file_csum_map *m, const char *obj,
                      struct rp_error *err)
 {
+	uint64_t size = m->size;
 	char *buf = NULL;
 	uint64_t pos = 0;
 	int rc = 0;
@@ -165,7 +183,9 @@ static int csum_walk(int src, int dst, uint64_t size, uint64_t *sums, const char
 				size_t bl = n - off < FILE_BLOCK ? n - off : FILE_BLOCK;
 				uint64_t s = csum_block(buf + off, bl);
 
-				sums[(pos + off) / FILE_BLOCK] = s;
+				m->sums[(pos + off) / FILE_BLOCK] = s;
+				if (s != 0)
+					m->dirty[(pos + off) / FILE_BLOCK / FILE_CSUM_CHUNK] = 1;
 				if (dst < 0)
 					continue;
 				if (s != 0 && !in_run) {
@@ -200,7 +220,7 @@ static int csum_map_write(struct array *a, const char *obj, int img_fd,
 	char name[FILE_NAME_MAX], tmp[FILE_NAME_MAX];
 	struct csum_hdr hdr;
 	struct stat st;
-	uint64_t i, chunk = (1u << 20) / sizeof(uint64_t);
+	uint64_t c;
 	int rc, fd = -1;
 
 	rc = file_name(name, sizeof(name), obj, FILE_CSUM_SUFFIX, err);
@@ -230,12 +250,11 @@ static int csum_map_write(struct array *a, const char *obj, int img_fd,
 	    file_pwrite_full(fd, &hdr, sizeof(hdr), 0) < 0)
 		goto os_err;
 	/* Chunks of all-zero sums (holes) stay holes in the map file. */
-	for (i = 0; i < m->nblocks; i += chunk) {
-		uint64_t n = m->nblocks - i < chunk ? m->nblocks - i : chunk, j;
+	for (c = 0; c < m->nchunks; c++) {
+		uint64_t i = c * FILE_CSUM_CHUNK;
+		uint64_t n = m->nblocks - i < FILE_CSUM_CHUNK ? m->nblocks - i : FILE_CSUM_CHUNK;
 
-		for (j = 0; j < n && m->sums[i + j] == 0; j++)
-			;
-		if (j == n)
+		if (!m->dirty[c])
 			continue;
 		if (file_pwrite_full(fd, m->sums + i, n * sizeof(uint64_t),
 		                     sizeof(hdr) + i * sizeof(uint64_t)) < 0)
@@ -263,10 +282,11 @@ static int csum_map_load(struct file_csum_map *out, struct array *a, const char 
 {
 	struct file_array *fa = file_priv(a);
 	char name[FILE_NAME_MAX];
+	struct file_csum_map m = { 0 };
 	struct csum_hdr hdr;
 	struct stat st, ms;
 	char boot[40];
-	uint64_t *sums = NULL;
+	uint64_t pos, end;
 	int fd = -1, ok = 0;
 
 	if (file_name(name, sizeof(name), obj, FILE_CSUM_SUFFIX, NULL) < 0)
@@ -287,19 +307,39 @@ static int csum_map_load(struct file_csum_map *out, struct array *a, const char 
 	csum_boot_id(boot);
 	if (!boot[0] || strcmp(boot, hdr.boot_id) != 0)
 		goto out; /* written before a reboot: its blocks may not have reached the disk */
-	sums = rp_calloc(hdr.nblocks ? hdr.nblocks : 1, sizeof(uint64_t));
-	if (!sums)
+	pos = sizeof(hdr);
+	end = sizeof(hdr) + hdr.nblocks * sizeof(uint64_t);
+	if (file_csum_map_init(&m, hdr.size) < 0)
 		goto out;
-	if (hdr.nblocks &&
-	    file_pread_full(fd, sums, hdr.nblocks * sizeof(uint64_t), sizeof(hdr)) < 0)
-		goto out;
-	out->size = hdr.size;
-	out->nblocks = hdr.nblocks;
-	out->sums = sums;
-	sums = NULL; /* now owned by @out */
+	/* Only the data ranges of the map file: its holes are runs of zero sums. */
+	while (pos < end) {
+		off_t data = lseek(fd, (off_t)pos, SEEK_DATA), hole;
+		uint64_t from, to, i;
+
+		if (data < 0)
+			break; /* ENXIO: holes to the end */
+		hole = lseek(fd, data, SEEK_HOLE);
+		from = (uint64_t)data < sizeof(hdr) ? sizeof(hdr) : (uint64_t)data;
+		to = hole < 0 || (uint64_t)hole > end ? end : (uint64_t)hole;
+		from = from / sizeof(uint64_t) * sizeof(uint64_t);
+		to = (to + sizeof(uint64_t) - 1) / sizeof(uint64_t) * sizeof(uint64_t);
+		if (to > end)
+			to = end;
+		if (to > from) {
+			if (file_pread_full(fd, (char *)m.sums + (from - sizeof(hdr)), to - from,
+			                    from) < 0)
+				goto out;
+			for (i = (from - sizeof(hdr)) / sizeof(uint64_t) / FILE_CSUM_CHUNK;
+			     i <= (to - sizeof(hdr) - 1) / sizeof(uint64_t) / FILE_CSUM_CHUNK; i++)
+				m.dirty[i] = 1;
+		}
+		pos = to > (uint64_t)data ? to : (uint64_t)data + 1;
+	}
+	*out = m;
+	m = (struct file_csum_map){ 0 }; /* now owned by @out */
 	ok = 1;
 out:
-	rp_free(sums);
+	file_csum_map_dispose(&m);
 	(void)close(fd);
 	return ok;
 }
@@ -321,14 +361,11 @@ int file_csum_map_get(struct file_csum_map *out, struct array *a, const char *ob
 		                     obj);
 		goto out;
 	}
-	m.size = (uint64_t)st.st_size;
-	m.nblocks = csum_nblocks(m.size);
-	m.sums = rp_calloc(m.nblocks ? m.nblocks : 1, sizeof(uint64_t));
-	if (!m.sums) {
+	if (file_csum_map_init(&m, (uint64_t)st.st_size) < 0) {
 		rc = rp_error_set(err, RP_ERROR, "out of memory");
 		goto out;
 	}
-	rc = csum_walk(fd, -1, m.size, m.sums, obj, err);
+	rc = csum_walk(fd, -1, &m, obj, err);
 	if (rc < 0) {
 		file_csum_map_dispose(&m);
 		goto out;
@@ -371,17 +408,14 @@ static int clone_copy(struct array *a, const char *src, int src_fd, const char *
 	if (fstat(src_fd, &st) < 0)
 		return rp_error_set_os(err, file_errno_code(errno), errno, "stat of object '%s'",
 		                       src);
-	m.size = (uint64_t)st.st_size;
-	m.nblocks = csum_nblocks(m.size);
-	m.sums = rp_calloc(m.nblocks ? m.nblocks : 1, sizeof(uint64_t));
-	if (!m.sums)
+	if (file_csum_map_init(&m, (uint64_t)st.st_size) < 0)
 		return rp_error_set(err, RP_ERROR, "out of memory");
 	if (ftruncate(dst_fd, st.st_size) < 0) {
 		rc = rp_error_set_os(err, file_errno_code(errno), errno, "cannot size object '%s'",
 		                     dst);
 		goto out;
 	}
-	rc = csum_walk(src_fd, dst_fd, m.size, m.sums, src, err);
+	rc = csum_walk(src_fd, dst_fd, &m, src, err);
 	if (rc < 0)
 		goto out;
 	/* No fsync here: the map records the boot (see the top of the file); callers flush. */

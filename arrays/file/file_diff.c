@@ -306,7 +306,14 @@ static int diff_csum(struct array *a, const char *base, const char *obj, struct 
 	if (rc < 0)
 		goto out;
 	for (i = 0; i < om.nblocks && e->stop == 0; i++) {
-		uint64_t b = i < bm.nblocks ? bm.sums[i] : 0;
+		uint64_t c = i / FILE_CSUM_CHUNK, b;
+
+		/* A chunk that is all zeros on both sides has nothing to compare. */
+		if (i % FILE_CSUM_CHUNK == 0 && !om.dirty[c] && (c >= bm.nchunks || !bm.dirty[c])) {
+			i += FILE_CSUM_CHUNK - 1;
+			continue;
+		}
+		b = i < bm.nblocks ? bm.sums[i] : 0;
 		uint64_t off = i * FILE_BLOCK;
 		uint64_t len = om.size - off < FILE_BLOCK ? om.size - off : FILE_BLOCK;
 

@@ -637,6 +637,43 @@ static void test_file__stale_map_ignored(void **state)
 	free(c.changed);
 }
 
+static void test_file__sparse_large_diff(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t size = 2 * 1024 * MIB + BLK, nblocks = (size + BLK - 1) / BLK;
+	const uint64_t at[] = { 0, 1024 * MIB + BLK, 1536 * MIB + 2 * BLK, size - BLK };
+	char blk[BLK];
+	struct collect c;
+	size_t k;
+	uint64_t i;
+
+	printf("checking diffs of a 2 GiB sparse object across checksum-map chunks\n");
+	assert_int_equal(OPS(f)->obj_create(f->a, "lun", size, E(f)), 0);
+	fill_random(blk, BLK);
+	assert_int_equal(OPS(f)->write(f->a, "lun", at[0], blk, BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", at[2], blk, BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->clone(f->a, "lun", "base", E(f)), 0);
+	for (k = 1; k < 4; k++) {
+		fill_random(blk, BLK);
+		assert_int_equal(OPS(f)->write(f->a, "lun", at[k], blk, BLK, E(f)), 0);
+	}
+	assert_int_equal(OPS(f)->punch(f->a, "lun", at[0], BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->clone(f->a, "lun", "snap", E(f)), 0);
+	for (k = 0; k < 2; k++) {
+		run_diff(f, "base", k ? "snap" : "lun", &c, size);
+		for (i = 0; i < nblocks; i++) {
+			int want = 0;
+
+			if (i == at[0] / BLK)
+				want = 2;
+			else if (i == at[1] / BLK || i == at[2] / BLK || i == at[3] / BLK)
+				want = 1;
+			assert_int_equal(c.changed[i], want);
+		}
+		free(c.changed);
+	}
+}
+
 static void test_file__freeze(void **state)
 {
 	struct fx *f = *state;
@@ -721,6 +758,7 @@ int main(void)
 		T(test_file__callback_stops_walk),
 		T(test_file__rename_replaces),
 		T(test_file__stale_map_ignored),
+		T(test_file__sparse_large_diff),
 		T(test_file__freeze),
 	};
 
