@@ -204,6 +204,62 @@ static void test_crash__file_orphan_removed(void **state)
 	assert_int_equal(count_rows(f->a, "intents"), 0);
 }
 
+/* The child dies making the target's object durable (after both intents and both objects). */
+static void test_crash__child_dies_at_peer_flush(void **state)
+{
+	struct fx *f = *state;
+	struct rp_error err = { 0 };
+
+	crash_child(f, "flush", 2);
+	assert_int_equal(raw_intents(f->a_path), 1);
+	assert_int_equal(raw_intents(f->b_path), 1);
+	/* (The fake driver's objects lived in the child; the intents and rows are what count.) */
+	assert_int_equal(rp_array_open(&f->a, f->a_path, NULL, &err), 0);
+	assert_int_equal(rp_array_open(&f->b, f->b_path, NULL, &err), 0);
+	assert_clean(f, 0, 0);
+	assert_int_equal(count_rows(f->a, "groups"), 0);
+	assert_int_equal(count_rows(f->b, "groups"), 0);
+}
+
+/*
+ * The window between the peer's commit (target row, peer intent gone) and ours: rebuilt by
+ * hand from a finished create (our row removed, our intent put back as a dead owner left it).
+ * The next open of A removes the target, the peer group it made, and our object.
+ */
+static void test_crash__target_committed_source_not(void **state)
+{
+	struct fx *f = *state;
+	struct rp_lun_create_opts o = { .group = "sr", .replicate = true };
+	struct rp_error err = { 0 };
+	struct rp_device s, t;
+	char payload[1024], obj[ARRAY_OBJ_MAX], tobj[ARRAY_OBJ_MAX];
+
+	assert_int_equal(rp_lun_create(&s, f->a, "vm", MiB, &o, &err), 0);
+	model_device_obj(obj, s.id);
+	model_device_obj(tobj, s.peer_device);
+	(void)snprintf(payload, sizeof(payload),
+	               "owner=999999-1-1\ndevice=%s\nobj=%s\ngroup=sr\npeer=siteB\npeer_device=%s\n"
+	               "peer_obj=%s\npeer_group_new=1\n",
+	               s.id, obj, s.peer_device, tobj);
+	assert_int_equal(
+	        meta_run(NULL, f->a->db, &err, "DELETE FROM devices WHERE id = ?", "t", s.id), 0);
+	assert_int_equal(meta_run(NULL, f->a->db, &err, "DELETE FROM groups", ""), 0);
+	assert_int_equal(
+	        meta_run(NULL, f->a->db, &err,
+	                 "INSERT INTO intents(op, payload, created_ms) VALUES('lun_create',"
+	                 " ?, 1)",
+	                 "t", payload),
+	        0);
+	rp_array_close(f->a);
+	f->a = NULL;
+	assert_int_equal(rp_array_open(&f->a, f->a_path, NULL, &err), 0);
+	assert_clean(f, 0, 0);
+	assert_error(rp_lun_get(&t, f->b, s.peer_device, &err), err, RP_ENOTFOUND);
+	assert_int_equal(count_rows(f->b, "groups"), 0);
+	assert_int_equal(fake_array_obj_count(f->a_path), 0);
+	assert_int_equal(fake_array_obj_count(f->b_path), 0);
+}
+
 /* Deleting a source while the peer is down: the target goes as soon as the peer is back. */
 static void test_crash__delete_source_peer_down(void **state)
 {
@@ -263,6 +319,10 @@ int model_crash_tests(void)
 		cmocka_unit_test_setup_teardown(test_crash__child_dies_at_local_create,
 		                                fx_setup_fake, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_crash__child_dies_at_peer_create,
+		                                fx_setup_fake, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_crash__child_dies_at_peer_flush, fx_setup_fake,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_crash__target_committed_source_not,
 		                                fx_setup_fake, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_crash__delete_source_peer_down, fx_setup_fake,
 		                                fx_teardown),
