@@ -374,6 +374,12 @@ int meta_migrate(sqlite3 *db, struct rp_error *err)
 	char buf[16];
 	int version = 0, rc;
 
+	/* Fast path, every open of an up-to-date database: no write lock needed to see that. */
+	rc = meta_schema_version(&version, db, err);
+	if (rc < 0)
+		return rc;
+	if (version == META_N_MIGRATIONS)
+		return 0;
 	for (;;) {
 		rc = meta_txn_begin(db, err);
 		if (rc < 0)
