@@ -102,7 +102,8 @@ static const struct cli_cmd commands[] = {
 	  "Creates a LUN and prints its device id. SIZE is bytes or a number with a K, M, G\n"
 	  "or T suffix (binary units: 64M = 64 MiB). --group puts it in a consistency group\n"
 	  "(created on first use); --replicate also creates its target on the paired array\n"
-	  "(members of a replicated group always replicate).\n",
+	  "(members of a replicated group always replicate). NAME must be unique in the array\n"
+	  "(and, when replicated, on the paired array, where the target carries it).\n",
 	  "create a LUN", opts_lun_create, 3, 3 },
 	{ "lun list", cmd_lun_list,
 	  "usage: replun lun list PATH [--group G] [--json]\n\n"
@@ -118,11 +119,13 @@ static const struct cli_cmd commands[] = {
 	  "grow a LUN", opts_none, 3, 3 },
 	{ "lun snapshot", cmd_lun_snapshot,
 	  "usage: replun lun snapshot PATH ID [NAME] [--json]\n\n"
-	  "Takes a read-only snapshot LUN of ID (O(1) on reflink filesystems); prints its id.\n",
+	  "Takes a read-only snapshot LUN of ID (O(1) on reflink filesystems); prints its id.\n"
+	  "NAME defaults to '<name of ID> snapshot <new id>'.\n",
 	  "snapshot a LUN", opts_json, 2, 3 },
 	{ "lun clone", cmd_lun_clone,
 	  "usage: replun lun clone PATH ID [NAME] [--json]\n\n"
-	  "Makes a writable clone LUN of ID; prints its id.\n",
+	  "Makes a writable clone LUN of ID; prints its id. NAME defaults to\n"
+	  "'<name of ID> clone <new id>'.\n",
 	  "clone a LUN", opts_json, 2, 3 },
 	{ "lun path", cmd_lun_path,
 	  "usage: replun lun path PATH ID\n\n"
