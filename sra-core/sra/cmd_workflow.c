@@ -585,7 +585,7 @@ int sra_cmd_workflow(struct sra_ctx *ctx)
 		sra_log(RP_LOG_VERBOSE, "volumeNameFilter '%s' applies", ctx->conn.name_filter);
 	sra_progress(ctx, 0);
 
-	/* Groups first, then devices; at most ten engine calls so progress can be reported. */
+	/* Groups first, then devices. */
 	for (i = 0; i < lg.n; i++)
 		if (!gi[i].pre_error)
 			ids[n_valid++] = gi[i].id;
@@ -595,7 +595,12 @@ int sra_cmd_workflow(struct sra_ctx *ctx)
 		for (i = 0; i < ld.n; i++)
 			if (!di[i].pre_error)
 				ids[n_valid++] = di[i].id;
-		chunk = n_valid / 10 + 1;
+		/*
+		 * A device may also be a member of a requested group: the engine answers it once,
+		 * inside its group, only when both are in the same call. So a request naming groups
+		 * and devices is one call; otherwise up to ten calls report progress.
+		 */
+		chunk = (n_groups && n_valid > n_groups) ? n_valid : n_valid / 10 + 1;
 		for (done = 0; done < n_valid; done += chunk) {
 			size_t end = done + chunk < n_valid ? done + chunk : n_valid;
 			struct rp_request req = { 0 };

@@ -339,6 +339,21 @@ def test_failover(w, prot, rec):
         res.update(items(r, "TestFailoverStopResults/TargetDevices/TargetDevice", "key"))
         check(all(e.find(Q + "Success") is not None for e in res.values()),
               "testFailoverStop #%d: success%s" % (i + 1, " (repeat)" if i else ""))
+    # A member named beside its own group is one device: one copy, no second-start error.
+    r = rec.sra("testFailoverStart", tgt("TestFailoverStartParameters", rec.id, [GROUP], [g[0]]))
+    gr = items(r, "TestFailoverStartResults/TargetGroups/TargetGroup", "key")[GROUP]
+    dr = items(r, "TestFailoverStartResults/TargetDevices/TargetDevice", "key").get(g[0])
+    in_group = {e.get("key"): e.find(Q + "Snapshot").get("id")
+                for e in gr.findall(q("Snapshot/TargetDevices/TargetDevice"))}
+    check(ok(gr) and ok(dr) and dr.find(Q + "Snapshot") is not None and
+          dr.find(Q + "Snapshot").get("id") == in_group.get(g[0]),
+          "testFailoverStart naming group %s and its member %s: both succeed, one copy" %
+          (GROUP, g[0]))
+    r = rec.sra("testFailoverStop", tgt("TestFailoverStopParameters", rec.id, [GROUP], [g[0]]))
+    res = items(r, "TestFailoverStopResults/TargetGroups/TargetGroup", "key")
+    res.update(items(r, "TestFailoverStopResults/TargetDevices/TargetDevice", "key"))
+    check(len(res) == 2 and all(ok(e) for e in res.values()),
+          "testFailoverStop naming group and member: both succeed")
     dd = discover(rec)
     tg = items(dd, "ReplicatedDevices/TargetGroups/TargetGroup", "key")[GROUP]
     check(tg.find(Q + "Snapshot") is None, "discoverDevices after the test: no snapshot")
