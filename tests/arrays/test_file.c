@@ -674,6 +674,34 @@ static void test_file__sparse_large_diff(void **state)
 	}
 }
 
+static void test_file__many_extents(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t size = 32 * MIB, nblocks = size / BLK;
+	char *w = malloc(4 * MIB);
+	struct collect c;
+	uint64_t i, off;
+
+	printf("checking a diff over more extents than one FIEMAP batch (every other block of "
+	       "16 MiB rewritten: 2048 ranges)\n");
+	assert_int_equal(OPS(f)->obj_create(f->a, "lun", size, E(f)), 0);
+	for (off = 0; off < size; off += 4 * MIB) {
+		fill_random(w, 4 * MIB);
+		assert_int_equal(OPS(f)->write(f->a, "lun", off, w, 4 * MIB, E(f)), 0);
+	}
+	assert_int_equal(OPS(f)->clone(f->a, "lun", "base", E(f)), 0);
+	for (i = 0; i < 16 * MIB / BLK; i += 2) {
+		fill_random(w, BLK);
+		assert_int_equal(OPS(f)->write(f->a, "lun", i * BLK, w, BLK, E(f)), 0);
+	}
+	run_diff(f, "base", "lun", &c, size);
+	assert_int_equal(c.calls, 2048); /* alternate blocks: nothing to coalesce */
+	for (i = 0; i < nblocks; i++)
+		assert_int_equal(c.changed[i], i < 16 * MIB / BLK && i % 2 == 0 ? 1 : 0);
+	free(c.changed);
+	free(w);
+}
+
 static void test_file__freeze(void **state)
 {
 	struct fx *f = *state;
@@ -759,6 +787,7 @@ int main(void)
 		T(test_file__rename_replaces),
 		T(test_file__stale_map_ignored),
 		T(test_file__sparse_large_diff),
+		T(test_file__many_extents),
 		T(test_file__freeze),
 	};
 
