@@ -68,20 +68,33 @@ struct vdi_meta {
 	const struct sm_map *sm_config; /* NULL: leave as is */
 };
 
-static int meta_store(struct rp_array *a, const char *lun, const struct vdi_meta *vm, int code,
-                      struct sm_fault *f)
-{
+/* The metadata records of a VDI as parallel key/value arrays (the engine's form). */
+struct meta_rec {
 	const char *keys[12 + SM_MAP_MAX], *vals[12 + SM_MAP_MAX];
-	char *owned[SM_MAP_MAX] = { 0 };
-	struct rp_error err = { 0 };
-	size_t n = 0, i, no = 0;
-	int rc;
+	char *owned[SM_MAP_MAX];
+	size_t n, no;
+	struct sm_kv kv[12 + SM_MAP_MAX]; /* the same as an sm_map (borrowed strings) */
+};
 
+static void meta_rec_dispose(struct meta_rec *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->no; i++)
+		rp_free(r->owned[i]);
+	r->no = r->n = 0;
+}
+
+static int meta_build(struct meta_rec *r, const struct vdi_meta *vm, struct sm_fault *f)
+{
+	size_t i;
+
+	r->n = r->no = 0;
 #define PUT(k, v)                                                                                  \
 	do {                                                                                       \
-		keys[n] = (k);                                                                     \
-		vals[n] = (v);                                                                     \
-		n++;                                                                               \
+		r->keys[r->n] = (k);                                                               \
+		r->vals[r->n] = (v);                                                               \
+		r->n++;                                                                            \
 	} while (0)
 	PUT("vdi.uuid", vm->uuid);
 	PUT("vdi.name_label", vm->name_label ? vm->name_label : "");
@@ -101,16 +114,45 @@ static int meta_store(struct rp_array *a, const char *lun, const struct vdi_meta
 			       vm->sm_config->kv[i].key);
 			continue;
 		}
-		owned[no] = rp_malloc(klen);
-		if (!owned[no])
-			break;
-		(void)snprintf(owned[no], klen, "%s%s", SM_META_SMCONFIG, vm->sm_config->kv[i].key);
-		keys[n] = owned[no++];
-		vals[n++] = vm->sm_config->kv[i].value;
+		r->owned[r->no] = rp_malloc(klen);
+		if (!r->owned[r->no]) {
+			meta_rec_dispose(r);
+			return sm_fault_set(f, SM_GENERAL, "out of memory");
+		}
+		(void)snprintf(r->owned[r->no], klen, "%s%s", SM_META_SMCONFIG,
+		               vm->sm_config->kv[i].key);
+		r->keys[r->n] = r->owned[r->no++];
+		r->vals[r->n++] = vm->sm_config->kv[i].value;
 	}
-	rc = rp_lun_meta_set_many(a, lun, keys, vals, n, &err);
-	for (i = 0; i < no; i++)
-		rp_free(owned[i]);
+	return 0;
+}
+
+/* @r as a map (what sm_meta_load would read back from a LUN holding only @r). */
+static struct sm_map meta_rec_map(struct meta_rec *r)
+{
+	struct sm_map m;
+	size_t i;
+
+	for (i = 0; i < r->n; i++) {
+		r->kv[i].key = (char *)r->keys[i];
+		r->kv[i].value = (char *)r->vals[i];
+	}
+	m.n = r->n;
+	m.kv = r->kv;
+	return m;
+}
+
+static int meta_store(struct rp_array *a, const char *lun, const struct vdi_meta *vm, int code,
+                      struct sm_fault *f)
+{
+	struct meta_rec r;
+	struct rp_error err = { 0 };
+	int rc;
+
+	if (meta_build(&r, vm, f) < 0)
+		return -1;
+	rc = rp_lun_meta_set_many(a, lun, r.keys, r.vals, r.n, &err);
+	meta_rec_dispose(&r);
 	if (rc < 0)
 		return sm_fault_from_rp(f, code, &err);
 	return 0;
@@ -185,7 +227,11 @@ static bool lun_matches(const struct rp_device *d, const char *sr, const char *k
 	return strcmp(d->group, sr) == 0 && strcmp(d->name, key) == 0;
 }
 
-/* The LUN named @key in the SR's group. RP_ENOTFOUND in @err when there is none. */
+/*
+ * The LUN named @key in the SR's group. RP_ENOTFOUND in @err when there is none. LUN names are
+ * unique per array, so one lookup answers; only when @key is also another LUN's id (the engine
+ * looks ids up first) are the group's LUNs listed to find the one named @key.
+ */
 static int lun_by_name(struct rp_device *dev, struct sm_ctx *ctx, const char *key,
                        struct rp_error *err)
 {
@@ -194,11 +240,14 @@ static int lun_by_name(struct rp_device *dev, struct sm_ctx *ctx, const char *ke
 	int rc;
 
 	rc = rp_lun_get(dev, ctx->array, key, err);
-	if (rc == 0 && lun_matches(dev, ctx->call->sr_uuid, key))
-		return 0;
 	if (rc < 0 && rc != RP_ENOTFOUND)
 		return rc;
+	if (rc == 0 && lun_matches(dev, ctx->call->sr_uuid, key))
+		return 0;
 	rp_error_clear(err);
+	if (rc == RP_ENOTFOUND || strcmp(dev->name, key) == 0) /* none, or in another group */
+		return rp_error_set(err, RP_ENOTFOUND, "no LUN named '%s' in group '%s'", key,
+		                    ctx->call->sr_uuid);
 	rc = rp_lun_list(&devs, &n, ctx->array, ctx->call->sr_uuid, err);
 	if (rc < 0)
 		return rc;
@@ -302,6 +351,8 @@ int sm_vdi_create(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 	struct rp_lun_create_opts o;
 	struct rp_device dev;
 	struct vdi_meta vm = { 0 };
+	struct meta_rec mr;
+	struct sm_map meta;
 	struct sm_xapi *x = NULL;
 	char uuid[SM_UUID_LEN + 1];
 	uint64_t size;
@@ -324,18 +375,6 @@ int sm_vdi_create(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 		return -1;
 	if (lun_opts(ctx, &o, f) < 0)
 		return -1;
-	/* names are the VDIs' keys: a given uuid must not name a second LUN */
-	if (c->vdi_uuid && *c->vdi_uuid) {
-		rc = lun_by_name(&dev, ctx, uuid, &err);
-		if (rc == 0)
-			return sm_fault_set(f, SM_VDI_EXISTS, "LUN '%s' already holds VDI '%s'",
-			                    dev.id, uuid);
-		if (rc != RP_ENOTFOUND)
-			return sm_fault_from_rp(f, SM_VDI_CREATE, &err);
-		rp_error_clear(&err);
-	}
-	if (rp_lun_create(&dev, ctx->array, uuid, size, &o, &err) < 0)
-		return sm_fault_from_rp(f, SM_VDI_CREATE, &err);
 	vm.uuid = uuid;
 	vm.name_label = c->n_args > 1 ? c->args[1] : "";
 	vm.name_description = c->n_args > 2 ? c->args[2] : "";
@@ -346,25 +385,30 @@ int sm_vdi_create(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 	vm.read_only = c->n_args > 7 && sm_bool(c->args[7]);
 	vm.sr_uuid = c->sr_uuid;
 	vm.sm_config = &c->vdi_sm_config;
-	if (meta_store(ctx->array, dev.id, &vm, SM_VDI_CREATE, f) < 0)
-		goto fail;
-	{
-		struct sm_map meta = { 0 };
-
-		rc = sm_meta_load(&meta, ctx->array, dev.id, SM_VDI_CREATE, f);
-		if (rc == 0)
-			rc = sm_vdi_introduce_lun(ctx, &ref, &dev, &meta, uuid, f);
-		sm_map_dispose(&meta);
-		if (rc < 0)
-			goto fail;
+	if (meta_build(&mr, &vm, f) < 0)
+		return -1;
+	/* the LUN and the VDI's metadata are one commit; names are unique per array, so the name
+	 * (the VDI's key) cannot end up on a second LUN */
+	o.meta_keys = mr.keys;
+	o.meta_values = mr.vals;
+	o.n_meta = mr.n;
+	if (rp_lun_create(&dev, ctx->array, uuid, size, &o, &err) < 0) {
+		meta_rec_dispose(&mr);
+		if (err.code == RP_EEXISTS)
+			return sm_fault_set(f, SM_VDI_EXISTS, "VDI '%s' exists: %s", uuid, err.msg);
+		return sm_fault_from_rp(f, SM_VDI_CREATE, &err);
+	}
+	meta = meta_rec_map(&mr);
+	rc = sm_vdi_introduce_lun(ctx, &ref, &dev, &meta, uuid, f);
+	meta_rec_dispose(&mr);
+	if (rc < 0) {
+		rollback_lun(ctx, dev.id);
+		return -1;
 	}
 	sm_log("vdi_create: VDI %s = LUN '%s' (%llu bytes) in group '%s'%s", uuid, dev.id,
 	       (unsigned long long)dev.size, c->sr_uuid, o.replicate ? ", replicated" : "");
 	rp_free(ref);
 	return vdi_info(out, uuid, dev.name, f);
-fail:
-	rollback_lun(ctx, dev.id);
-	return -1;
 }
 
 int sm_vdi_delete(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
@@ -398,11 +442,13 @@ static int vdi_copy(struct sm_ctx *ctx, xmlrpc_value **out, bool snapshot, struc
 	struct sm_call *c = ctx->call;
 	const int code = snapshot ? SM_VDI_SNAPSHOT : SM_VDI_CLONE;
 	struct rp_error err = { 0 };
+	struct rp_lun_copy_opts o = { 0 };
 	struct rp_device src, dev;
-	struct sm_map meta = { 0 }, smc = { 0 };
+	struct sm_map meta = { 0 }, smc = { 0 }, nm;
 	struct vdi_meta vm = { 0 };
+	struct meta_rec mr;
 	char uuid[SM_UUID_LEN + 1], now[32];
-	int rc;
+	int rc = -1;
 
 	if (sm_vdi_lun(ctx, &src, f) < 0)
 		return -1;
@@ -410,17 +456,11 @@ static int vdi_copy(struct sm_ctx *ctx, xmlrpc_value **out, bool snapshot, struc
 		return sm_fault_set(f, code, "no random numbers for a uuid");
 	if (sm_meta_load(&meta, ctx->array, src.id, code, f) < 0)
 		return -1;
-	rc = snapshot ? rp_lun_snapshot(&dev, ctx->array, src.id, uuid, &err)
-	              : rp_lun_clone(&dev, ctx->array, src.id, uuid, &err);
-	if (rc < 0) {
+	if (meta_sm_config(&smc, &meta) < 0) {
 		sm_map_dispose(&meta);
-		return sm_fault_from_rp(f, code, &err);
+		return sm_fault_set(f, SM_GENERAL, "out of memory");
 	}
 	sm_time_now(now);
-	if (meta_sm_config(&smc, &meta) < 0) {
-		rc = sm_fault_set(f, SM_GENERAL, "out of memory");
-		goto fail;
-	}
 	vm.uuid = uuid;
 	vm.name_label = meta_str(&meta, "vdi.name_label", src.name);
 	vm.name_description = meta_str(&meta, "vdi.name_description", "");
@@ -431,25 +471,35 @@ static int vdi_copy(struct sm_ctx *ctx, xmlrpc_value **out, bool snapshot, struc
 	vm.snapshot_time = snapshot ? now : NULL;
 	vm.sr_uuid = c->sr_uuid;
 	vm.sm_config = &smc;
-	rc = meta_store(ctx->array, dev.id, &vm, code, f);
-	rp_freep(&smc.kv);
-	sm_map_dispose(&meta);
-	if (rc < 0)
-		goto fail;
-	rc = sm_meta_load(&meta, ctx->array, dev.id, code, f);
-	if (rc == 0)
-		rc = sm_vdi_introduce_lun(ctx, NULL, &dev, &meta, uuid, f);
-	sm_map_dispose(&meta);
-	if (rc < 0)
-		goto fail;
+	if (meta_build(&mr, &vm, f) < 0)
+		goto out;
+	/* named by the new VDI's uuid (not the engine's default copy name), with its metadata in
+	 * the same commit */
+	o.name = uuid;
+	o.meta_keys = mr.keys;
+	o.meta_values = mr.vals;
+	o.n_meta = mr.n;
+	rc = snapshot ? rp_lun_snapshot_ex(&dev, ctx->array, src.id, &o, &err)
+	              : rp_lun_clone_ex(&dev, ctx->array, src.id, &o, &err);
+	if (rc < 0) {
+		rc = sm_fault_from_rp(f, err.code == RP_EEXISTS ? SM_VDI_EXISTS : code, &err);
+		goto out_rec;
+	}
+	nm = meta_rec_map(&mr);
+	rc = sm_vdi_introduce_lun(ctx, NULL, &dev, &nm, uuid, f);
+	if (rc < 0) {
+		rollback_lun(ctx, dev.id);
+		goto out_rec;
+	}
 	sm_log("%s: VDI %s = LUN '%s' from LUN '%s'", snapshot ? "vdi_snapshot" : "vdi_clone", uuid,
 	       dev.id, src.id);
-	return vdi_info(out, uuid, dev.name, f);
-fail:
-	rp_freep(&smc.kv);
+	rc = vdi_info(out, uuid, dev.name, f);
+out_rec:
+	meta_rec_dispose(&mr);
+out:
+	rp_free(smc.kv); /* strings borrowed from meta */
 	sm_map_dispose(&meta);
-	rollback_lun(ctx, dev.id);
-	return -1;
+	return rc;
 }
 
 int sm_vdi_snapshot(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
