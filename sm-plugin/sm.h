@@ -132,6 +132,9 @@ int sm_xml_escape(char *out, size_t len, const char *s);
 
 /* Logging: syslog ident "SM", facility local2, "[pid] " prefix; one record per line. */
 void sm_log_open(void);
+/* With $REPLUN_SM_TIMING set: "ReplunSR timing: <ms since start> <what>" on stderr (profiling;
+ * nothing otherwise). */
+void sm_phase(const char *what);
 void sm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sm_log_close(void);
 /* True for device_config keys whose values are never logged (password, *secret, ...). */
@@ -169,6 +172,10 @@ struct sm_curl {
 extern struct sm_curl sm_curl;
 /* Loads libcurl if needed; fault 150 when it cannot be loaded. */
 int sm_curl_ready(struct sm_fault *f);
+/* Starts loading libcurl in a thread (for calls that will call back), so the load overlaps
+ * the array work; sm_curl_ready or sm_curl_join wait for it. */
+void sm_curl_prefetch(void);
+void sm_curl_join(void);
 
 /* The XenAPI client: XML-RPC over HTTP on $REPLUN_XAPI_SOCKET (default /var/lib/xcp/xapi). */
 struct sm_xapi;
@@ -221,6 +228,7 @@ struct sm_ctx {
 	char host_buf[300];
 	uint32_t rpo;
 	bool has_rpo;
+	bool prefetch_curl; /* the command calls back: load libcurl once the array is open */
 };
 
 /* Validates device_config (array, peer, rpo) and opens the array. Faults 115/1/47. */

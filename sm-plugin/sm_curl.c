@@ -7,7 +7,9 @@
  * space lock), so it is loaded when needed.
  */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sm.h"
@@ -16,6 +18,8 @@ struct sm_curl sm_curl;
 
 static bool tried;
 static char load_error[256];
+static pthread_t prefetch_thread;
+static bool prefetching;
 
 #define SM_CURL_SYM(field, name)                                                                   \
 	do {                                                                                       \
@@ -54,8 +58,38 @@ static void curl_load(void)
 	sm_curl.ready = true;
 }
 
+static void *prefetch_main(void *arg)
+{
+	sm_phase("libcurl load starts (thread)");
+	curl_load();
+	sm_phase("libcurl loaded (thread)");
+	return NULL;
+}
+
+void sm_curl_prefetch(void)
+{
+	const char *e = getenv("REPLUN_SM_CURL_PREFETCH");
+
+	if (e && strcmp(e, "0") == 0)
+		return;
+	if (tried || prefetching)
+		return;
+	if (pthread_create(&prefetch_thread, NULL, prefetch_main, NULL) == 0)
+		prefetching = true; /* else loaded on first use */
+}
+
+void sm_curl_join(void)
+{
+	if (!prefetching)
+		return;
+	(void)pthread_join(prefetch_thread, NULL);
+	prefetching = false;
+	tried = true;
+}
+
 int sm_curl_ready(struct sm_fault *f)
 {
+	sm_curl_join();
 	if (!tried)
 		curl_load();
 	tried = true;

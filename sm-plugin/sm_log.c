@@ -9,11 +9,33 @@
 #include <string.h>
 #include <strings.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sm.h"
 
 static FILE *sm_log_file;
+static int sm_timing = -1; /* -1: $REPLUN_SM_TIMING not read yet */
+static struct timespec sm_t0;
+
+void sm_phase(const char *what)
+{
+	struct timespec t;
+
+	if (sm_timing < 0) {
+		const char *e = getenv("REPLUN_SM_TIMING");
+
+		sm_timing = e && *e;
+		(void)clock_gettime(CLOCK_MONOTONIC, &sm_t0);
+	}
+	if (!sm_timing)
+		return;
+	(void)clock_gettime(CLOCK_MONOTONIC, &t);
+	(void)fprintf(stderr, "ReplunSR timing: %8.3f ms %s\n",
+	              (double)(t.tv_sec - sm_t0.tv_sec) * 1e3 +
+	                      (double)(t.tv_nsec - sm_t0.tv_nsec) / 1e6,
+	              what);
+}
 
 bool sm_log_key_secret(const char *key)
 {

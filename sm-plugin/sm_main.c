@@ -12,10 +12,11 @@
 #include "sm.h"
 
 enum {
-	SM_NEEDS_SR = 1 << 0,  /* sr_uuid is required */
-	SM_LOCK_SR = 1 << 1,   /* hold /var/lock/sm/<sr_uuid>/sr for the whole command */
-	SM_NEEDS_VDI = 1 << 2, /* vdi_location or vdi_uuid is required */
-	SM_LOCK_VDI = 1 << 3,  /* hold /var/lock/sm/<vdi>/vdi for the whole command */
+	SM_NEEDS_SR = 1 << 0,   /* sr_uuid is required */
+	SM_LOCK_SR = 1 << 1,    /* hold /var/lock/sm/<sr_uuid>/sr for the whole command */
+	SM_NEEDS_VDI = 1 << 2,  /* vdi_location or vdi_uuid is required */
+	SM_LOCK_VDI = 1 << 3,   /* hold /var/lock/sm/<vdi>/vdi for the whole command */
+	SM_CALLS_BACK = 1 << 4, /* calls XAPI back on success: libcurl is loaded up front */
 };
 
 static const struct sm_cmd {
@@ -31,12 +32,13 @@ static const struct sm_cmd {
 	{ "sr_scan", sm_sr_scan, SM_NEEDS_SR | SM_LOCK_SR },
 	{ "sr_update", sm_sr_update, SM_NEEDS_SR | SM_LOCK_SR },
 	{ "sr_probe", sm_sr_probe, 0 },
-	{ "vdi_create", sm_vdi_create, SM_NEEDS_SR | SM_LOCK_SR },
+	{ "vdi_create", sm_vdi_create, SM_NEEDS_SR | SM_LOCK_SR | SM_CALLS_BACK },
 	{ "vdi_delete", sm_vdi_delete, SM_NEEDS_SR | SM_LOCK_SR | SM_NEEDS_VDI },
 	{ "vdi_update", sm_vdi_update, SM_NEEDS_SR | SM_NEEDS_VDI | SM_LOCK_VDI },
-	{ "vdi_introduce", sm_vdi_introduce, SM_NEEDS_SR | SM_LOCK_SR },
-	{ "vdi_snapshot", sm_vdi_snapshot, SM_NEEDS_SR | SM_LOCK_SR | SM_NEEDS_VDI },
-	{ "vdi_clone", sm_vdi_clone, SM_NEEDS_SR | SM_LOCK_SR | SM_NEEDS_VDI },
+	{ "vdi_introduce", sm_vdi_introduce, SM_NEEDS_SR | SM_LOCK_SR | SM_CALLS_BACK },
+	{ "vdi_snapshot", sm_vdi_snapshot,
+	  SM_NEEDS_SR | SM_LOCK_SR | SM_NEEDS_VDI | SM_CALLS_BACK },
+	{ "vdi_clone", sm_vdi_clone, SM_NEEDS_SR | SM_LOCK_SR | SM_NEEDS_VDI | SM_CALLS_BACK },
 	{ "vdi_resize", sm_vdi_resize, SM_NEEDS_SR | SM_LOCK_SR | SM_NEEDS_VDI },
 	{ "vdi_attach", sm_vdi_attach, SM_NEEDS_SR | SM_NEEDS_VDI | SM_LOCK_VDI },
 	{ "vdi_detach", sm_vdi_detach, SM_NEEDS_SR | SM_NEEDS_VDI | SM_LOCK_VDI },
@@ -116,7 +118,14 @@ int sm_ctx_open_array(struct sm_ctx *ctx, struct sm_fault *f)
 		return sm_fault_set(f, SM_INVALID_ARG, "device_config 'peer' is empty");
 	if (rpo && *rpo && rpo_parse(ctx, rpo, f) < 0)
 		return -1;
-	return open_uri(&ctx->array, ctx, "array", uri, f);
+	if (open_uri(&ctx->array, ctx, "array", uri, f) < 0)
+		return -1;
+	sm_phase("array opened");
+	/* not earlier: the loader and the array's open contend (address space, loader locks),
+	 * while the storage work that follows mostly waits for the disk */
+	if (ctx->prefetch_curl)
+		sm_curl_prefetch();
+	return 0;
 }
 
 int sm_ctx_open_peer(struct sm_ctx *ctx, struct sm_fault *f)
@@ -130,9 +139,11 @@ int sm_ctx_open_peer(struct sm_ctx *ctx, struct sm_fault *f)
 
 int sm_ctx_xapi(struct sm_ctx *ctx, struct sm_xapi **out, struct sm_fault *f)
 {
-	if (!ctx->xapi &&
-	    sm_xapi_open(&ctx->xapi, ctx->call->session_ref, ctx->call->subtask_of, f) < 0)
-		return -1;
+	if (!ctx->xapi) {
+		if (sm_xapi_open(&ctx->xapi, ctx->call->session_ref, ctx->call->subtask_of, f) < 0)
+			return -1;
+		sm_phase("xapi client ready (libcurl loaded)");
+	}
 	*out = ctx->xapi;
 	return 0;
 }
@@ -166,7 +177,9 @@ static int run(struct sm_call *call, const char *xml, xmlrpc_value **result, str
 
 	if (sm_call_parse(call, xml, strlen(xml), f) < 0)
 		return -1;
+	sm_phase("call parsed");
 	sm_log("%s", call->log_line ? call->log_line : call->method);
+	sm_phase("call logged");
 	cmd = sm_cmd_find(call->method);
 	if (!cmd)
 		return sm_fault_set(f, SM_UNIMPLEMENTED, "ReplunSR does not implement '%s'",
@@ -184,6 +197,7 @@ static int run(struct sm_call *call, const char *xml, xmlrpc_value **result, str
 			return sm_fault_set(f, SM_INVALID_ARG, "%s", err.msg);
 	}
 	ctx.call = call;
+	ctx.prefetch_curl = (cmd->flags & SM_CALLS_BACK) && call->session_ref && *call->session_ref;
 	if (call->host_ref && *call->host_ref) {
 		ctx.host = call->host_ref;
 	} else {
@@ -197,13 +211,17 @@ static int run(struct sm_call *call, const char *xml, xmlrpc_value **result, str
 		goto out;
 	if ((cmd->flags & SM_LOCK_VDI) && sm_lock_acquire(&vdi_lock, vdi_key(call), "vdi", f) < 0)
 		goto out;
+	sm_phase("locked");
 	rc = cmd->fn(&ctx, result, f);
+	sm_phase("command done");
 	if (rc == 0 && !*result)
 		rc = sm_fault_set(f, SM_GENERAL, "'%s' returned no value", call->method);
 out:
+	sm_curl_join(); /* no exit while the loader runs */
 	sm_ctx_dispose(&ctx);
 	sm_lock_release(&vdi_lock);
 	sm_lock_release(&sr_lock);
+	sm_phase("closed, unlocked");
 	return rc;
 }
 
@@ -215,7 +233,9 @@ int main(int argc, char **argv)
 	int64_t t0 = rp_now_ms();
 	int rc;
 
+	sm_phase("main");
 	sm_log_open();
+	sm_phase("log opened");
 	if (argc != 2) {
 		rc = sm_fault_set(&f, SM_BAD_REQUEST,
 		                  "expected one argument (the XML-RPC call), got %d", argc - 1);
@@ -238,5 +258,6 @@ int main(int argc, char **argv)
 		xmlrpc_DECREF(result);
 	sm_call_dispose(&call);
 	sm_log_close();
+	sm_phase("exit");
 	return 0;
 }

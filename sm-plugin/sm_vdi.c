@@ -353,7 +353,6 @@ int sm_vdi_create(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 	struct vdi_meta vm = { 0 };
 	struct meta_rec mr;
 	struct sm_map meta;
-	struct sm_xapi *x = NULL;
 	char uuid[SM_UUID_LEN + 1];
 	uint64_t size;
 	char *ref = NULL;
@@ -371,10 +370,14 @@ int sm_vdi_create(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 	} else if (sm_uuid_new(uuid) < 0) {
 		return sm_fault_set(f, SM_VDI_CREATE, "no random numbers for a uuid");
 	}
-	if (sm_ctx_open_array(ctx, f) < 0 || sm_ctx_xapi(ctx, &x, f) < 0)
+	/* no LUN without a session to introduce it with (libcurl loads meanwhile: sm_main.c) */
+	if (!c->session_ref || !*c->session_ref)
+		return sm_fault_set(f, SM_API_SESSION, "the call carries no session_ref");
+	if (sm_ctx_open_array(ctx, f) < 0)
 		return -1;
 	if (lun_opts(ctx, &o, f) < 0)
 		return -1;
+	sm_phase("group read");
 	vm.uuid = uuid;
 	vm.name_label = c->n_args > 1 ? c->args[1] : "";
 	vm.name_description = c->n_args > 2 ? c->args[2] : "";
@@ -398,8 +401,10 @@ int sm_vdi_create(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 			return sm_fault_set(f, SM_VDI_EXISTS, "VDI '%s' exists: %s", uuid, err.msg);
 		return sm_fault_from_rp(f, SM_VDI_CREATE, &err);
 	}
+	sm_phase("LUN created");
 	meta = meta_rec_map(&mr);
 	rc = sm_vdi_introduce_lun(ctx, &ref, &dev, &meta, uuid, f);
+	sm_phase("VDI.db_introduce answered");
 	meta_rec_dispose(&mr);
 	if (rc < 0) {
 		rollback_lun(ctx, dev.id);
@@ -456,6 +461,7 @@ static int vdi_copy(struct sm_ctx *ctx, xmlrpc_value **out, bool snapshot, struc
 		return sm_fault_set(f, code, "no random numbers for a uuid");
 	if (sm_meta_load(&meta, ctx->array, src.id, code, f) < 0)
 		return -1;
+	sm_phase("source LUN and metadata read");
 	if (meta_sm_config(&smc, &meta) < 0) {
 		sm_map_dispose(&meta);
 		return sm_fault_set(f, SM_GENERAL, "out of memory");
@@ -485,8 +491,10 @@ static int vdi_copy(struct sm_ctx *ctx, xmlrpc_value **out, bool snapshot, struc
 		rc = sm_fault_from_rp(f, err.code == RP_EEXISTS ? SM_VDI_EXISTS : code, &err);
 		goto out_rec;
 	}
+	sm_phase(snapshot ? "LUN snapshot taken" : "LUN cloned");
 	nm = meta_rec_map(&mr);
 	rc = sm_vdi_introduce_lun(ctx, NULL, &dev, &nm, uuid, f);
+	sm_phase("VDI.db_introduce answered");
 	if (rc < 0) {
 		rollback_lun(ctx, dev.id);
 		goto out_rec;

@@ -80,6 +80,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True, help="build directory (bin/ReplunSR)")
     ap.add_argument("--runs", type=int, default=int(os.environ.get("SM_BENCH_RUNS", "30")))
+    ap.add_argument("--profile", action="store_true",
+                    help="also run each call once with REPLUN_SM_TIMING=1 (phase times) and "
+                    "under strace -c -f, printed to stderr")
     a = ap.parse_args()
     src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     sys.path.insert(0, os.path.join(src, "tests", "xapi"))
@@ -134,6 +137,8 @@ def main():
         x = None
         fast = FastXapi(sock)
         rows = []
+        if a.profile:
+            profile(plugin, docs, env)
         for name in ("sr_get_driver_info", "vdi_create", "vdi_snapshot", "vdi_clone",
                      "vdi_attach"):
             doc = docs[name]
@@ -195,6 +200,20 @@ def main():
         if mnt:
             subprocess.run(["umount", mnt], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def profile(plugin, docs, env):
+    """One warm call of each kind with the plugin's phase timer, then under strace -c -f."""
+    for name in ("sr_get_driver_info", "vdi_create", "vdi_snapshot", "vdi_clone", "vdi_attach"):
+        for _ in range(3):  # warm the page cache
+            subprocess.run([plugin, docs[name]], env=env, capture_output=True)
+        e = dict(env, REPLUN_SM_TIMING="1")
+        p = subprocess.run([plugin, docs[name]], env=e, capture_output=True, text=True)
+        print("--- %s: phases\n%s" % (name, p.stderr), file=sys.stderr)
+        if shutil.which("strace"):
+            p = subprocess.run(["strace", "-f", "-c", "-o", "/dev/stderr", plugin, docs[name]],
+                               env=env, capture_output=True, text=True)
+            print("--- %s: strace -c -f\n%s" % (name, p.stderr), file=sys.stderr)
 
 
 def fs_type(path):
