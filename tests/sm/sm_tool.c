@@ -67,7 +67,27 @@ static int cmd_bench(const char *uri, const char *group, const char *lun, int ru
 	for (o = 0; o < sizeof(ops) / sizeof(ops[0]); o++) {
 		for (i = 0; i < runs; i++) {
 			struct rp_array *a = NULL;
-			struct rp_lun_create_opts co = { .group = group, .replicate = true };
+			/* the VDI record ReplunSR writes with the LUN (9 keys), in the same commit
+			 */
+			static const char *const mk[] = {
+				"vdi.uuid",        "vdi.name_label",    "vdi.name_description",
+				"vdi.type",        "vdi.read_only",     "vdi.is_a_snapshot",
+				"vdi.snapshot_of", "vdi.snapshot_time", "vdi.sr_uuid"
+			};
+			static const char *const mv[] = { "00000000-0000-4000-8000-000000000001",
+				                          "bench",
+				                          "",
+				                          "user",
+				                          "false",
+				                          "false",
+				                          "",
+				                          "19700101T00:00:00Z",
+				                          "00000000-0000-4000-8000-000000000002" };
+			struct rp_lun_create_opts co = { .group = group,
+				                         .replicate = true,
+				                         .meta_keys = mk,
+				                         .meta_values = mv,
+				                         .n_meta = 9 };
 			struct rp_device d;
 			char name[64], path[4096];
 			double t0 = now_ms();
@@ -76,12 +96,16 @@ static int cmd_bench(const char *uri, const char *group, const char *lun, int ru
 			(void)snprintf(name, sizeof(name), "bench-%zu-%d-%ld", o, i,
 			               (long)getpid());
 			rc = rp_array_open(&a, uri, NULL, &err);
+			struct rp_lun_copy_opts cp = {
+				.name = name, .meta_keys = mk, .meta_values = mv, .n_meta = 9
+			};
+
 			if (rc == 0 && o == 0)
 				rc = rp_lun_create(&d, a, name, 100ull << 30, &co, &err);
 			else if (rc == 0 && o == 1 && (rc = rp_lun_get(&d, a, lun, &err)) == 0)
-				rc = rp_lun_snapshot(&d, a, d.id, name, &err);
+				rc = rp_lun_snapshot_ex(&d, a, d.id, &cp, &err);
 			else if (rc == 0 && o == 2 && (rc = rp_lun_get(&d, a, lun, &err)) == 0)
-				rc = rp_lun_clone(&d, a, d.id, name, &err);
+				rc = rp_lun_clone_ex(&d, a, d.id, &cp, &err);
 			else if (rc == 0 && o == 3 && (rc = rp_lun_get(&d, a, lun, &err)) == 0)
 				rc = rp_lun_path(path, sizeof(path), a, d.id, &err);
 			rp_array_close(a);
