@@ -276,6 +276,16 @@ struct sync_dev {
 	char stage[ARRAY_OBJ_MAX];
 	struct array_extent *ext;
 	size_t n_ext, cap_ext;
+	/*
+	 * In-place apply (incremental sync into a target array without reflink): the stage holds
+	 * only the changed data, packed; the finish saves the old contents of exactly the changed
+	 * ranges of the live target object into an undo object, then writes them in place.
+	 */
+	bool inplace;
+	bool undo_done; /* plan line "undo <tgt>": the undo object is complete, apply may run */
+	char lun_obj[ARRAY_OBJ_MAX];
+	char undo[ARRAY_OBJ_MAX];
+	uint64_t stage_len;
 };
 
 struct sync_plan {
@@ -402,6 +412,14 @@ static int sync_plan_parse(struct sync_plan *p, const char *text, struct rp_erro
 			d->size = strtoull(num, &end, 10);
 			if (errno || *end)
 				goto bad;
+		} else if (strcmp(word, "undo") == 0) {
+			size_t k;
+
+			if (plan_word(word, sizeof(word), &cur) < 0)
+				goto bad;
+			for (k = 0; k < p->n; k++)
+				if (strcmp(p->dev[k].tgt, word) == 0)
+					p->dev[k].undo_done = true;
 		} else {
 			goto bad;
 		}
@@ -776,6 +794,43 @@ static int sync_ext_cb(const struct array_extent *ext, void *payload)
 	return 0;
 }
 
+/*
+ * In-place apply for @d? Only for an incremental sync into an array without reflink (where a
+ * staging clone of the base is a full copy), when the live target object, its base and the
+ * source all have the same size: the live object of a target equals its base (the workflows
+ * roll a target back to its base whenever it becomes one), so applying the changed extents to
+ * it gives the new recovery point. A plan that recorded an undo object forces it (the live
+ * object may hold part of the new data already).
+ */
+static int sync_pick_inplace(struct sync_ctx *c, struct sync_dev *d, struct rp_error *err)
+{
+	const struct array_ops *to = c->tgt->drv->ops;
+	struct model_device td;
+	struct array_obj_stat ls, bs;
+	int rc;
+
+	d->inplace = false;
+	if (!d->tgt_base[0] && !d->undo_done)
+		return 0;
+	if ((c->tgt->drv->caps & ARRAY_CAP_REFLINK) && !d->undo_done)
+		return 0;
+	if (!to->obj_stat || !to->read || !to->write || !to->punch || !to->obj_set_readonly)
+		return 0;
+	rc = model_device_load(&td, c->tgt, d->tgt, err);
+	if (rc < 0)
+		return rc;
+	rp_strlcpy(d->lun_obj, td.obj, sizeof(d->lun_obj));
+	if (d->undo_done) {
+		d->inplace = true;
+		return 0;
+	}
+	if (to->obj_stat(&ls, c->tgt->drv, td.obj, NULL) < 0 ||
+	    to->obj_stat(&bs, c->tgt->drv, d->tgt_base_obj, NULL) < 0)
+		return 0;
+	d->inplace = ls.size == d->size && bs.size == d->size;
+	return 0;
+}
+
 /* Resolves objects of the plan and collects the changed extents of every device. */
 static int sync_collect(struct sync_ctx *c, struct rp_error *err)
 {
@@ -806,6 +861,10 @@ static int sync_collect(struct sync_ctx *c, struct rp_error *err)
 			}
 		}
 		(void)snprintf(d->stage, sizeof(d->stage), "stage-%s-%s", c->row.id, d->tgt);
+		(void)snprintf(d->undo, sizeof(d->undo), "undo-%s-%s", c->row.id, d->tgt);
+		rc = sync_pick_inplace(c, d, err);
+		if (rc < 0)
+			return rc;
 		if (!c->src->drv->ops->changed_extents)
 			return rp_error_set(err, RP_ENOTSUPPORTED, "array '%s' cannot list extents",
 			                    c->src->id);
@@ -942,12 +1001,30 @@ static int sync_move_dev(struct sync_ctx *c, struct sync_dev *d, char **bufs, si
 	struct array_obj_stat st;
 	struct sync_pipe p;
 	pthread_t reader;
+	uint64_t spos = 0;
 	size_t i, j;
 	int rc;
 
 	if (!so->read || !to->write || !to->punch || !to->obj_create || !to->obj_stat)
 		return rp_error_set(err, RP_ENOTSUPPORTED, "array cannot move data");
 	(void)recovery_drv_delete(c->tgt, d->stage, NULL);
+	if (d->inplace) {
+		/* only the changed data, packed in extent order: the finish scatters it */
+		d->stage_len = 0;
+		for (j = 0; j < d->n_ext; j++) {
+			const struct array_extent *e = &d->ext[j];
+
+			if (!e->zero && e->offset < d->size)
+				d->stage_len +=
+				        (e->offset + e->length > d->size ? d->size
+				                                         : e->offset + e->length) -
+				        e->offset;
+		}
+		rc = to->obj_create(c->tgt->drv, d->stage, d->stage_len ? d->stage_len : 1, err);
+		if (rc < 0)
+			return rc;
+		goto pipeline;
+	}
 	if (d->tgt_base[0])
 		rc = recovery_drv_clone(c->tgt, d->tgt_base_obj, d->stage, err);
 	else
@@ -979,6 +1056,7 @@ static int sync_move_dev(struct sync_ctx *c, struct sync_dev *d, char **bufs, si
 			return rc;
 	}
 
+pipeline:
 	memset(&p, 0, sizeof(p));
 	pthread_mutex_init(&p.mu, NULL);
 	pthread_cond_init(&p.cv, NULL);
@@ -1006,7 +1084,17 @@ static int sync_move_dev(struct sync_ctx *c, struct sync_dev *d, char **bufs, si
 				(void)rp_error_set(err, rc, "%s", p.err.msg);
 			break;
 		}
-		{
+		if (d->inplace) {
+			size_t k, pos = 0;
+
+			for (k = 0; k < sl->n; k++)
+				pos += sl->len[k];
+			rc = to->write(c->tgt->drv, d->stage, spos, sl->buf, pos, err);
+			if (rc == 0) {
+				spos += pos;
+				c->done += pos;
+			}
+		} else {
 			size_t k, pos = 0;
 
 			for (k = 0; rc == 0 && k < sl->n; k++) {
@@ -1173,6 +1261,339 @@ static int sync_copy_meta(struct rp_array *src, const char *sid, struct rp_array
 	return rc;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* In-place apply with an undo object (incremental sync into an array without reflink)        */
+
+/*
+ * Undo object "undo-<session>-<tgt dev>": a header of SYNC_UNDO_HDR bytes rounded up to 4 KiB
+ * (magic, number of ranges, object size, then offset/length pairs, host byte order), then the
+ * old contents of those ranges, packed in order.
+ */
+#define SYNC_UNDO_MAGIC "RPUNDO01"
+
+struct undo_hdr {
+	char magic[8];
+	uint64_t n;
+	uint64_t size;
+};
+
+static uint64_t undo_hdr_len(uint64_t n)
+{
+	return (sizeof(struct undo_hdr) + n * 16 + 4095) / 4096 * 4096;
+}
+
+static bool buf_is_zero(const char *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/*
+ * Reads the ranges @ext (clipped to @size) of @from, packed from @from_off on, and writes each
+ * to its place in @to (zero pieces are punched when @punch_zero). Reads in @bufsz pieces.
+ */
+static int sync_scatter(struct rp_array *a, const char *from, uint64_t from_off,
+                        const struct array_extent *ext, size_t n, uint64_t size, bool punch_zero,
+                        const char *to, char *buf, size_t bufsz, struct rp_error *err)
+{
+	const struct array_ops *o = a->drv->ops;
+	uint64_t spos = from_off, avail = 0, bpos = 0, total = 0;
+	size_t j;
+	int rc = 0;
+
+	for (j = 0; j < n; j++)
+		if (!ext[j].zero && ext[j].offset < size)
+			total += (ext[j].offset + ext[j].length > size
+			                  ? size
+			                  : ext[j].offset + ext[j].length) -
+			         ext[j].offset;
+	for (j = 0; rc == 0 && j < n; j++) {
+		uint64_t off = ext[j].offset,
+		         end = off + ext[j].length > size ? size : off + ext[j].length;
+
+		if (ext[j].zero)
+			continue;
+		while (rc == 0 && off < end) {
+			size_t k;
+
+			if (bpos == avail) {
+				avail = total - (spos - from_off) < bufsz
+				                ? total - (spos - from_off)
+				                : bufsz;
+				if (avail == 0)
+					return rp_error_set(err, RP_ECORRUPT,
+					                    "object '%s' is short", from);
+				rc = o->read(a->drv, from, spos, buf, (size_t)avail, err);
+				if (rc < 0)
+					return rc;
+				spos += avail;
+				bpos = 0;
+			}
+			k = (size_t)(end - off < avail - bpos ? end - off : avail - bpos);
+			if (punch_zero && buf_is_zero(buf + bpos, k))
+				rc = o->punch(a->drv, to, off, k, err);
+			else
+				rc = o->write(a->drv, to, off, buf + bpos, k, err);
+			bpos += k;
+			off += k;
+		}
+	}
+	return rc;
+}
+
+/* Writes the undo object of @d: the current contents of every changed range of the live one. */
+static int sync_undo_write(struct rp_array *a, struct sync_dev *d, char *buf, size_t bufsz,
+                           struct rp_error *err)
+{
+	const struct array_ops *o = a->drv->ops;
+	struct undo_hdr *h;
+	uint64_t *pairs, hlen, data = 0, pos, used = 0;
+	size_t j, n = 0;
+	int rc;
+
+	for (j = 0; j < d->n_ext; j++)
+		if (d->ext[j].offset < d->size)
+			n++;
+	hlen = undo_hdr_len(n);
+	h = rp_calloc(1, (size_t)hlen);
+	if (!h)
+		return rp_error_set(err, RP_ERROR, "out of memory");
+	memcpy(h->magic, SYNC_UNDO_MAGIC, sizeof(h->magic));
+	h->n = n;
+	h->size = d->size;
+	pairs = (uint64_t *)(h + 1);
+	n = 0;
+	for (j = 0; j < d->n_ext; j++) {
+		const struct array_extent *e = &d->ext[j];
+		uint64_t end = e->offset + e->length > d->size ? d->size : e->offset + e->length;
+
+		if (e->offset >= d->size)
+			continue;
+		pairs[2 * n] = e->offset;
+		pairs[2 * n + 1] = end - e->offset;
+		data += end - e->offset;
+		n++;
+	}
+	(void)recovery_drv_delete(a, d->undo, NULL);
+	rc = o->obj_create(a->drv, d->undo, hlen + data, err);
+	if (rc == 0)
+		rc = o->write(a->drv, d->undo, 0, h, (size_t)hlen, err);
+	pos = hlen;
+	for (j = 0; rc == 0 && j < n; j++) {
+		uint64_t off = pairs[2 * j], end = off + pairs[2 * j + 1];
+
+		while (rc == 0 && off < end) {
+			size_t k = (size_t)(end - off < bufsz - used ? end - off : bufsz - used);
+
+			rc = o->read(a->drv, d->lun_obj, off, buf + used, k, err);
+			used += k;
+			off += k;
+			if (rc == 0 && used == bufsz) {
+				rc = o->write(a->drv, d->undo, pos, buf, (size_t)used, err);
+				pos += used;
+				used = 0;
+			}
+		}
+	}
+	if (rc == 0 && used > 0)
+		rc = o->write(a->drv, d->undo, pos, buf, (size_t)used, err);
+	if (rc == 0 && o->flush)
+		rc = o->flush(a->drv, d->undo, err);
+	rp_free(h);
+	return rc;
+}
+
+/* Puts the old contents saved in undo object @undo back into @lun (read-only again). */
+static int sync_undo_restore(struct rp_array *a, const char *lun, const char *undo,
+                             struct rp_error *err)
+{
+	const struct array_ops *o = a->drv->ops;
+	struct array_obj_stat st;
+	struct undo_hdr h;
+	struct array_extent *ext = NULL;
+	uint64_t *pairs = NULL, hlen, data = 0, i;
+	char *buf = NULL;
+	int rc;
+
+	rc = o->obj_stat(&st, a->drv, undo, err);
+	if (rc < 0)
+		return rc;
+	if (st.size < sizeof(h))
+		return rp_error_set(err, RP_ECORRUPT, "undo object '%s' is corrupt", undo);
+	rc = o->read(a->drv, undo, 0, &h, sizeof(h), err);
+	if (rc < 0)
+		return rc;
+	if (memcmp(h.magic, SYNC_UNDO_MAGIC, sizeof(h.magic)) != 0 || h.n > (st.size / 16) ||
+	    undo_hdr_len(h.n) > st.size)
+		return rp_error_set(err, RP_ECORRUPT, "undo object '%s' is corrupt", undo);
+	hlen = undo_hdr_len(h.n);
+	pairs = rp_malloc(h.n ? (size_t)h.n * 16 : 16);
+	ext = rp_calloc(h.n ? (size_t)h.n : 1, sizeof(*ext));
+	buf = rp_malloc(SYNC_BUF);
+	if (!pairs || !ext || !buf) {
+		rc = rp_error_set(err, RP_ERROR, "out of memory");
+		goto out;
+	}
+	if (h.n)
+		rc = o->read(a->drv, undo, sizeof(h), pairs, (size_t)h.n * 16, err);
+	if (rc < 0)
+		goto out;
+	for (i = 0; i < h.n; i++) {
+		ext[i].offset = pairs[2 * i];
+		ext[i].length = pairs[2 * i + 1];
+		ext[i].zero = false;
+		if (ext[i].offset > h.size || ext[i].length > h.size - ext[i].offset) {
+			rc = rp_error_set(err, RP_ECORRUPT, "undo object '%s' is corrupt", undo);
+			goto out;
+		}
+		data += ext[i].length;
+	}
+	if (hlen + data != st.size) {
+		rc = rp_error_set(err, RP_ECORRUPT, "undo object '%s' is incomplete", undo);
+		goto out;
+	}
+	rc = recovery_drv_set_readonly(a, lun, false, err);
+	if (rc == 0)
+		rc = sync_scatter(a, undo, hlen, ext, (size_t)h.n, h.size, true, lun, buf, SYNC_BUF,
+		                  err);
+	if (rc == 0 && o->flush)
+		rc = o->flush(a->drv, lun, err);
+	(void)recovery_drv_set_readonly(a, lun, true, NULL);
+out:
+	rp_free(buf);
+	rp_free(ext);
+	rp_free(pairs);
+	return rc;
+}
+
+/*
+ * Rolls target device @tgt_dev of session @sid back to what it was before an interrupted
+ * in-place apply, if an undo object exists, and removes it. If the rollback itself fails, the
+ * device loses its base (the next sync is a full copy through a staging object and a rename,
+ * which rewrites every byte). The caller holds the target's lock.
+ */
+static void sync_rollback_dev(struct rp_array *a, const char *sid, const char *tgt_dev)
+{
+	char undo[ARRAY_OBJ_MAX];
+	struct model_device td;
+	struct rp_error e;
+	bool exists = false;
+
+	(void)snprintf(undo, sizeof(undo), "undo-%s-%s", sid, tgt_dev);
+	if (recovery_drv_exists(&exists, a, undo, NULL) < 0 || !exists)
+		return;
+	rp_error_clear(&e);
+	if (model_device_load(&td, a, tgt_dev, &e) == 0 &&
+	    sync_undo_restore(a, td.obj, undo, &e) == 0) {
+		rp_log(RP_LOG_INFO, "sync session '%s': '%s' rolled back to its recovery point",
+		       sid, tgt_dev);
+	} else {
+		rp_log(RP_LOG_ERROR,
+		       "sync session '%s': cannot roll '%s' back (%s); its next sync is a full "
+		       "copy",
+		       sid, tgt_dev, e.msg);
+		if (model_device_load(&td, a, tgt_dev, NULL) == 0) {
+			td.base_snapshot[0] = '\0';
+			(void)model_device_store(a, &td, NULL);
+		}
+	}
+	(void)recovery_drv_delete(a, undo, NULL);
+}
+
+/* Same for every device of the plan text @plan. */
+static void sync_rollback_plan(struct rp_array *a, const char *sid, const char *plan)
+{
+	struct sync_plan p;
+	size_t i;
+
+	if (!plan || sync_plan_parse(&p, plan, NULL) < 0)
+		return;
+	for (i = 0; i < p.n; i++)
+		sync_rollback_dev(a, sid, p.dev[i].tgt);
+	sync_plan_dispose(&p);
+}
+
+/*
+ * Applies the staged data of every in-place device to its live object (under the target's
+ * lock): first the undo objects, recorded in the plan ("undo <tgt>") once complete, then the
+ * writes. A restarted worker finds the record and re-applies (same data, idempotent) without
+ * writing the undo objects again.
+ */
+static int sync_apply_inplace(struct sync_ctx *c, bool *applying, struct rp_error *err)
+{
+	const struct array_ops *o = c->tgt->drv->ops;
+	struct sync_plan *p = &c->plan;
+	char *buf = NULL, *marks = NULL;
+	size_t i, j, len = 0;
+	int rc = 0;
+
+	for (i = 0; i < p->n; i++)
+		if (p->dev[i].inplace)
+			break;
+	if (i == p->n)
+		return 0;
+	buf = rp_malloc(SYNC_BUF);
+	marks = rp_malloc(p->n * (RP_ID_MAX + 8) + 1);
+	if (!buf || !marks) {
+		rc = rp_error_set(err, RP_ERROR, "out of memory");
+		goto out;
+	}
+	marks[0] = '\0';
+	for (i = 0; rc == 0 && i < p->n; i++) {
+		struct sync_dev *d = &p->dev[i];
+
+		if (!d->inplace || d->undo_done)
+			continue;
+		rc = sync_undo_write(c->tgt, d, buf, SYNC_BUF, err);
+		if (rc == 0)
+			len += (size_t)snprintf(marks + len, RP_ID_MAX + 8, "undo %s\n", d->tgt);
+	}
+	if (rc == 0 && len > 0) {
+		int changes = 0;
+
+		rc = meta_run(
+		        &changes, c->tgt->db, err,
+		        "UPDATE sync_sessions SET plan = plan || ? WHERE id = ? AND status = 0",
+		        "tt", marks, c->row.id);
+		if (rc == 0 && changes == 0) {
+			c->aborted = true;
+			rc = rp_error_set(err, RP_EBUSY, "sync session '%s' was aborted",
+			                  c->row.id);
+		}
+		if (rc == 0)
+			for (i = 0; i < p->n; i++)
+				if (p->dev[i].inplace)
+					p->dev[i].undo_done = true;
+	}
+	if (rc < 0)
+		goto out;
+	*applying = true;
+	for (i = 0; rc == 0 && i < p->n; i++) {
+		struct sync_dev *d = &p->dev[i];
+
+		if (!d->inplace)
+			continue;
+		rc = recovery_drv_set_readonly(c->tgt, d->lun_obj, false, err);
+		if (rc == 0)
+			rc = sync_scatter(c->tgt, d->stage, 0, d->ext, d->n_ext, d->size, false,
+			                  d->lun_obj, buf, SYNC_BUF, err);
+		for (j = 0; rc == 0 && j < d->n_ext; j++) {
+			const struct array_extent *e = &d->ext[j];
+			uint64_t end =
+			        e->offset + e->length > d->size ? d->size : e->offset + e->length;
+
+			if (e->zero && e->offset < end)
+				rc = o->punch(c->tgt->drv, d->lun_obj, e->offset, end - e->offset,
+				              err);
+		}
+		if (rc == 0 && o->flush)
+			rc = o->flush(c->tgt->drv, d->lun_obj, err);
+	}
+out:
+	rp_free(marks);
+	rp_free(buf);
+	return rc;
+}
+
 /* Applies the staged data on the target and records the recovery point there. */
 static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 {
@@ -1181,7 +1602,8 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 	char **gc = NULL;
 	size_t n_gc = 0, i;
 	uint32_t retention = 3;
-	bool in_txn = false;
+	bool in_txn = false, applying = false;
+	int64_t t_apply = 0, t_rp = 0, t_txn = 0;
 	int lfd = -1, rc;
 
 	tdev = rp_calloc(p->n ? p->n : 1, sizeof(*tdev));
@@ -1211,7 +1633,13 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 		if (model_group_load(&g, c->src, c->row.group, NULL) == 0)
 			retention = g.retention;
 	}
-	/* Atomic switch of each device, then its recovery-point snapshot. */
+	/* In place (no reflink): undo objects, then the changed ranges into the live objects. */
+	t_apply = rp_now_ms();
+	rc = sync_apply_inplace(c, &applying, err);
+	if (rc < 0)
+		goto out;
+	t_rp = rp_now_ms();
+	/* Atomic switch of each other device, then every device's recovery-point snapshot. */
 	for (i = 0; i < p->n; i++) {
 		struct sync_dev *d = &p->dev[i];
 		char rpid[RP_ID_MAX], obj[ARRAY_OBJ_MAX];
@@ -1221,7 +1649,8 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 			                  c->tgt->id);
 			goto out;
 		}
-		rc = c->tgt->drv->ops->obj_rename(c->tgt->drv, d->stage, tdev[i].obj, err);
+		if (!d->inplace)
+			rc = c->tgt->drv->ops->obj_rename(c->tgt->drv, d->stage, tdev[i].obj, err);
 		if (rc < 0)
 			goto out;
 		(void)recovery_drv_set_readonly(c->tgt, tdev[i].obj, true, NULL);
@@ -1233,6 +1662,7 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 			goto out;
 	}
 
+	t_txn = rp_now_ms();
 	rc = meta_txn_begin(c->tgt->db, err);
 	if (rc < 0)
 		goto out;
@@ -1318,10 +1748,29 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 	if (rc < 0)
 		goto out;
 	in_txn = false;
+	for (i = 0; i < p->n; i++) {
+		if (!p->dev[i].inplace)
+			continue;
+		(void)recovery_drv_delete(c->tgt, p->dev[i].undo, NULL);
+		(void)recovery_drv_delete(c->tgt, p->dev[i].stage, NULL);
+	}
 out:
 	if (in_txn)
 		meta_txn_rollback(c->tgt->db);
+	if (rc < 0 && lfd >= 0) {
+		/* not committed: live objects written in place go back to the old recovery point */
+		for (i = 0; i < p->n; i++)
+			if (p->dev[i].inplace)
+				sync_rollback_dev(c->tgt, c->row.id, p->dev[i].tgt);
+	}
+	(void)applying;
 	unlock(lfd);
+	if (rc == 0)
+		rp_log(RP_LOG_VERBOSE,
+		       "sync session '%s': target: in-place apply %lld ms, switch + recovery-point"
+		       " clones %lld ms, commit %lld ms",
+		       c->row.id, (long long)(t_rp - t_apply), (long long)(t_txn - t_rp),
+		       (long long)(rp_now_ms() - t_txn));
 	gc_run(c->tgt, gc, n_gc);
 	rp_free(tdev);
 	return rc;
@@ -1403,6 +1852,20 @@ out:
 	return rc;
 }
 
+/* After a completed session: staging and undo objects a dead worker left on the target. */
+static void sync_drop_leftovers(struct rp_array *tgt, const char *sid, const struct sync_plan *p)
+{
+	char obj[ARRAY_OBJ_MAX];
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		(void)snprintf(obj, sizeof(obj), "stage-%s-%s", sid, p->dev[i].tgt);
+		(void)recovery_drv_delete(tgt, obj, NULL);
+		(void)snprintf(obj, sizeof(obj), "undo-%s-%s", sid, p->dev[i].tgt);
+		(void)recovery_drv_delete(tgt, obj, NULL);
+	}
+}
+
 /* Deletes source snapshot @id only while it is still an in-flight ("sync") snapshot. */
 static void sync_drop_snap_if_inflight(struct rp_array *src, const char *id)
 {
@@ -1416,12 +1879,21 @@ static void sync_drop_snap_if_inflight(struct rp_array *src, const char *id)
 static void sync_fail(struct sync_ctx *c, const char *why)
 {
 	size_t i;
+	int lfd = -1;
 
+	/* a restarted worker may fail before its finish: undo what an earlier one applied */
+	if (lock_group(c->tgt, c->lock_tgt, &lfd, NULL) == 0) {
+		for (i = 0; i < c->plan.n; i++)
+			sync_rollback_dev(c->tgt, c->row.id, c->plan.dev[i].tgt);
+	}
 	sync_mark_failed(c->tgt, c->row.id, why);
+	unlock(lfd);
 	sync_mark_failed(c->src, c->row.id, why);
 	for (i = 0; i < c->plan.n; i++) {
 		if (c->plan.dev[i].stage[0])
 			(void)recovery_drv_delete(c->tgt, c->plan.dev[i].stage, NULL);
+		if (c->plan.dev[i].undo[0])
+			(void)recovery_drv_delete(c->tgt, c->plan.dev[i].undo, NULL);
 		sync_drop_snap_if_inflight(c->src, c->plan.dev[i].snap);
 	}
 	rp_log(RP_LOG_ERROR, "sync session '%s' failed: %s", c->row.id, why);
@@ -1477,6 +1949,8 @@ int sync_session_run(struct rp_array *src, struct rp_array *tgt, const char *id,
 			rc = sync_plan_parse(&c.plan, c.row.plan, err);
 			if (rc == 0)
 				rc = sync_finalize_source(src, &c.row, &c.plan, c.lock_src, err);
+			if (rc == 0)
+				sync_drop_leftovers(tgt, id, &c.plan);
 		}
 		goto out;
 	}
@@ -1512,7 +1986,10 @@ int sync_session_run(struct rp_array *src, struct rp_array *tgt, const char *id,
 	rc = sync_row_load(&c.row, tgt, id, err);
 	if (rc < 0)
 		goto out;
+	t3 = rp_now_ms();
 	rc = sync_finalize_source(src, &c.row, &c.plan, c.lock_src, err);
+	rp_log(RP_LOG_VERBOSE, "sync session '%s': source finish %lld ms", id,
+	       (long long)(rp_now_ms() - t3));
 	if (rc == 0)
 		rp_log(RP_LOG_INFO,
 		       "sync session '%s' complete: %" PRIu64 " bytes moved, recovery point '%s'",
@@ -1543,6 +2020,8 @@ int sync_abort_incoming(struct rp_array *a, const char *group, const char *devic
 			sync_row_dispose(&r);
 			return 0; /* outgoing, not ours to stop */
 		}
+		/* the caller (failover) holds the lock: an in-place apply cannot be running */
+		sync_rollback_plan(a, r.id, r.plan);
 		rc = meta_run(NULL, a->db, err,
 		              "UPDATE sync_sessions SET status = 2, error = ?, finished_ms = ?,"
 		              " heartbeat_ms = ?2 WHERE id = ? AND status = 0",
@@ -1556,6 +2035,9 @@ int sync_abort_incoming(struct rp_array *a, const char *group, const char *devic
 				char stage[ARRAY_OBJ_MAX];
 
 				(void)snprintf(stage, sizeof(stage), "stage-%s-%s", r.id,
+				               p.dev[i].tgt);
+				(void)recovery_drv_delete(a, stage, NULL);
+				(void)snprintf(stage, sizeof(stage), "undo-%s-%s", r.id,
 				               p.dev[i].tgt);
 				(void)recovery_drv_delete(a, stage, NULL);
 			}
@@ -1737,7 +2219,12 @@ static int sync_resume(struct rp_array *src, struct rp_array *tgt, const struct 
 		struct sync_plan p;
 		size_t i;
 
+		int lfd = -1;
+
+		if (lock_group(tgt, r->group[0] ? r->group : r->device, &lfd, NULL) == 0)
+			sync_rollback_plan(tgt, r->id, r->plan);
 		sync_mark_failed(tgt, r->id, "the sync worker died too many times");
+		unlock(lfd);
 		sync_mark_failed(src, r->id, "the sync worker died too many times");
 		/* what the dead workers left: staging objects and in-flight snapshots */
 		if (r->plan && sync_plan_parse(&p, r->plan, NULL) == 0) {
@@ -1745,6 +2232,9 @@ static int sync_resume(struct rp_array *src, struct rp_array *tgt, const struct 
 				char stage[ARRAY_OBJ_MAX];
 
 				(void)snprintf(stage, sizeof(stage), "stage-%s-%s", r->id,
+				               p.dev[i].tgt);
+				(void)recovery_drv_delete(tgt, stage, NULL);
+				(void)snprintf(stage, sizeof(stage), "undo-%s-%s", r->id,
 				               p.dev[i].tgt);
 				(void)recovery_drv_delete(tgt, stage, NULL);
 				sync_drop_snap_if_inflight(src, p.dev[i].snap);
@@ -2291,7 +2781,8 @@ int rp_sync_start(struct rp_result **out, struct rp_array *a, const struct rp_re
 		struct rp_error e;
 
 		if (workflow_request_dup_device(a, req, i))
-			continue; /* answered once, inside its group when that is listed (workflow.c) */
+			continue; /* answered once, inside its group when that is listed
+			             (workflow.c) */
 		if (workflow_result_add(res, &cap, &dit) < 0)
 			goto oom;
 		rp_strlcpy(dit->id, req->devices[i], sizeof(dit->id));
