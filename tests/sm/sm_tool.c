@@ -137,7 +137,9 @@ int main(int argc, char **argv)
 		fprintf(stderr,
 		        "usage: sm_tool init PATH ID | pair A B | luns A GROUP | path A LUN |"
 		        " meta A LUN | sync A GROUP | failover A GROUP | reverse A GROUP |"
-		        " present A LUN HOST rw|ro | group A ID | bench A GROUP LUN RUNS\n");
+		        " present A LUN HOST rw|ro | group A ID | mklun A GROUP NAME | rmlun A LUN "
+		        "|"
+		        " bench A GROUP LUN RUNS\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "bench") == 0 && argc == 6)
@@ -175,6 +177,17 @@ int main(int argc, char **argv)
 			       g.rpo_seconds);
 			rc = rp_group_meta_foreach(a, g.id, meta_cb, NULL, &err) < 0;
 		}
+	} else if (strcmp(argv[1], "mklun") == 0 && argc == 5) {
+		struct rp_lun_create_opts o = { .group = argv[3] };
+
+		rc = rp_lun_create(&dev, a, argv[4], 1ull << 20, &o, &err) < 0 ? fail("mklun", &err)
+		                                                               : 0;
+		if (rc == 0)
+			printf("%s\n", dev.id);
+	} else if (strcmp(argv[1], "rmlun") == 0 && argc == 4) {
+		rc = rp_lun_get(&dev, a, argv[3], &err) < 0 || rp_lun_delete(a, dev.id, &err) < 0
+		             ? fail("rmlun", &err)
+		             : 0;
 	} else if (strcmp(argv[1], "present") == 0 && argc == 6) {
 		if (rp_lun_get(&dev, a, argv[3], &err) < 0 ||
 		    rp_lun_present(a, dev.id, argv[4], strcmp(argv[5], "rw") == 0, &err) < 0)

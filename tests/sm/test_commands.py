@@ -4,6 +4,7 @@
 # array (LUNs, metadata, replication targets) and XAPI's database after each step, plus the
 # fault paths (unknown VDI, no session, XAPI unreachable, unreadable array, non-empty SR).
 import os
+import uuid as uuidlib
 
 from smtest import (Env, check, done, luns, meta, parse, run_raw, tool, valgrind_reason,
                     valgrind_wrapper, xapi_doc, xapi_sim)
@@ -78,6 +79,16 @@ f = fails(X.sm, srref, "vdi_create", args=[str(MiB), "dup", "", "", "false", xap
 check(f is not None and f.code == "SR_BACKEND_FAILURE_43" and len(luns(env.a, sr)) == 2,
       "vdi_create with the vdi_uuid of an existing VDI: VDIExists (43), nothing created (%s)"
       % (f,))
+# LUN names are unique per array: a name taken in another group is VDIExists too
+taken = str(uuidlib.uuid4())
+tool("mklun", env.a, "not-this-sr", taken)
+f = fails(X.sm, srref, "vdi_create", args=[str(MiB), "dup2", "", "", "false", xapi_sim.EPOCH, "",
+                                        "false"], vdi_type="user", vdi_sm_config={}, vdi_uuid=taken)
+check(f is not None and f.code == "SR_BACKEND_FAILURE_43" and len(luns(env.a, sr)) == 2
+      and taken in luns(env.a, "not-this-sr"),
+      "vdi_create with a vdi_uuid naming a LUN of another group: VDIExists (43), nothing "
+      "created, the other LUN kept (%s)" % (f,))
+tool("rmlun", env.a, taken)
 f = fails(X, "vdi-create", "sr-uuid=" + sr, "name-label=zero", "virtual-size=0")
 check(f is not None and f.code == "SR_BACKEND_FAILURE_79", "vdi_create of 0 bytes: VDISize (79)")
 
