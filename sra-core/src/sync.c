@@ -1282,6 +1282,9 @@ static uint64_t undo_hdr_len(uint64_t n)
 	return (sizeof(struct undo_hdr) + n * 16 + 4095) / 4096 * 4096;
 }
 
+/* Tests only (SYNC_ENV_CRASH "apply:N"): the worker _exits after N in-place writes. */
+static long sync_crash_writes = -1;
+
 static bool buf_is_zero(const char *p, size_t n)
 {
 	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
@@ -1333,6 +1336,8 @@ static int sync_scatter(struct rp_array *a, const char *from, uint64_t from_off,
 				rc = o->punch(a->drv, to, off, k, err);
 			else
 				rc = o->write(a->drv, to, off, buf + bpos, k, err);
+			if (!punch_zero && sync_crash_writes >= 0 && sync_crash_writes-- == 0)
+				_exit(9);
 			bpos += k;
 			off += k;
 		}
@@ -1538,6 +1543,12 @@ static int sync_apply_inplace(struct sync_ctx *c, bool *applying, struct rp_erro
 		goto out;
 	}
 	marks[0] = '\0';
+	{
+		const char *crash = getenv(SYNC_ENV_CRASH);
+
+		if (crash && strncmp(crash, "apply:", 6) == 0)
+			sync_crash_writes = strtol(crash + 6, NULL, 10);
+	}
 	for (i = 0; rc == 0 && i < p->n; i++) {
 		struct sync_dev *d = &p->dev[i];
 

@@ -20,6 +20,8 @@
 #define SYNC_ENV_EXE "REPLUN_SYNC_WORKER_EXE"
 /* Tests only: sleep this many ms after each 1 MiB moved (to kill a worker mid-way). */
 #define SYNC_ENV_THROTTLE "REPLUN_SYNC_THROTTLE_MS"
+/* Tests only: "apply:N" makes the worker _exit(9) after N writes of an in-place apply. */
+#define SYNC_ENV_CRASH "REPLUN_SYNC_CRASH_AT"
 
 /* A worker that recorded no pid is considered dead after this long without a heartbeat. */
 #define SYNC_START_GRACE_MS 30000

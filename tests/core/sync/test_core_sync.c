@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_core_sync.c - incremental sync into a plain directory (no reflink) applies the changed
+ * ranges in place with an undo object: the worker killed mid-apply is resumed and ends equal,
+ * or a failover meanwhile rolls the target back to its recovery point.
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "engine.h"
+#include "replun/replun.h"
+#include "sync.h"
+
+#define MIB (1024ull * 1024ull)
+#define LUN_SIZE (16 * MIB)
+#define BLOCK 4096u
+
+struct fx {
+	char dir[512];
+	struct rp_array *a, *b;
+	struct rp_device dev; /* on A; dev.peer_device is its target on B */
+};
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dull;
+
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+/* Writes random data (or zeros) at @off through the LUN's image file, like a VM would. */
+static void write_lun(struct fx *f, uint64_t off, size_t len, bool zero)
+{
+	char path[4200], *buf = malloc(len);
+	struct rp_error e = { 0 };
+	size_t i;
+	int fd;
+
+	assert_non_null(buf);
+	for (i = 0; i < len; i += 8) {
+		uint64_t v = zero ? 0 : rng();
+
+		memcpy(buf + i, &v, len - i < 8 ? len - i : 8);
+	}
+	assert_int_equal(rp_lun_path(path, sizeof(path), f->a, f->dev.id, &e), 0);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, buf, len, (off_t)off), (ssize_t)len);
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+	free(buf);
+}
+
+static void csum(char out[40], struct rp_array *a, const char *id)
+{
+	struct rp_error e = { 0 };
+
+	assert_int_equal(rp_lun_checksum(out, a, id, &e), 0);
+}
+
+/* Starts a sync of the device; returns the session id. */
+static void start(struct fx *f, bool foreground, char sid[RP_ID_MAX])
+{
+	const char *devs[] = { f->dev.id };
+	struct rp_request req = { .devices = devs, .n_devices = 1 };
+	struct rp_sync_opts o = { .foreground = foreground };
+	struct rp_result *r = NULL;
+	struct rp_error e = { 0 };
+
+	assert_int_equal(rp_sync_start(&r, f->a, &req, &o, &e), 0);
+	assert_non_null(r);
+	assert_int_equal(r->items[0].code, 0);
+	snprintf(sid, RP_ID_MAX, "%s", r->items[0].session);
+	rp_result_free(r);
+}
+
+static void sync_fg(struct fx *f, bool expect_full)
+{
+	struct rp_sync_session s;
+	struct rp_error e = { 0 };
+	char sid[RP_ID_MAX];
+
+	start(f, true, sid);
+	assert_int_equal(rp_sync_get(&s, f->a, sid, &e), 0);
+	assert_int_equal(s.status, RP_SYNC_COMPLETE);
+	assert_int_equal(s.full, expect_full);
+}
+
+static bool obj_exists(struct rp_array *a, const char *obj)
+{
+	struct rp_error e = { 0 };
+	bool ex = false;
+
+	assert_int_equal(a->drv->ops->obj_exists(&ex, a->drv, obj, &e), 0);
+	return ex;
+}
+
+static int fx_setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct rp_lun_create_opts o = { .replicate = true };
+	struct rp_error e = { 0 };
+	char a[600], b[600];
+	const char *tmp = getenv("TMPDIR");
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "%s/replun-sync-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(a, sizeof(a), "%s/a", f->dir);
+	snprintf(b, sizeof(b), "%s/b", f->dir);
+	assert_int_equal(rp_array_init(a, "siteA", NULL, &e), 0);
+	assert_int_equal(rp_array_init(b, "siteB", NULL, &e), 0);
+	assert_int_equal(rp_array_open(&f->a, a, NULL, &e), 0);
+	assert_int_equal(rp_array_open(&f->b, b, NULL, &e), 0);
+	assert_int_equal(rp_array_pair(f->a, f->b, &e), 0);
+	assert_int_equal(rp_lun_create(&f->dev, f->a, "vol", LUN_SIZE, &o, &e), 0);
+	write_lun(f, 0, LUN_SIZE, false);
+	*state = f;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[700];
+
+	rp_array_close(f->a);
+	rp_array_close(f->b);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup of %s failed\n", f->dir);
+	free(f);
+	return 0;
+}
+
+/* Full sync, one incremental, then changes (64 random blocks and a zeroed 1 MiB range). */
+static void prepare(struct fx *f, char before[40])
+{
+	int i;
+
+	printf("# full sync, then an incremental one (in place)\n");
+	sync_fg(f, true);
+	write_lun(f, 4 * MIB, 64 * 1024, false);
+	sync_fg(f, false);
+	csum(before, f->b, f->dev.peer_device);
+	{
+		char ca[40];
+
+		csum(ca, f->a, f->dev.id);
+		assert_string_equal(ca, before);
+	}
+	for (i = 0; i < 64; i++)
+		write_lun(f, (rng() % (LUN_SIZE / BLOCK)) * BLOCK, BLOCK, false);
+	write_lun(f, 8 * MIB, MIB, true);
+}
+
+/* Starts a detached sync whose worker dies after 10 in-place writes; waits for its death. */
+static void crash_mid_apply(struct fx *f, char sid[RP_ID_MAX], char before[40])
+{
+	struct rp_error e = { 0 };
+	char undo[ARRAY_OBJ_MAX], now[40];
+	int64_t pid = 0;
+	int i;
+
+	printf("# kill the worker after 10 of its in-place writes into the target\n");
+	setenv(SYNC_ENV_CRASH, "apply:10", 1);
+	start(f, false, sid);
+	unsetenv(SYNC_ENV_CRASH);
+	assert_int_equal(sync_worker_pid(&pid, f->b, sid, &e), 0);
+	assert_true(pid > 0);
+	for (i = 0; i < 1000 && kill((pid_t)pid, 0) == 0; i++)
+		usleep(10000);
+	assert_true(kill((pid_t)pid, 0) != 0);
+	snprintf(undo, sizeof(undo), "undo-%s-%s", sid, f->dev.peer_device);
+	printf("#   undo object '%s' is there and the target is half-applied\n", undo);
+	assert_true(obj_exists(f->b, undo));
+	csum(now, f->b, f->dev.peer_device);
+	assert_string_not_equal(now, before);
+}
+
+static void test_inplace__kill_mid_apply_resumes(void **state)
+{
+	struct fx *f = *state;
+	struct rp_sync_session s;
+	struct rp_error e = { 0 };
+	char sid[RP_ID_MAX], before[40], ca[40], cb[40], obj[ARRAY_OBJ_MAX];
+
+	prepare(f, before);
+	crash_mid_apply(f, sid, before);
+	printf("# rp_sync_wait resumes the session: it re-applies and ends equal\n");
+	assert_int_equal(rp_sync_wait(&s, f->a, sid, 60000, NULL, NULL, &e), 0);
+	assert_int_equal(s.status, RP_SYNC_COMPLETE);
+	assert_false(s.full);
+	csum(ca, f->a, f->dev.id);
+	csum(cb, f->b, f->dev.peer_device);
+	assert_string_equal(ca, cb);
+	snprintf(obj, sizeof(obj), "undo-%s-%s", sid, f->dev.peer_device);
+	assert_false(obj_exists(f->b, obj));
+	snprintf(obj, sizeof(obj), "stage-%s-%s", sid, f->dev.peer_device);
+	assert_false(obj_exists(f->b, obj));
+	printf("# the next incremental sync still ends equal\n");
+	write_lun(f, 0, 2 * BLOCK, false);
+	sync_fg(f, false);
+	csum(ca, f->a, f->dev.id);
+	csum(cb, f->b, f->dev.peer_device);
+	assert_string_equal(ca, cb);
+}
+
+static void test_inplace__failover_after_crash_rolls_back(void **state)
+{
+	struct fx *f = *state;
+	const char *devs[1];
+	struct rp_request req = { .devices = devs, .n_devices = 1 };
+	struct rp_result *r = NULL;
+	struct rp_sync_session s;
+	struct rp_error e = { 0 };
+	char sid[RP_ID_MAX], before[40], cb[40], obj[ARRAY_OBJ_MAX];
+
+	prepare(f, before);
+	crash_mid_apply(f, sid, before);
+	printf("# failover at the target instead: the half-applied target is rolled back\n");
+	devs[0] = f->dev.peer_device;
+	assert_int_equal(rp_failover(&r, f->b, &req, &e), 0);
+	assert_non_null(r);
+	assert_int_equal(r->items[0].code, 0);
+	rp_result_free(r);
+	csum(cb, f->b, f->dev.peer_device);
+	assert_string_equal(cb, before);
+	snprintf(obj, sizeof(obj), "undo-%s-%s", sid, f->dev.peer_device);
+	assert_false(obj_exists(f->b, obj));
+	assert_int_equal(rp_sync_get(&s, f->b, sid, &e), 0);
+	assert_int_equal(s.status, RP_SYNC_FAILED);
+	printf("#   session failed: %s\n", s.error);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_inplace__kill_mid_apply_resumes, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_inplace__failover_after_crash_rolls_back,
+		                                fx_setup, fx_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
