@@ -190,8 +190,8 @@ def main():
               "the simulator's own requests replayed; XenAPI callbacks (VDI.db_introduce) are "
               "answered at once by a stub on the XAPI socket, so the Python simulator's latency "
               "is not counted. 'Array work alone' is the same libreplun calls (open the array, "
-              "create/snapshot/clone/look up, close) timed in a C loop: what any front end "
-              "pays. Target for "
+              "create/snapshot/clone with the 9-key VDI record in the same commit, or look "
+              "up, close) timed in a C loop: what any front end pays. Target for "
               "the four VDI calls: median <= %.0f ms and >= %.0fx below the floor: %s."
               % (TARGET_MS, TARGET_RATIO, "met" if ok else "NOT met"))
     finally:
