@@ -439,6 +439,7 @@ struct item_in {
 	const char *pre_error; /* answered without asking the engine */
 	int pre_code;
 	char msg[RP_MSG_MAX];
+	char *rp; /* recovery point requested (RecoveryPoint id), NULL = the latest */
 };
 
 static void check_ids(struct item_in *in, size_t n, const char *what)
@@ -456,34 +457,50 @@ static void check_ids(struct item_in *in, size_t n, const char *what)
 	}
 }
 
-/* Only the latest recovery point can be used (the engine has no point-in-time selection). */
-static void check_recovery_point(struct rp_array *a, struct item_in *in, bool group)
+/*
+ * The RecoveryPoint an item names (testFailoverStart, failover): "latest" or none = the latest;
+ * another id is passed to the engine, after checking here that the array holds it (so that an
+ * unknown or expired point is answered with the recovery point error, not "not found").
+ */
+static void check_recovery_point(struct rp_array *a, const char *array_id, struct item_in *in,
+                                 bool group)
 {
 	xmlNodePtr rpn = sra_child(in->node, "RecoveryPoint");
-	char *want;
+	struct rp_recovery_point *pts = NULL;
 	struct rp_error err = { 0 };
-	const char *have = NULL;
-	struct rp_group g;
-	struct rp_device d;
+	size_t n = 0, i;
+	char *want;
 
 	if (in->pre_error || !rpn)
 		return;
 	want = sra_attr_get(rpn, "id");
-	if (!want || !*want || strcmp(want, "latest") == 0)
-		goto out;
-	if (group && rp_group_get(&g, a, in->id, &err) == 0)
-		have = g.recovery_point;
-	else if (!group && rp_lun_get(&d, a, in->id, &err) == 0)
-		have = d.recovery_point;
-	if (have && strcmp(have, want) != 0) {
-		(void)snprintf(in->msg, sizeof(in->msg),
-		               "recovery point '%s' requested; only the latest, '%s', can be used",
-		               want, have);
-		in->pre_error = in->msg;
-		in->pre_code = SRA_E_UNSUPPORTED;
+	if (!want || !*want || strcmp(want, "latest") == 0) {
+		rp_free(want);
+		return;
 	}
-out:
-	rp_free(want);
+	in->rp = want;
+	if (rp_id_check(want, "recovery point id", &err) < 0) {
+		(void)rp_strlcpy(in->msg, err.msg, sizeof(in->msg));
+		in->pre_error = in->msg;
+		in->pre_code = SRA_E_BAD_ID;
+		return;
+	}
+	/* an unknown group or device is the engine's to answer */
+	if (rp_recovery_points(&pts, &n, a, group ? in->id : NULL, group ? NULL : in->id, &err) < 0)
+		return;
+	for (i = 0; i < n; i++)
+		if (strcmp(pts[i].id, want) == 0)
+			break;
+	if (i == n) {
+		(void)snprintf(
+		        in->msg, sizeof(in->msg),
+		        "recovery point '%s' is not held on array '%s' (unknown, or expired by"
+		        " the retention policy; queryRecoveryPoints lists %zu point(s))",
+		        want, array_id ? array_id : "", n);
+		in->pre_error = in->msg;
+		in->pre_code = SRA_E_NO_RECOVERY_POINT;
+	}
+	rp_free(pts);
 }
 
 static void log_objects(const char *prefix, const struct wf *w, const struct item_in *gi, size_t ng,
@@ -524,7 +541,7 @@ int sra_cmd_workflow(struct sra_ctx *ctx)
 	struct rp_array *a = NULL;
 	struct sra_list lg = { 0 }, ld = { 0 };
 	struct item_in *gi = NULL, *di = NULL;
-	const char **ids = NULL;
+	const char **ids = NULL, **rps = NULL;
 	struct results rs = { 0 };
 	struct rp_error err = { 0 }, first_err = { 0 };
 	size_t i, n_valid = 0, chunk, done, n_calls_failed = 0, n_calls = 0;
@@ -560,7 +577,8 @@ int sra_cmd_workflow(struct sra_ctx *ctx)
 	gi = rp_calloc(lg.n + 1, sizeof(*gi));
 	di = rp_calloc(ld.n + 1, sizeof(*di));
 	ids = rp_calloc(lg.n + ld.n + 1, sizeof(*ids));
-	if (!gi || !di || !ids) {
+	rps = rp_calloc(lg.n + ld.n + 1, sizeof(*rps));
+	if (!gi || !di || !ids || !rps) {
 		sra_fail(ctx, SRA_E_FAILED, w->cmd, array_id, "out of memory");
 		goto out;
 	}
@@ -576,9 +594,9 @@ int sra_cmd_workflow(struct sra_ctx *ctx)
 	check_ids(di, ld.n, "device id");
 	if (w->shape != SH_SUCCESS) {
 		for (i = 0; i < lg.n; i++)
-			check_recovery_point(a, &gi[i], true);
+			check_recovery_point(a, array_id, &gi[i], true);
 		for (i = 0; i < ld.n; i++)
-			check_recovery_point(a, &di[i], false);
+			check_recovery_point(a, array_id, &di[i], false);
 	}
 	log_objects("Commence", w, gi, lg.n, di, ld.n, array_id);
 	if (ctx->conn.name_filter)
@@ -587,14 +605,18 @@ int sra_cmd_workflow(struct sra_ctx *ctx)
 
 	/* Groups first, then devices. */
 	for (i = 0; i < lg.n; i++)
-		if (!gi[i].pre_error)
+		if (!gi[i].pre_error) {
+			rps[n_valid] = gi[i].rp;
 			ids[n_valid++] = gi[i].id;
+		}
 	{
 		size_t n_groups = n_valid;
 
 		for (i = 0; i < ld.n; i++)
-			if (!di[i].pre_error)
+			if (!di[i].pre_error) {
+				rps[n_valid] = di[i].rp;
 				ids[n_valid++] = di[i].id;
+			}
 		/*
 		 * A device may also be a member of a requested group: the engine answers it once,
 		 * inside its group, only when both are in the same call. So a request naming groups
@@ -612,6 +634,8 @@ int sra_cmd_workflow(struct sra_ctx *ctx)
 			req.devices = ids + (done > n_groups ? done : n_groups);
 			req.n_devices =
 			        end > n_groups ? end - (done > n_groups ? done : n_groups) : 0;
+			req.group_recovery_points = rps + done;
+			req.device_recovery_points = rps + (done > n_groups ? done : n_groups);
 			req.name_filter = ctx->conn.name_filter;
 			req.peer = peer;
 			rp_error_clear(&err);
@@ -681,6 +705,11 @@ int sra_cmd_workflow(struct sra_ctx *ctx)
 out:
 	results_free(&rs);
 	rp_free(ids);
+	rp_free(rps);
+	for (i = 0; gi && i < lg.n; i++)
+		rp_free(gi[i].rp);
+	for (i = 0; di && i < ld.n; i++)
+		rp_free(di[i].rp);
 	rp_free(gi);
 	rp_free(di);
 	sra_list_free(&lg);

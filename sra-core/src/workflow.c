@@ -149,6 +149,11 @@ struct wf {
 	struct model_group *g; /* group of the current item, NULL for standalone devices */
 	struct rev_plan *rev;  /* reverse of a group: the plan made by its group_pre */
 	int64_t now;
+	/* Recovery point named for the current item (NULL = the latest) and its time once found
+	 * (group_pre of the workflows that use it). */
+	const char *rp_want;
+	int64_t rp_want_ms;
+	bool keep_rp; /* group_post filled the group item's recovery point itself */
 };
 
 /* Opens (once per call) the peer @id; NULL with @e set when unreachable. */
@@ -236,6 +241,7 @@ static int wf_group(struct wf *w, struct rp_result *res, size_t *cap, const char
 
 	w->g = &g;
 	w->peer = NULL;
+	w->keep_rp = false;
 	if (w->ops->needs_peer) {
 		w->peer = wf_peer(w, g.peer_array, &e);
 		if (!w->peer) {
@@ -292,8 +298,11 @@ static int wf_group(struct wf *w, struct rp_result *res, size_t *cap, const char
 	}
 	if (model_group_load(&g, w->a, gid, NULL) == 0) {
 		rp_strlcpy(git->state, rp_group_role_name(g.role), sizeof(git->state));
-		rp_strlcpy(git->recovery_point, g.recovery_point, sizeof(git->recovery_point));
-		git->recovery_point_ms = g.recovery_point_ms;
+		if (!w->keep_rp || git->code) {
+			rp_strlcpy(git->recovery_point, g.recovery_point,
+			           sizeof(git->recovery_point));
+			git->recovery_point_ms = g.recovery_point_ms;
+		}
 	}
 	goto out;
 fail_all:
@@ -359,6 +368,14 @@ static int wf_device(struct wf *w, struct rp_result *res, size_t *cap, const cha
 	return 0;
 }
 
+/* Entry @i of a request's recovery point array; NULL for "the latest". */
+static const char *wf_point(const char *const *points, size_t i)
+{
+	if (!points || !points[i] || !points[i][0])
+		return NULL;
+	return points[i];
+}
+
 static int wf_run(struct rp_result **out, struct rp_array *a, const struct rp_request *req,
                   const struct wf_ops *ops, struct rp_error *err)
 {
@@ -382,11 +399,17 @@ static int wf_run(struct rp_result **out, struct rp_array *a, const struct rp_re
 	rp_log(RP_LOG_VERBOSE, "%s on array '%s': %zu group(s), %zu device(s)", ops->name, a->id,
 	       req->n_groups, req->n_devices);
 	for (i = 0; rc == 0 && i < req->n_groups; i++)
-		if (!workflow_request_dup_group(req, i))
+		if (!workflow_request_dup_group(req, i)) {
+			w.rp_want = wf_point(req->group_recovery_points, i);
+			w.rp_want_ms = 0;
 			rc = wf_group(&w, res, &cap, req->groups[i] ? req->groups[i] : "");
+		}
 	for (i = 0; rc == 0 && i < req->n_devices; i++)
-		if (!workflow_request_dup_device(a, req, i))
+		if (!workflow_request_dup_device(a, req, i)) {
+			w.rp_want = wf_point(req->device_recovery_points, i);
+			w.rp_want_ms = 0;
 			rc = wf_device(&w, res, &cap, req->devices[i] ? req->devices[i] : "");
+		}
 	for (i = 0; i < w.n_peers; i++)
 		rp_array_close(w.peers[i]);
 	if (rc < 0) {
@@ -484,6 +507,65 @@ static void warn_stale(struct wf *w, struct rp_item *it, const struct model_devi
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Recovery point selection                                                                    */
+
+static int point_not_held(struct wf *w, const char *what, const char *id, struct rp_error *e)
+{
+	return rp_error_set(e, RP_ENOTFOUND,
+	                    "recovery point '%s' of %s '%s' is not held on array '%s' (unknown,"
+	                    " or expired by the retention policy; queryRecoveryPoints lists"
+	                    " the points held)",
+	                    w->rp_want, what, id, w->a->id);
+}
+
+/*
+ * The 'rp' snapshot of @d to use: the one of the recovery point named in the request
+ * (w->rp_want), else the device's latest. A named point not held: RP_ENOTFOUND.
+ */
+static int wf_rp_snapshot(struct model_snapshot *out, struct wf *w, const struct model_device *d,
+                          struct rp_error *e)
+{
+	int rc;
+
+	if (!w->rp_want)
+		return recovery_snapshot_find(out, w->a, d->id, RECOVERY_KIND_RP, d->recovery_point,
+		                              e);
+	rc = rp_id_check(w->rp_want, "recovery point id", e);
+	if (rc < 0)
+		return rc;
+	if (recovery_snapshot_find(out, w->a, d->id, RECOVERY_KIND_RP, w->rp_want, NULL) == 0)
+		return 0;
+	return point_not_held(w, "device", d->id, e);
+}
+
+/* A group's named recovery point must be held for the group; sets w->rp_want_ms. */
+static int wf_group_point(struct wf *w, const struct model_group *g, struct rp_error *e)
+{
+	struct rp_recovery_point *pts = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	if (!w->rp_want)
+		return 0;
+	rc = rp_id_check(w->rp_want, "recovery point id", e);
+	if (rc < 0)
+		return rc;
+	rc = rp_recovery_points(&pts, &n, w->a, g->id, NULL, e);
+	if (rc < 0)
+		return rc;
+	rc = RP_ENOTFOUND;
+	for (i = 0; i < n; i++)
+		if (strcmp(pts[i].id, w->rp_want) == 0) {
+			w->rp_want_ms = pts[i].time_ms;
+			rc = 0;
+		}
+	rp_free(pts);
+	if (rc < 0)
+		return point_not_held(w, "group", g->id, e);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Test failover                                                                               */
 
 static int check_target_ready(const struct model_device *d, struct rp_error *e)
@@ -510,9 +592,11 @@ static int check_test_dev(struct wf *w, struct model_device *d, struct rp_item *
 	rc = check_target_ready(d, e);
 	if (rc < 0)
 		return rc;
-	rc = recovery_snapshot_find(&s, w->a, d->id, RECOVERY_KIND_RP, d->recovery_point, e);
+	rc = wf_rp_snapshot(&s, w, d, e);
 	if (rc < 0)
 		return rc;
+	rp_strlcpy(it->recovery_point, s.recovery_point, sizeof(it->recovery_point));
+	it->recovery_point_ms = s.recovery_point_ms;
 	if (recovery_snapshot_find(&t, w->a, d->id, RECOVERY_KIND_TEST, NULL, NULL) == 0)
 		return rp_error_set(e, RP_EBUSY, "a test failover of '%s' is running ('%s')", d->id,
 		                    t.id);
@@ -545,7 +629,7 @@ static int check_test_group(struct wf *w, struct model_group *g, struct rp_item 
 		return rp_error_set(e, RP_ESTATE, "group '%s' has no recovery point yet", g->id);
 	if (g->test_snapshot[0])
 		return rp_error_set(e, RP_EBUSY, "a test failover of group '%s' is running", g->id);
-	return 0;
+	return wf_group_point(w, g, e);
 }
 
 static int test_start_dev(struct wf *w, struct model_device *d, struct rp_item *it,
@@ -561,7 +645,7 @@ static int test_start_dev(struct wf *w, struct model_device *d, struct rp_item *
 	rc = check_target_ready(d, e);
 	if (rc < 0)
 		return rc;
-	rc = recovery_snapshot_find(&rp, w->a, d->id, RECOVERY_KIND_RP, d->recovery_point, e);
+	rc = wf_rp_snapshot(&rp, w, d, e);
 	if (rc < 0)
 		return rc;
 	rc = recovery_snapshot_take_from(&t, w->a, d, rp.obj, RECOVERY_KIND_TEST, rp.recovery_point,
@@ -591,6 +675,10 @@ static int test_start_group_post(struct wf *w, struct model_group *g, struct rp_
 	(void)snprintf(g->test_snapshot, sizeof(g->test_snapshot), "test-%s-%lld", g->id,
 	               (long long)w->now);
 	rp_strlcpy(git->snapshot, g->test_snapshot, sizeof(git->snapshot));
+	rp_strlcpy(git->recovery_point, w->rp_want ? w->rp_want : g->recovery_point,
+	           sizeof(git->recovery_point));
+	git->recovery_point_ms = w->rp_want ? w->rp_want_ms : g->recovery_point_ms;
+	w->keep_rp = true;
 	return model_group_store(w->a, g, e);
 }
 
@@ -679,19 +767,32 @@ static bool made_after_failover(const struct wf *w, const struct model_device *d
 static int check_failover_dev(struct wf *w, struct model_device *d, struct rp_item *it,
                               struct rp_error *e)
 {
+	struct model_snapshot s;
+	int rc;
+
 	if (d->state == RP_DEV_PROMOTED_TARGET || made_after_failover(w, d)) {
 		workflow_item_warn(it, RP_WARN_ALREADY_DONE, "device '%s' was failed over already",
 		                   d->id);
 		return 0;
 	}
-	return check_target_ready(d, e);
+	rc = check_target_ready(d, e);
+	if (rc < 0 || !w->rp_want)
+		return rc;
+	rc = wf_rp_snapshot(&s, w, d, e);
+	if (rc < 0)
+		return rc;
+	rp_strlcpy(it->recovery_point, s.recovery_point, sizeof(it->recovery_point));
+	it->recovery_point_ms = s.recovery_point_ms;
+	return 0;
 }
 
 static int check_failover_group(struct wf *w, struct model_group *g, struct rp_item *git,
                                 struct rp_error *e)
 {
-	if (g->role == RP_GROUP_PROMOTED_TARGET || g->role == RP_GROUP_TARGET)
+	if (g->role == RP_GROUP_PROMOTED_TARGET)
 		return 0;
+	if (g->role == RP_GROUP_TARGET)
+		return wf_group_point(w, g, e);
 	return rp_error_set(e, RP_ESTATE, "group '%s' is %s, not a replication target", g->id,
 	                    rp_group_role_name(g->role));
 }
@@ -699,7 +800,8 @@ static int check_failover_group(struct wf *w, struct model_group *g, struct rp_i
 static int failover_dev(struct wf *w, struct model_device *d, struct rp_item *it,
                         struct rp_error *e)
 {
-	struct model_snapshot s;
+	struct model_snapshot s, at;
+	bool older = false;
 	int rc;
 
 	if (d->state == RP_DEV_PROMOTED_TARGET) {
@@ -718,16 +820,40 @@ static int failover_dev(struct wf *w, struct model_device *d, struct rp_item *it
 	rc = need_state(d, RP_DEV_TARGET, " (only replication targets fail over)", e);
 	if (rc < 0)
 		return rc;
+	if (w->rp_want && strcmp(w->rp_want, d->recovery_point) != 0) {
+		/* an older point: its snapshot must be held before anything changes */
+		rc = wf_rp_snapshot(&at, w, d, e);
+		if (rc < 0)
+			return rc;
+		older = true;
+	}
 	if (!w->g) {
 		rc = sync_abort_incoming(w->a, NULL, d->id, "aborted by failover", e);
 		if (rc < 0)
 			return rc;
 	}
-	/* revert point first: the replica as it was before anyone wrote to it */
+	/* revert point first: the replica as it was before anyone wrote to it (with an older
+	 * point requested, this keeps the newer replicated data) */
 	rc = recovery_snapshot_take(&s, w->a, d, RECOVERY_KIND_REVERT, d->recovery_point,
 	                            d->recovery_point_ms, e);
 	if (rc < 0)
 		return rc;
+	if (older) {
+		/* the live data becomes a copy of the point (atomic rename of a full copy) */
+		rc = recovery_rollback(w->a, d, at.obj, "failover", e);
+		if (rc < 0)
+			return rc;
+		rp_strlcpy(d->recovery_point, at.recovery_point, sizeof(d->recovery_point));
+		d->recovery_point_ms = at.recovery_point_ms;
+		rc = model_device_store(w->a, d, e);
+		if (rc < 0)
+			return rc;
+		rp_log(RP_LOG_INFO,
+		       "failover: '%s' set to recovery point '%s'; the newer data is in '%s'",
+		       d->id, at.recovery_point, s.id);
+	}
+	rp_strlcpy(it->recovery_point, d->recovery_point, sizeof(it->recovery_point));
+	it->recovery_point_ms = d->recovery_point_ms;
 	rc = dev_set(w->a, d, RP_DEV_PROMOTED_TARGET, false, NULL, NULL, e);
 	if (rc < 0)
 		return rc;
@@ -754,6 +880,9 @@ static int failover_group_pre(struct wf *w, struct model_group *g, struct rp_ite
 static int failover_group_post(struct wf *w, struct model_group *g, struct rp_item *git,
                                bool all_done, struct rp_error *e)
 {
+	struct model_group cur;
+	int rc;
+
 	if (g->role == RP_GROUP_PROMOTED_TARGET) {
 		if (all_done)
 			workflow_item_warn(git, RP_WARN_ALREADY_DONE,
@@ -762,7 +891,16 @@ static int failover_group_post(struct wf *w, struct model_group *g, struct rp_it
 		return 0;
 	}
 	rp_strlcpy(git->new_id, g->id, sizeof(git->new_id));
-	return group_set_role(w->a, g->id, RP_GROUP_PROMOTED_TARGET, NULL, e);
+	rc = model_group_load(&cur, w->a, g->id, e);
+	if (rc < 0)
+		return rc;
+	if (w->rp_want) {
+		/* the group's data is now at the requested point */
+		rp_strlcpy(cur.recovery_point, w->rp_want, sizeof(cur.recovery_point));
+		cur.recovery_point_ms = w->rp_want_ms;
+	}
+	cur.role = RP_GROUP_PROMOTED_TARGET;
+	return model_group_store(w->a, &cur, e);
 }
 
 static int prepare_failover_dev(struct wf *w, struct model_device *d, struct rp_item *it,

@@ -32,6 +32,15 @@ struct rp_request {
 	size_t n_devices;
 	const char *name_filter;
 	const char *peer; /* peer array id when the array has several; NULL = the first */
+	/*
+	 * Recovery point per group / per device, parallel to @groups / @devices (the array itself
+	 * may be NULL; an entry NULL or "" = the latest). Used by the test failover and failover
+	 * calls (and their checks): the test copy is made of that point, failover promotes the
+	 * target at that point (its newer data kept in the 'revert' snapshot). A point not held
+	 * on the array (unknown, or expired by retention) fails that item with RP_ENOTFOUND.
+	 */
+	const char *const *group_recovery_points;
+	const char *const *device_recovery_points;
 };
 
 /* Warning codes (positive, stable); the message says more. */
@@ -94,8 +103,8 @@ typedef int (*rp_workflow_fn)(struct rp_result **out, struct rp_array *a,
 /* Run at the recovery site, on targets. Checks only: initial sync complete, healthy, room. */
 RP_EXTERN int rp_check_test_failover(struct rp_result **out, struct rp_array *a,
                                      const struct rp_request *req, struct rp_error *err);
-/* Writable copy of each target's last recovery point; replication untouched. A second start
- * while a test runs is an error (RP_EBUSY). */
+/* Writable copy of each target's last recovery point (or of the point the request names);
+ * replication untouched. A second start while a test runs is an error (RP_EBUSY). */
 RP_EXTERN int rp_test_failover_start(struct rp_result **out, struct rp_array *a,
                                      const struct rp_request *req, struct rp_error *err);
 /* Deletes the test copies. Idempotent. */
@@ -109,7 +118,9 @@ RP_EXTERN int rp_check_failover(struct rp_result **out, struct rp_array *a,
 RP_EXTERN int rp_prepare_failover(struct rp_result **out, struct rp_array *a,
                                   const struct rp_request *req, struct rp_error *err);
 /* Run at the recovery site, on targets: snapshot (revert point), stop incoming sync, promote
- * read-write. Works with the peer unreachable. Idempotent. */
+ * read-write. Works with the peer unreachable. Idempotent. With an older recovery point named
+ * in the request, the live data is set to that point after the revert snapshot (which keeps
+ * the newer data) is taken. */
 RP_EXTERN int rp_failover(struct rp_result **out, struct rp_array *a, const struct rp_request *req,
                           struct rp_error *err);
 /* Run at the original protected site on demoted sources: checks they may become targets. */
