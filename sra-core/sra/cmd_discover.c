@@ -160,7 +160,8 @@ static void put_target_device(struct sra_ctx *ctx, xmlNodePtr parent, const stru
 
 		sra_set_attr(s, "id", d->test_snapshot);
 		put_identity(ctx, s, d->test_snapshot_wwn);
-		put_recovery_point(ctx, s, d->recovery_point, d->recovery_point_ms);
+		/* the copy's own point: a sync during the test does not change it */
+		put_recovery_point(ctx, s, d->test_recovery_point, d->test_recovery_point_ms);
 	}
 }
 
@@ -217,7 +218,8 @@ static void put_group(struct sra_ctx *ctx, xmlNodePtr rd, struct disco *dc,
 				sra_set_attr(ds, "id", devs[i]->test_snapshot);
 				put_identity(ctx, ds, devs[i]->test_snapshot_wwn);
 			}
-			put_recovery_point(ctx, s, g->recovery_point, g->recovery_point_ms);
+			put_recovery_point(ctx, s, g->test_recovery_point,
+			                   g->test_recovery_point_ms);
 		}
 	}
 	dc->n_groups++;

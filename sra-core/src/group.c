@@ -42,6 +42,18 @@ static int group_fill(struct rp_group *out, struct rp_array *a, const struct mod
 		return rc;
 	model_group_to_public(out, g);
 	out->n_devices = n;
+	if (g->test_snapshot[0]) {
+		/* the recovery point of the running test's copies (their newest) */
+		struct model_snapshot *snaps = NULL;
+		size_t ns = 0;
+
+		if (model_snapshot_list(&snaps, &ns, a, NULL, g->id, "test", NULL) == 0 && ns > 0) {
+			(void)rp_strlcpy(out->test_recovery_point, snaps[0].recovery_point,
+			                 sizeof(out->test_recovery_point));
+			out->test_recovery_point_ms = snaps[0].recovery_point_ms;
+		}
+		rp_free(snaps);
+	}
 	return 0;
 }
 

@@ -39,13 +39,15 @@ static int lun_arg(struct rp_array *a, const char *id, struct rp_error *err)
 	return rp_id_check(id, "LUN id", err);
 }
 
-/* Fills the derived fields of a public device: allocated, test snapshot. */
-static void lun_fill(struct rp_device *out, struct rp_array *a, const struct model_device *d)
+/*
+ * Fills the derived fields of a public device: allocated, and the running test copy @test
+ * (the device's newest 'test' snapshot, NULL when no test runs).
+ */
+static void lun_fill(struct rp_device *out, struct rp_array *a, const struct model_device *d,
+                     const struct model_snapshot *test)
 {
-	struct model_snapshot *snaps = NULL;
 	struct array_obj_stat st;
 	struct rp_error e = { 0 };
-	size_t n = 0;
 
 	model_device_to_public(out, d);
 	memset(&st, 0, sizeof(st));
@@ -53,13 +55,55 @@ static void lun_fill(struct rp_device *out, struct rp_array *a, const struct mod
 		out->allocated = st.allocated;
 	else
 		rp_log(RP_LOG_VERBOSE, "LUN '%s': %s", d->id, e.msg);
-	rp_error_clear(&e);
-	if (model_snapshot_list(&snaps, &n, a, d->id, NULL, "test", &e) == 0 && n > 0) {
-		(void)rp_strlcpy(out->test_snapshot, snaps[0].id, sizeof(out->test_snapshot));
-		(void)rp_strlcpy(out->test_snapshot_wwn, snaps[0].wwn,
-		                 sizeof(out->test_snapshot_wwn));
+	if (test) {
+		(void)rp_strlcpy(out->test_snapshot, test->id, sizeof(out->test_snapshot));
+		(void)rp_strlcpy(out->test_snapshot_wwn, test->wwn, sizeof(out->test_snapshot_wwn));
+		(void)rp_strlcpy(out->test_recovery_point, test->recovery_point,
+		                 sizeof(out->test_recovery_point));
+		out->test_recovery_point_ms = test->recovery_point_ms;
 	}
+}
+
+/* lun_fill for one device: looks its test copy up. */
+static void lun_fill_one(struct rp_device *out, struct rp_array *a, const struct model_device *d)
+{
+	struct model_snapshot *snaps = NULL;
+	size_t n = 0;
+
+	if (model_snapshot_list(&snaps, &n, a, d->id, NULL, "test", NULL) < 0)
+		n = 0;
+	lun_fill(out, a, d, n > 0 ? &snaps[0] : NULL);
 	rp_free(snaps);
+}
+
+/* Test copies by device, then newest first (as model_snapshot_list orders them). */
+static int test_snap_cmp(const void *x, const void *y)
+{
+	const struct model_snapshot *s = x, *t = y;
+	int c = strcmp(s->device, t->device);
+
+	if (c)
+		return c;
+	if (s->created_ms != t->created_ms)
+		return s->created_ms > t->created_ms ? -1 : 1;
+	return -strcmp(s->id, t->id);
+}
+
+/* The newest test copy of @device in @v (sorted by test_snap_cmp), NULL if none. */
+static const struct model_snapshot *test_snap_find(const struct model_snapshot *v, size_t n,
+                                                   const char *device)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) { /* first entry whose device is >= @device */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(v[mid].device, device) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && strcmp(v[lo].device, device) == 0 ? &v[lo] : NULL;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -578,7 +622,7 @@ static int lun_create_common(struct rp_device *out, struct rp_array *a, const st
 	rp_log(RP_LOG_INFO, "array '%s': LUN '%s' ('%s', %" PRIu64 " bytes) created%s%s", a->id,
 	       d.id, d.name, d.size, p->replicate ? ", target " : "", p->replicate ? t.id : "");
 	if (out)
-		lun_fill(out, a, &d);
+		lun_fill_one(out, a, &d);
 	goto out;
 rollback:
 	/* Undo what exists, then drop the intents; if undo fails they stay for recovery. */
@@ -745,7 +789,7 @@ int rp_lun_get(struct rp_device *out, struct rp_array *a, const char *id, struct
 	rc = model_device_find(&d, a, id, err);
 	if (rc < 0)
 		return rc;
-	lun_fill(out, a, &d);
+	lun_fill_one(out, a, &d);
 	return 0;
 }
 
@@ -753,9 +797,10 @@ int rp_lun_list(struct rp_device **out, size_t *n, struct rp_array *a, const cha
                 struct rp_error *err)
 {
 	struct model_device *rows = NULL;
+	struct model_snapshot *tests = NULL;
 	struct rp_device *v = NULL;
 	struct model_group g;
-	size_t cnt = 0, i;
+	size_t cnt = 0, i, n_tests = 0;
 	int rc;
 
 	if (!a || !out || !n)
@@ -773,8 +818,18 @@ int rp_lun_list(struct rp_device **out, size_t *n, struct rp_array *a, const cha
 		rp_free(rows);
 		return rp_error_set(err, RP_ERROR, "out of memory");
 	}
+	/* one query for every test copy instead of one per device */
+	rc = model_snapshot_list(&tests, &n_tests, a, NULL, NULL, "test", err);
+	if (rc < 0) {
+		rp_free(rows);
+		rp_free(v);
+		return rc;
+	}
+	if (n_tests > 1)
+		qsort(tests, n_tests, sizeof(*tests), test_snap_cmp);
 	for (i = 0; i < cnt; i++)
-		lun_fill(&v[i], a, &rows[i]);
+		lun_fill(&v[i], a, &rows[i], test_snap_find(tests, n_tests, rows[i].id));
+	rp_free(tests);
 	rp_free(rows);
 	*out = v;
 	*n = cnt;

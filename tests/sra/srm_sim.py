@@ -273,12 +273,19 @@ def bytes_moved(w, site, sessions):
 def test_failover(w, prot, rec):
     print("== test failover at %s" % rec.name, flush=True)
     g, solo = w.ids[rec.name]["group"], w.ids[rec.name]["solo"]
+    # Two recovery points: the data now (replicated), then newer data synced on top of it.
+    check(w.sums(prot) == w.sums(rec), "before the test: %s == %s" % (rec.name, prot.name))
+    older_sums = w.sums(prot)
+    w.write(prot, b"NEWER-POINT", 5 * MiB)
+    sync(w, prot)
     before = w.sums(prot)
+    check(before != older_sums and w.sums(rec) == before,
+          "a newer recovery point synced on top of the older one")
     r = rec.sra("queryRecoveryPoints", tgt("QueryRecoveryPointsParameters", rec.id, [GROUP],
                                            [solo]))
     rps = items(r, "QueryRecoveryPointsResults/TargetGroups/TargetGroup", "key")
-    check(ok(rps[GROUP]) and rps[GROUP].findall(q("RecoveryPoints/RecoveryPoint")),
-          "queryRecoveryPoints: group %s has recovery points" % GROUP)
+    check(ok(rps[GROUP]) and len(rps[GROUP].findall(q("RecoveryPoints/RecoveryPoint"))) >= 2,
+          "queryRecoveryPoints: group %s has (at least) two recovery points" % GROUP)
     r = rec.sra("checkTestFailoverStart", tgt("CheckTestFailoverStartParameters", rec.id,
                                               [GROUP], [solo]))
     res = items(r, "CheckTestFailoverStartResults/TargetGroups/TargetGroup", "key")
@@ -286,13 +293,36 @@ def test_failover(w, prot, rec):
     check(all(e.find(Q + "Success") is not None for e in res.values()) and len(res) == 2,
           "checkTestFailoverStart: ready")
     latest = rps[GROUP].find(q("RecoveryPoints/RecoveryPoint")).get("id")
-    older = [e.get("id") for e in rps[GROUP].findall(q("RecoveryPoints/RecoveryPoint"))][1:]
-    older = older[0] if older else "rp-0-older"
+    older = [e.get("id") for e in rps[GROUP].findall(q("RecoveryPoints/RecoveryPoint"))][1]
+    # An unknown recovery point: a per-item recovery point error, nothing made.
+    r = rec.sra("testFailoverStart", tgt("TestFailoverStartParameters", rec.id, [
+        (GROUP, '<RecoveryPoint id="rp-1-dead"/>')]))
+    e = items(r, "TestFailoverStartResults/TargetGroups/TargetGroup", "key")[GROUP]
+    check(err_code(e) == "1027", "testFailoverStart at an unknown recovery point: error 1027 "
+          "(got %s)" % err_code(e))
+    dd = discover(rec)
+    tg = items(dd, "ReplicatedDevices/TargetGroups/TargetGroup", "key")[GROUP]
+    check(tg.find(Q + "Snapshot") is None, "... and no test copy was made")
+    # The older point, still held (retention 3): copies hold the older data.
     r = rec.sra("testFailoverStart", tgt("TestFailoverStartParameters", rec.id, [
         (GROUP, '<RecoveryPoint id="%s"/>' % older)]))
     e = items(r, "TestFailoverStartResults/TargetGroups/TargetGroup", "key")[GROUP]
-    check(err_code(e) == "1005", "testFailoverStart at another recovery point (%s): error 1005, "
-          "only the latest can be used" % older)
+    check(ok(e) and e.find(q("Snapshot/RecoveryPoint")).get("id") == older,
+          "testFailoverStart at the older recovery point %s: success, copy of that point" %
+          older)
+    osnaps = {x.get("key"): x.find(Q + "Snapshot").get("id")
+              for x in e.findall(q("Snapshot/TargetDevices/TargetDevice"))}
+    check(sorted(osnaps) == sorted(g) and
+          [file_sum(w.path(rec, osnaps[d])) for d in g] == older_sums[:len(g)],
+          "test copies of the older point hold the older data (checksums)")
+    dd = discover(rec)
+    tg = items(dd, "ReplicatedDevices/TargetGroups/TargetGroup", "key")[GROUP]
+    check(tg.find(q("Snapshot/RecoveryPoint")) is not None and
+          tg.find(q("Snapshot/RecoveryPoint")).get("id") == older,
+          "discoverDevices during the test: the copy's recovery point is the older one")
+    r = rec.sra("testFailoverStop", tgt("TestFailoverStopParameters", rec.id, [GROUP]))
+    e = items(r, "TestFailoverStopResults/TargetGroups/TargetGroup", "key")[GROUP]
+    check(ok(e), "testFailoverStop of the older point's test: success")
     r = rec.sra("testFailoverStart", tgt("TestFailoverStartParameters", rec.id, [
         (GROUP, '<RecoveryPoint id="%s"/>' % latest)], [solo]))
     tgr = items(r, "TestFailoverStartResults/TargetGroups/TargetGroup", "key")[GROUP]
@@ -333,6 +363,14 @@ def test_failover(w, prot, rec):
     sync(w, prot)
     check(file_sum(w.path(rec, g[0])) == file_sum(w.path(prot, w.ids[prot.name]["group"][0])),
           "replication continues during the test")
+    dd = discover(rec)
+    tg = items(dd, "ReplicatedDevices/TargetGroups/TargetGroup", "key")[GROUP]
+    td = items(dd, "ReplicatedDevices/TargetDevices/TargetDevice", "key")[solo]
+    check(tg.find(q("Snapshot/RecoveryPoint")).get("id") == latest and
+          td.find(q("Snapshot/RecoveryPoint")).get("id") ==
+          tdr.find(q("Snapshot/RecoveryPoint")).get("id"),
+          "discoverDevices after a sync during the test: the copies' own recovery points (%s),"
+          " not the new latest" % latest)
     for i in range(2):
         r = rec.sra("testFailoverStop", tgt("TestFailoverStopParameters", rec.id, [GROUP], [solo]))
         res = items(r, "TestFailoverStopResults/TargetGroups/TargetGroup", "key")
@@ -372,9 +410,15 @@ def prepare_failover(w, prot, expect_warning=None):
     return res
 
 
-def failover(w, rec, expect_warning=None):
+def failover(w, rec, expect_warning=None, points=None):
+    """points: (group point, solo point) to fail over to older recovery points."""
     g, solo = w.ids[rec.name]["group"], w.ids[rec.name]["solo"]
-    r = rec.sra("failover", tgt("FailoverParameters", rec.id, [GROUP], [solo]))
+    if points:
+        r = rec.sra("failover", tgt("FailoverParameters", rec.id, [
+            (GROUP, '<RecoveryPoint id="%s"/>' % points[0])],
+            [(solo, '<RecoveryPoint id="%s"/>' % points[1])]))
+    else:
+        r = rec.sra("failover", tgt("FailoverParameters", rec.id, [GROUP], [solo]))
     check(len(rec.progress) >= 2 and rec.progress[0] == 0 and rec.progress[-1] == 100,
           "failover appended ProgressUpdate documents to the StatusFile: %s" % rec.progress)
     tgr = items(r, "FailoverResults/TargetGroups/TargetGroup", "key")[GROUP]
@@ -388,9 +432,39 @@ def failover(w, rec, expect_warning=None):
     check(ok(tdr) and tdr.get("id") == solo and tdr.find(q("RecoveryPoint/Time")) is not None and
           tdr.find(q("Identity/Wwn")) is not None,
           "failover: standalone device promoted with identity and recovery point")
+    if points:
+        check(tgr.find(q("RecoveryPoint")).get("id") == points[0] and
+              tdr.find(q("RecoveryPoint")).get("id") == points[1],
+              "failover: group and device report the requested recovery points")
     if expect_warning:
         check(expect_warning in warn_codes(tgr), "failover: warning %s" % expect_warning)
     return tgr, tdr
+
+
+def recovery_points(site, solo):
+    """([group points], [solo points]) held at site, newest first."""
+    r = site.sra("queryRecoveryPoints", tgt("QueryRecoveryPointsParameters", site.id, [GROUP],
+                                            [solo]))
+    g = items(r, "QueryRecoveryPointsResults/TargetGroups/TargetGroup", "key")[GROUP]
+    d = items(r, "QueryRecoveryPointsResults/TargetDevices/TargetDevice", "key")[solo]
+    return ([e.get("id") for e in g.findall(q("RecoveryPoints/RecoveryPoint"))],
+            [e.get("id") for e in d.findall(q("RecoveryPoints/RecoveryPoint"))])
+
+
+def revert_sums(w, site):
+    """Checksums of the newest 'revert' snapshot of each device (the data failover set aside)."""
+    import sqlite3
+    db = sqlite3.connect(os.path.join(site.path, "metadata.db"))
+    try:
+        ids = []
+        for d in w.all(site):
+            row = db.execute("SELECT obj FROM snapshots WHERE device = ? AND kind = 'revert'"
+                             " ORDER BY created_ms DESC, id DESC LIMIT 1", (d,)).fetchone()
+            ids.append(row[0] if row else None)
+    finally:
+        db.close()
+    # the file array keeps object X in data/X.img
+    return [file_sum(os.path.join(site.path, "data", i + ".img")) if i else None for i in ids]
 
 
 def planned_migration(w, prot, rec):
@@ -472,16 +546,26 @@ def reprotect(w, old, new, check_moved=True):
 
 def disaster(w, prot, rec):
     print("== disaster recovery: %s lost, failover at %s" % (prot.name, rec.name), flush=True)
+    # The last replicated point is damaged (e.g. encrypted by ransomware): fail over to the
+    # point before it.
     w.write(prot, b"REPLICATED", 6 * MiB)
     sync(w, prot)
     replicated = w.sums(prot)
+    w.write(prot, b"DAMAGED", 6 * MiB + 4096)
+    sync(w, prot)
+    damaged = w.sums(prot)
     w.write(prot, b"UNREPLICATED-TAIL", 7 * MiB)
+    gp, dp = recovery_points(rec, w.ids[rec.name]["solo"])
+    check(len(gp) >= 2 and len(dp) >= 2, "%s holds the damaged point and the one before" %
+          rec.name)
     away = prot.path + ".away"
     os.rename(prot.path, away)
     try:
-        failover(w, rec)
-        check(w.sums(rec) == replicated, "disaster failover: %s holds the last replicated data"
-              % rec.name)
+        failover(w, rec, points=(gp[1], dp[1]))
+        check(w.sums(rec) == replicated, "disaster failover to the older point: %s holds that"
+              " point's data" % rec.name)
+        check(revert_sums(w, rec) == damaged, "failover set the newer replicated data aside in"
+              " its revert snapshots (nothing replicated is lost)")
         w.write(rec, b"NEW-AT-RECOVERY", 8 * MiB)
         after = w.sums(rec)
     finally:
@@ -493,14 +577,18 @@ def disaster(w, prot, rec):
     prepare_failover(w, prot)
     prepare_failover(w, prot)
     reprotect(w, prot, rec, check_moved=True)
-    tail = new = 0
+    tail = new = damage = 0
     for d in w.all(prot):
         with open(w.path(prot, d), "rb") as f:
+            f.seek(6 * MiB + 4096)
+            damage += f.read(7) == b"DAMAGED"
             f.seek(7 * MiB)
             tail += f.read(17) == b"UNREPLICATED-TAIL"
             f.seek(8 * MiB)
             new += f.read(15) == b"NEW-AT-RECOVERY"
     check(tail == 0, "the unreplicated tail is not in the new replica at %s" % prot.name)
+    check(damage == 0, "the damaged point skipped by failover is not in the new replica at %s"
+          % prot.name)
     check(new == len(w.all(prot)), "writes made at %s during the disaster reached %s" % (
         rec.name, prot.name))
 

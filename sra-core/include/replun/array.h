@@ -117,6 +117,10 @@ struct rp_device {
 	/* Last recovery point of this device (completed sync), "" / 0 if none yet. */
 	char recovery_point[RP_ID_MAX];
 	int64_t recovery_point_ms;
+	/* While a test failover runs: the recovery point the test copy was made of (syncs during
+	 * the test do not change it), else "" / 0. */
+	char test_recovery_point[RP_ID_MAX];
+	int64_t test_recovery_point_ms;
 };
 
 /* Options for rp_lun_create. */
@@ -278,6 +282,9 @@ struct rp_group {
 	char recovery_point[RP_ID_MAX]; /* last completed group sync */
 	int64_t recovery_point_ms;
 	char test_snapshot[RP_ID_MAX]; /* set while a test failover runs on the group */
+	/* While a test failover runs: the recovery point of the test copies, else "" / 0. */
+	char test_recovery_point[RP_ID_MAX];
+	int64_t test_recovery_point_ms;
 };
 
 RP_EXTERN int rp_group_create(struct rp_group *out, struct rp_array *a, const char *id,
