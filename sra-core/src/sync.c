@@ -2,7 +2,8 @@
 /*
  * sync.c - sync sessions: start (one session per group or standalone device), the detached
  * worker (fork, setsid, fork, exec of a fresh image that opens its own databases), the data
- * mover (source snapshot -> changed extents -> staging clone on the target -> atomic rename),
+ * mover (source snapshot -> changed extents -> full: staging object + atomic rename;
+ * incremental: packed staging object + undo object + in-place apply under the target's lock),
  * completion on both arrays, and resume of sessions whose worker died.
  */
 #include <errno.h>
@@ -277,7 +278,7 @@ struct sync_dev {
 	struct array_extent *ext;
 	size_t n_ext, cap_ext;
 	/*
-	 * In-place apply (incremental sync into a target array without reflink): the stage holds
+	 * In-place apply (incremental sync, see sync_pick_inplace): the stage holds
 	 * only the changed data, packed; the finish saves the old contents of exactly the changed
 	 * ranges of the live target object into an undo object, then writes them in place.
 	 */
@@ -795,9 +796,10 @@ static int sync_ext_cb(const struct array_extent *ext, void *payload)
 }
 
 /*
- * In-place apply for @d? Only for an incremental sync into an array without reflink (where a
- * staging clone of the base is a full copy), when the live target object, its base and the
- * source all have the same size: the live object of a target equals its base (the workflows
+ * In-place apply for @d? For an incremental sync when the live target object, its base and the
+ * source all have the same size. Without reflink a staging clone of the base is a full copy;
+ * with reflink its copy-on-write writes and the clone of the fragmented result cost more than
+ * the undo object (docs/benchmarks.md). The live object of a target equals its base (the workflows
  * roll a target back to its base whenever it becomes one), so applying the changed extents to
  * it gives the new recovery point. A plan that recorded an undo object forces it (the live
  * object may hold part of the new data already).
@@ -811,8 +813,6 @@ static int sync_pick_inplace(struct sync_ctx *c, struct sync_dev *d, struct rp_e
 
 	d->inplace = false;
 	if (!d->tgt_base[0] && !d->undo_done)
-		return 0;
-	if ((c->tgt->drv->caps & ARRAY_CAP_REFLINK) && !d->undo_done)
 		return 0;
 	if (!to->obj_stat || !to->read || !to->write || !to->punch || !to->obj_set_readonly)
 		return 0;
@@ -1262,7 +1262,7 @@ static int sync_copy_meta(struct rp_array *src, const char *sid, struct rp_array
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* In-place apply with an undo object (incremental sync into an array without reflink)        */
+/* In-place apply with an undo object (incremental sync)                                       */
 
 /*
  * Undo object "undo-<session>-<tgt dev>": a header of SYNC_UNDO_HDR bytes rounded up to 4 KiB
