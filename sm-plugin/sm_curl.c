@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sm_curl.c - libcurl, loaded on the first XenAPI callback. Linking libcurl pulls ~35 shared
- * libraries (TLS, Kerberos, LDAP...) whose loading costs ~3 ms per process, more than all the
- * rest of a call that never calls back (attach, activate, epoch, driver info...). Loading it
- * in a thread alongside the array work was measured slower (the two contend for the address
- * space lock), so it is loaded when needed.
+ * sm_curl.c - libcurl, loaded when needed. Linking libcurl pulls ~32 shared libraries (TLS,
+ * Kerberos, LDAP..., all BIND_NOW) whose loading costs 3-5 ms per process, more than all the
+ * rest of a call that never calls back (attach, activate, epoch, driver info...). Calls that
+ * will call back load it in a thread once the array is open (sm_ctx_open_array), so the load
+ * overlaps the engine's disk waits; from the very start of the call it was slower (loader and
+ * SQLite's open contend). The commands that prefetch never fork, and the thread is joined
+ * before the process exits.
  */
 #include <dlfcn.h>
 #include <pthread.h>
