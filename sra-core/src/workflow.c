@@ -874,6 +874,20 @@ static int failover_group_pre(struct wf *w, struct model_group *g, struct rp_ite
 	rc = check_failover_group(w, g, git, e);
 	if (rc < 0)
 		return rc;
+	if (w->rp_want && g->role == RP_GROUP_TARGET) {
+		/* every target member must hold the point before any member changes */
+		struct model_device *mem = NULL;
+		struct model_snapshot s;
+		size_t n = 0, i;
+
+		rc = model_device_list(&mem, &n, w->a, g->id, e);
+		for (i = 0; rc == 0 && i < n; i++)
+			if (mem[i].state == RP_DEV_TARGET)
+				rc = wf_rp_snapshot(&s, w, &mem[i], e);
+		rp_free(mem);
+		if (rc < 0)
+			return rc;
+	}
 	return sync_abort_incoming(w->a, g->id, NULL, "aborted by failover", e);
 }
 
