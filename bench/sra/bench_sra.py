@@ -41,18 +41,31 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("--devices", type=int, default=10000)
     ap.add_argument("--failover", type=int, default=1000)
+    ap.add_argument("--arrays", help="keep the arrays in this directory (set up when missing,"
+                    " reused when present) to compare builds on the same data")
+    ap.add_argument("--no-failover", action="store_true",
+                    help="only discoverDevices (leaves the arrays as they were)")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     command = os.path.join(build, "sra", "command.pl")
     setup = os.path.join(build, "bin", "bench_sra_setup")
-    tmp = tempfile.mkdtemp(prefix="replun-bench-sra-", dir=os.environ.get("TMPDIR", "/tmp"))
+    if a.arrays:
+        tmp = os.path.abspath(a.arrays)
+        reuse = os.path.exists(os.path.join(tmp, "solo-keys.txt"))
+        os.makedirs(tmp, exist_ok=True)
+    else:
+        tmp = tempfile.mkdtemp(prefix="replun-bench-sra-",
+                               dir=os.environ.get("TMPDIR", "/tmp"))
+        reuse = False
     rows, failed = [], False
+    t_setup = None
     try:
         grouped = a.devices - a.failover
         t0 = time.monotonic()
-        subprocess.run([setup, tmp, str(grouped), str(a.failover)], check=True,
-                       stdout=subprocess.DEVNULL)
-        t_setup = time.monotonic() - t0
+        if not reuse:
+            subprocess.run([setup, tmp, str(grouped), str(a.failover)], check=True,
+                           stdout=subprocess.DEVNULL)
+            t_setup = time.monotonic() - t0
         keys = open(os.path.join(tmp, "solo-keys.txt")).read().split()
         for site, peer in (("A", "benchB"), ("B", "benchA")):
             arr = "bench" + site
@@ -67,6 +80,8 @@ def main():
             failed |= not ok
             rows.append(("discoverDevices at site %s (%d devices reported)" % (site, n), best,
                          "<= 1 s", ok))
+        if a.no_failover:
+            return report(a, rows, failed, t_setup)
         body = "<FailoverParameters><ArrayId>benchB</ArrayId><TargetDevices>%s</TargetDevices>" \
                "</FailoverParameters>" % "".join('<TargetDevice key="%s"/>' % k for k in keys)
         dt, root = run_sra(command, tmp, "B", "failover", body)
@@ -78,12 +93,20 @@ def main():
         dt2, root = run_sra(command, tmp, "B", "failover", body)
         rows.append(("failover repeated (idempotent, %d devices)" % len(keys), dt2, "-", True))
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not a.arrays:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return report(a, rows, failed, t_setup)
+
+
+def report(a, rows, failed, t_setup):
     print()
     print("### SRA (replun-sra through perl command.pl, embedded file array)")
     print()
-    print("Setup through libreplun: %d replicated LUNs (%d in groups of 100, %d standalone, "
-          "synced) in %.1f s." % (a.devices, a.devices - a.failover, a.failover, t_setup))
+    if t_setup is not None:
+        print("Setup through libreplun: %d replicated LUNs (%d in groups of 100, %d standalone,"
+              " synced) in %.1f s." % (a.devices, a.devices - a.failover, a.failover, t_setup))
+    else:
+        print("Arrays reused from %s." % os.path.abspath(a.arrays))
     print()
     print("| operation | time | budget | result |")
     print("|---|---:|---|---|")

@@ -715,11 +715,16 @@ int model_snapshot_list(struct model_snapshot **out, size_t *n, struct rp_array 
 	size_t cnt = 0, cap = 0;
 	int rc;
 
-	rc = meta_prepare(&st, a->db, err,
-	                  "SELECT " SNAP_COLS " FROM snapshots WHERE (?1 IS NULL OR device = ?1)"
-	                  " AND (?2 IS NULL OR grp = ?2) AND (?3 IS NULL OR kind = ?3)"
-	                  " ORDER BY created_ms DESC, id DESC",
-	                  "ttt", device, group, kind);
+	char sql[256];
+
+	/* Only the filters given appear as "col = ?" so that SQLite uses the index on
+	 * (device, kind): "(?1 IS NULL OR device = ?1)" made every lookup a full scan. */
+	(void)snprintf(sql, sizeof(sql),
+	               "SELECT " SNAP_COLS " FROM snapshots WHERE %s AND %s AND %s"
+	               " ORDER BY created_ms DESC, id DESC",
+	               device ? "device = ?1" : "?1 IS NULL", group ? "grp = ?2" : "?2 IS NULL",
+	               kind ? "kind = ?3" : "?3 IS NULL");
+	rc = meta_prepare(&st, a->db, err, sql, "ttt", device, group, kind);
 	if (rc < 0)
 		return rc;
 	while ((rc = meta_step(st, a->db, err)) == 1) {
