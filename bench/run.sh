@@ -74,7 +74,7 @@ fi
 mkdir "$work/plain"
 run_arrays "$work/plain" "plain directory"
 
-for area in sra sm; do
+for area in core sra sm; do
 	if [ -x "$here/$area/run.sh" ]; then
 		"$here/$area/run.sh" "$build" | out || echo "bench/$area/run.sh failed" | out
 	fi
