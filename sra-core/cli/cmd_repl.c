@@ -32,6 +32,39 @@ static int build_request(struct rp_request *req, const struct cli_args *a)
 	return 0;
 }
 
+/*
+ * --recovery-point RP (test-failover start, failover): the same point for every selected item.
+ * @gp/@dp receive arrays parallel to the request's groups/devices, owned by the caller.
+ */
+static int request_recovery_point(struct rp_request *req, const char ***gp, const char ***dp,
+                                  const struct cli_args *a)
+{
+	struct rp_error err = { 0 };
+	const char *rp = cli_opt(a, "recovery-point");
+	size_t i;
+
+	*gp = NULL;
+	*dp = NULL;
+	if (!rp)
+		return 0;
+	if (rp_id_check(rp, "recovery point id", &err) < 0)
+		return cli_fail(&err);
+	*gp = rp_calloc(req->n_groups + 1, sizeof(**gp));
+	*dp = rp_calloc(req->n_devices + 1, sizeof(**dp));
+	if (!*gp || !*dp) {
+		rp_freep(gp);
+		rp_freep(dp);
+		return cli_failf(CLI_EXIT_ERROR, "out of memory");
+	}
+	for (i = 0; i < req->n_groups; i++)
+		(*gp)[i] = rp;
+	for (i = 0; i < req->n_devices; i++)
+		(*dp)[i] = rp;
+	req->group_recovery_points = *gp;
+	req->device_recovery_points = *dp;
+	return 0;
+}
+
 /* Exit code of a result: 0 when every item succeeded, else the code of the first failure. */
 static int result_exit(const struct rp_result *r)
 {
@@ -120,14 +153,18 @@ static int run_workflow(struct cli_args *a, rp_workflow_fn fn)
 	struct rp_array *x = NULL;
 	struct rp_result *r = NULL;
 	struct rp_request req;
+	const char **gp = NULL, **dp = NULL;
 	int rc;
 
 	rc = build_request(&req, a);
 	if (rc)
 		return rc;
-	rc = cli_open(&x, a->pos[0]);
+	rc = request_recovery_point(&req, &gp, &dp, a);
 	if (rc)
 		return rc;
+	rc = cli_open(&x, a->pos[0]);
+	if (rc)
+		goto out;
 	if (fn(&r, x, &req, &err) < 0) {
 		rc = cli_fail(&err);
 		goto out;
@@ -137,6 +174,8 @@ static int run_workflow(struct cli_args *a, rp_workflow_fn fn)
 out:
 	rp_result_free(r);
 	rp_array_close(x);
+	rp_free(gp);
+	rp_free(dp);
 	return rc;
 }
 

@@ -31,6 +31,9 @@ static const struct cli_optspec opts_lun_list[] = { { "group", true, false },
 	                                            { "json", false, false },
 	                                            { NULL, false, false } };
 static const struct cli_optspec opts_sel[] = { SEL_OPTS, { NULL, false, false } };
+static const struct cli_optspec opts_sel_rp[] = { SEL_OPTS,
+	                                          { "recovery-point", true, false },
+	                                          { NULL, false, false } };
 static const struct cli_optspec opts_sync[] = { SEL_OPTS,
 	                                        { "wait", false, false },
 	                                        { "foreground", false, false },
@@ -69,6 +72,10 @@ static const struct cli_optspec opts_drill[] = { { "dir", true, false },   { "ke
 	"  --json         print the per-item results as JSON\n"
 
 #define WF_HELP(usage, text) usage "\n\n" text "\n\n" SEL_HELP
+
+#define RP_HELP                                                                                    \
+	"  --recovery-point RP  use this recovery point (see `replun recovery-points`) for\n"      \
+	"                 every selected item instead of the latest\n"
 
 static const struct cli_cmd commands[] = {
 	{ "array init", cmd_array_init,
@@ -172,10 +179,12 @@ static const struct cli_cmd commands[] = {
 	  "died is resumed first.\n",
 	  "show a sync session", opts_sync_status, 1, 1 },
 	{ "test-failover start", cmd_tfo_start,
-	  WF_HELP("usage: replun test-failover start PATH (--group G | --device D)... [--json]",
+	  WF_HELP("usage: replun test-failover start PATH (--group G | --device D)...\n"
+	          "                                  [--recovery-point RP] [--json]",
 	          "At the recovery site: makes a writable copy of each target's last recovery\n"
-	          "point (use `replun lun path PATH COPY` to reach it). Replication is untouched."),
-	  "start a test failover", opts_sel, 1, 1 },
+	          "point, or of RP (use `replun lun path PATH COPY` to reach it). Replication is\n"
+	          "untouched.") RP_HELP,
+	  "start a test failover", opts_sel_rp, 1, 1 },
 	{ "test-failover stop", cmd_tfo_stop,
 	  WF_HELP("usage: replun test-failover stop PATH (--group G | --device D)... [--json]",
 	          "Deletes the test copies. Idempotent."),
@@ -194,10 +203,13 @@ static const struct cli_cmd commands[] = {
 	          "Idempotent; after a failover at the peer it succeeds with a warning."),
 	  "demote sources before failover", opts_sel, 1, 1 },
 	{ "failover", cmd_failover,
-	  WF_HELP("usage: replun failover PATH (--group G | --device D)... [--json]",
+	  WF_HELP("usage: replun failover PATH (--group G | --device D)... [--recovery-point RP]\n"
+	          "                       [--json]",
 	          "At the recovery site: snapshots the targets (revert point), stops incoming\n"
-	          "sync and promotes them read-write. Works with the peer unreachable."),
-	  "promote targets read-write", opts_sel, 1, 1 },
+	          "sync and promotes them read-write. Works with the peer unreachable. With RP\n"
+	          "the targets are first rolled back to that older recovery point (the revert\n"
+	          "snapshot keeps the newer data).") RP_HELP,
+	  "promote targets read-write", opts_sel_rp, 1, 1 },
 	{ "prepare-reverse", cmd_prepare_reverse,
 	  WF_HELP("usage: replun prepare-reverse PATH (--group G | --device D)... [--json]",
 	          "At the original protected site: checks demoted sources may become targets."),
