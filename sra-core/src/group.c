@@ -262,21 +262,12 @@ int rp_group_meta_set(struct rp_array *a, const char *id, const char *key, const
 	if (!value)
 		return rp_error_set(err, RP_EINVAL, "metadata value of '%.127s' is missing",
 		                    key ? key : "");
-	rc = model_kv_check(key, value, err);
-	if (rc < 0)
-		return rc;
-	return meta_run(NULL, a->db, err,
-	                "INSERT INTO group_meta(grp, key, value) VALUES(?, ?, ?)"
-	                " ON CONFLICT(grp, key) DO UPDATE SET value = excluded.value",
-	                "ttt", id, key, value);
+	return model_kv_set(a, MODEL_GROUP_META, id, key, value, err);
 }
 
 int rp_group_meta_get(char **out, struct rp_array *a, const char *id, const char *key,
                       struct rp_error *err)
 {
-	sqlite3_stmt *st = NULL;
-	const unsigned char *v;
-	char *copy;
 	int rc;
 
 	if (!out)
@@ -284,35 +275,12 @@ int rp_group_meta_get(char **out, struct rp_array *a, const char *id, const char
 	rc = group_exists(a, id, err);
 	if (rc < 0)
 		return rc;
-	rc = model_kv_check(key, NULL, err);
-	if (rc < 0)
-		return rc;
-	rc = meta_prepare(&st, a->db, err, "SELECT value FROM group_meta WHERE grp = ? AND key = ?",
-	                  "tt", id, key);
-	if (rc < 0)
-		return rc;
-	rc = meta_step(st, a->db, err);
-	if (rc == 0) {
-		rc = rp_error_set(err, RP_ENOTFOUND, "group '%s' has no metadata '%s'", id, key);
-	} else if (rc == 1) {
-		v = sqlite3_column_text(st, 0);
-		copy = rp_strdup(v ? (const char *)v : "");
-		if (!copy) {
-			rc = rp_error_set(err, RP_ERROR, "out of memory");
-		} else {
-			*out = copy;
-			rc = 0;
-		}
-	}
-	sqlite3_finalize(st);
-	return rc;
+	return model_kv_get(out, a, MODEL_GROUP_META, id, key, err);
 }
 
 int rp_group_meta_foreach(struct rp_array *a, const char *id, rp_meta_cb cb, void *payload,
                           struct rp_error *err)
 {
-	struct model_kv *kv = NULL;
-	size_t n = 0, i;
 	int rc;
 
 	if (!cb)
@@ -320,16 +288,7 @@ int rp_group_meta_foreach(struct rp_array *a, const char *id, rp_meta_cb cb, voi
 	rc = group_exists(a, id, err);
 	if (rc < 0)
 		return rc;
-	rc = model_kv_list(&kv, &n, a, MODEL_GROUP_META, id, err);
-	if (rc < 0)
-		return rc;
-	for (i = 0; i < n; i++) {
-		rc = cb(kv[i].key, kv[i].value, payload);
-		if (rc != 0)
-			break;
-	}
-	model_kv_free(kv, n);
-	return rc;
+	return model_kv_foreach(a, MODEL_GROUP_META, id, cb, payload, err);
 }
 
 int rp_group_usage(uint64_t *virtual_size, uint64_t *physical, struct rp_array *a, const char *id,

@@ -1140,21 +1140,12 @@ int rp_lun_meta_set(struct rp_array *a, const char *id, const char *key, const c
 	if (!value)
 		return rp_error_set(err, RP_EINVAL, "metadata value of '%.127s' is missing",
 		                    key ? key : "");
-	rc = model_kv_check(key, value, err);
-	if (rc < 0)
-		return rc;
-	return meta_run(NULL, a->db, err,
-	                "INSERT INTO lun_meta(device, key, value) VALUES(?, ?, ?)"
-	                " ON CONFLICT(device, key) DO UPDATE SET value = excluded.value",
-	                "ttt", id, key, value);
+	return model_kv_set(a, MODEL_LUN_META, id, key, value, err);
 }
 
 int rp_lun_meta_get(char **out, struct rp_array *a, const char *id, const char *key,
                     struct rp_error *err)
 {
-	sqlite3_stmt *st = NULL;
-	const unsigned char *v;
-	char *copy;
 	int rc;
 
 	if (!out)
@@ -1162,28 +1153,7 @@ int rp_lun_meta_get(char **out, struct rp_array *a, const char *id, const char *
 	rc = lun_exists(a, id, err);
 	if (rc < 0)
 		return rc;
-	rc = model_kv_check(key, NULL, err);
-	if (rc < 0)
-		return rc;
-	rc = meta_prepare(&st, a->db, err,
-	                  "SELECT value FROM lun_meta WHERE device = ? AND key = ?", "tt", id, key);
-	if (rc < 0)
-		return rc;
-	rc = meta_step(st, a->db, err);
-	if (rc == 0) {
-		rc = rp_error_set(err, RP_ENOTFOUND, "LUN '%s' has no metadata '%s'", id, key);
-	} else if (rc == 1) {
-		v = sqlite3_column_text(st, 0);
-		copy = rp_strdup(v ? (const char *)v : "");
-		if (!copy) {
-			rc = rp_error_set(err, RP_ERROR, "out of memory");
-		} else {
-			*out = copy;
-			rc = 0;
-		}
-	}
-	sqlite3_finalize(st);
-	return rc;
+	return model_kv_get(out, a, MODEL_LUN_META, id, key, err);
 }
 
 int rp_lun_meta_del(struct rp_array *a, const char *id, const char *key, struct rp_error *err)
@@ -1193,18 +1163,12 @@ int rp_lun_meta_del(struct rp_array *a, const char *id, const char *key, struct 
 	rc = lun_exists(a, id, err);
 	if (rc < 0)
 		return rc;
-	rc = model_kv_check(key, NULL, err);
-	if (rc < 0)
-		return rc;
-	return meta_run(NULL, a->db, err, "DELETE FROM lun_meta WHERE device = ? AND key = ?", "tt",
-	                id, key);
+	return model_kv_set(a, MODEL_LUN_META, id, key, NULL, err);
 }
 
 int rp_lun_meta_foreach(struct rp_array *a, const char *id, rp_meta_cb cb, void *payload,
                         struct rp_error *err)
 {
-	struct model_kv *kv = NULL;
-	size_t n = 0, i;
 	int rc;
 
 	if (!cb)
@@ -1212,16 +1176,7 @@ int rp_lun_meta_foreach(struct rp_array *a, const char *id, rp_meta_cb cb, void 
 	rc = lun_exists(a, id, err);
 	if (rc < 0)
 		return rc;
-	rc = model_kv_list(&kv, &n, a, MODEL_LUN_META, id, err);
-	if (rc < 0)
-		return rc;
-	for (i = 0; i < n; i++) {
-		rc = cb(kv[i].key, kv[i].value, payload);
-		if (rc != 0)
-			break;
-	}
-	model_kv_free(kv, n);
-	return rc;
+	return model_kv_foreach(a, MODEL_LUN_META, id, cb, payload, err);
 }
 
 int rp_lun_meta_set_many(struct rp_array *a, const char *id, const char *const *keys,
@@ -1243,18 +1198,8 @@ int rp_lun_meta_set_many(struct rp_array *a, const char *id, const char *const *
 	rc = meta_txn_begin(a->db, err);
 	if (rc < 0)
 		return rc;
-	for (i = 0; rc == 0 && i < n; i++) {
-		if (values[i])
-			rc = meta_run(
-			        NULL, a->db, err,
-			        "INSERT INTO lun_meta(device, key, value) VALUES(?, ?, ?)"
-			        " ON CONFLICT(device, key) DO UPDATE SET value = excluded.value",
-			        "ttt", id, keys[i], values[i]);
-		else
-			rc = meta_run(NULL, a->db, err,
-			              "DELETE FROM lun_meta WHERE device = ? AND key = ?", "tt", id,
-			              keys[i]);
-	}
+	for (i = 0; rc == 0 && i < n; i++)
+		rc = model_kv_set(a, MODEL_LUN_META, id, keys[i], values[i], err);
 	if (rc < 0) {
 		meta_txn_rollback(a->db);
 		return rc;

@@ -925,6 +925,84 @@ int model_kv_replace_all(struct rp_array *a, enum model_meta_table table, const 
 	return model_txn_end(a, own, rc, err);
 }
 
+int model_kv_set(struct rp_array *a, enum model_meta_table table, const char *owner,
+                 const char *key, const char *value, struct rp_error *err)
+{
+	int rc;
+
+	rc = model_kv_check(key, value, err);
+	if (rc < 0)
+		return rc;
+	if (!value)
+		return meta_run(NULL, a->db, err,
+		                table == MODEL_LUN_META
+		                        ? "DELETE FROM lun_meta WHERE device = ? AND key = ?"
+		                        : "DELETE FROM group_meta WHERE grp = ? AND key = ?",
+		                "tt", owner, key);
+	return meta_run(NULL, a->db, err,
+	                table == MODEL_LUN_META
+	                        ? "INSERT INTO lun_meta(device, key, value) VALUES(?, ?, ?)"
+	                          " ON CONFLICT(device, key) DO UPDATE SET value = excluded.value"
+	                        : "INSERT INTO group_meta(grp, key, value) VALUES(?, ?, ?)"
+	                          " ON CONFLICT(grp, key) DO UPDATE SET value = excluded.value",
+	                "ttt", owner, key, value);
+}
+
+int model_kv_get(char **out, struct rp_array *a, enum model_meta_table table, const char *owner,
+                 const char *key, struct rp_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	const unsigned char *v;
+	char *copy;
+	int rc;
+
+	rc = model_kv_check(key, NULL, err);
+	if (rc < 0)
+		return rc;
+	rc = meta_prepare(&st, a->db, err,
+	                  table == MODEL_LUN_META
+	                          ? "SELECT value FROM lun_meta WHERE device = ? AND key = ?"
+	                          : "SELECT value FROM group_meta WHERE grp = ? AND key = ?",
+	                  "tt", owner, key);
+	if (rc < 0)
+		return rc;
+	rc = meta_step(st, a->db, err);
+	if (rc == 0) {
+		rc = rp_error_set(err, RP_ENOTFOUND, "%s '%s' has no metadata '%s'",
+		                  table == MODEL_LUN_META ? "LUN" : "group", owner, key);
+	} else if (rc == 1) {
+		v = sqlite3_column_text(st, 0);
+		copy = rp_strdup(v ? (const char *)v : "");
+		if (!copy) {
+			rc = oom(err);
+		} else {
+			*out = copy;
+			rc = 0;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int model_kv_foreach(struct rp_array *a, enum model_meta_table table, const char *owner,
+                     rp_meta_cb cb, void *payload, struct rp_error *err)
+{
+	struct model_kv *kv = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	rc = model_kv_list(&kv, &n, a, table, owner, err);
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < n; i++) {
+		rc = cb(kv[i].key, kv[i].value, payload);
+		if (rc != 0)
+			break;
+	}
+	model_kv_free(kv, n);
+	return rc;
+}
+
 void model_kv_free(struct model_kv *kv, size_t n)
 {
 	size_t i;

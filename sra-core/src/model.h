@@ -207,6 +207,16 @@ int model_kv_list(struct model_kv **out, size_t *n, struct rp_array *a, enum mod
 /* Replaces all pairs of @owner by @kv[0..n) in one transaction (or the caller's). */
 int model_kv_replace_all(struct rp_array *a, enum model_meta_table table, const char *owner,
                          const struct model_kv *kv, size_t n, struct rp_error *err);
+/* Sets one pair of @owner (value NULL deletes it); checks key and value. No existence check of
+ * @owner: callers check it. */
+int model_kv_set(struct rp_array *a, enum model_meta_table table, const char *owner,
+                 const char *key, const char *value, struct rp_error *err);
+/* The value of @key; *out owned by the caller (rp_free). RP_ENOTFOUND if absent. */
+int model_kv_get(char **out, struct rp_array *a, enum model_meta_table table, const char *owner,
+                 const char *key, struct rp_error *err);
+/* Calls @cb for every pair in key order; a non-zero return from @cb stops and is returned. */
+int model_kv_foreach(struct rp_array *a, enum model_meta_table table, const char *owner,
+                     rp_meta_cb cb, void *payload, struct rp_error *err);
 /* Accepts NULL. */
 void model_kv_free(struct model_kv *kv, size_t n);
 
