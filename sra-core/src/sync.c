@@ -1487,8 +1487,12 @@ static void sync_rollback_dev(struct rp_array *a, const char *sid, const char *t
 	if (recovery_drv_exists(&exists, a, undo, NULL) < 0 || !exists)
 		return;
 	rp_error_clear(&e);
-	if (model_device_load(&td, a, tgt_dev, &e) == 0 &&
-	    sync_undo_restore(a, td.obj, undo, &e) == 0) {
+	if (model_device_load(&td, a, tgt_dev, &e) == 0 && td.state != RP_DEV_TARGET) {
+		/* promoted meanwhile (failover aborts sessions first, so this is not expected):
+		 * never write old data over a LUN that may be in use */
+		rp_log(RP_LOG_WARNING, "sync session '%s': '%s' is %s, not rolled back", sid,
+		       tgt_dev, rp_dev_state_name(td.state));
+	} else if (e.msg[0] == '\0' && sync_undo_restore(a, td.obj, undo, &e) == 0) {
 		rp_log(RP_LOG_INFO, "sync session '%s': '%s' rolled back to its recovery point",
 		       sid, tgt_dev);
 	} else {
