@@ -994,13 +994,69 @@ end:
 	return NULL;
 }
 
+/*
+ * Background flusher of a full copy: every SYNC_FLUSH_BYTES written it calls ->flush on the
+ * staging object, so write-back overlaps the copy and the final flush has little left to do.
+ * Its first error fails the move (a later flush on a new descriptor might not see it again).
+ */
+#define SYNC_FLUSH_BYTES (64ull << 20)
+
+struct sync_flusher {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t pending;
+	bool stop;
+	int rc;
+	struct rp_error err;
+	struct array *drv;
+	const char *obj;
+};
+
+static void *sync_flusher_main(void *arg)
+{
+	struct sync_flusher *f = arg;
+
+	pthread_mutex_lock(&f->mu);
+	for (;;) {
+		struct rp_error e;
+		int rc;
+
+		while (!f->stop && f->pending < SYNC_FLUSH_BYTES)
+			pthread_cond_wait(&f->cv, &f->mu);
+		if (f->stop)
+			break;
+		f->pending = 0;
+		pthread_mutex_unlock(&f->mu);
+		rp_error_clear(&e);
+		rc = f->drv->ops->flush(f->drv, f->obj, &e);
+		pthread_mutex_lock(&f->mu);
+		if (rc < 0 && f->rc == 0) {
+			f->rc = rc;
+			f->err = e;
+		}
+	}
+	pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+static void sync_flusher_add(struct sync_flusher *f, uint64_t n)
+{
+	pthread_mutex_lock(&f->mu);
+	f->pending += n;
+	if (f->pending >= SYNC_FLUSH_BYTES)
+		pthread_cond_signal(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+}
+
 static int sync_move_dev(struct sync_ctx *c, struct sync_dev *d, char **bufs, size_t bufsz,
                          struct rp_error *err)
 {
 	const struct array_ops *so = c->src->drv->ops, *to = c->tgt->drv->ops;
 	struct array_obj_stat st;
 	struct sync_pipe p;
-	pthread_t reader;
+	struct sync_flusher fl;
+	pthread_t reader, flusher;
+	bool flushing = false;
 	uint64_t spos = 0;
 	size_t i, j;
 	int rc;
@@ -1065,6 +1121,13 @@ pipeline:
 	p.bufsz = bufsz;
 	p.src = c->src->drv;
 	p.d = d;
+	memset(&fl, 0, sizeof(fl));
+	pthread_mutex_init(&fl.mu, NULL);
+	pthread_cond_init(&fl.cv, NULL);
+	fl.drv = c->tgt->drv;
+	fl.obj = d->stage;
+	if (!d->inplace && to->flush && !c->throttle_ms)
+		flushing = pthread_create(&flusher, NULL, sync_flusher_main, &fl) == 0;
 	if (pthread_create(&reader, NULL, sync_reader, &p) != 0) {
 		rc = rp_error_set(err, RP_ERROR, "cannot start the reader thread");
 		goto out_destroy;
@@ -1104,6 +1167,8 @@ pipeline:
 				if (rc == 0)
 					c->done += sl->len[k];
 			}
+			if (flushing)
+				sync_flusher_add(&fl, pos);
 		}
 		if (rc < 0)
 			break;
@@ -1124,6 +1189,17 @@ pipeline:
 	pthread_mutex_unlock(&p.mu);
 	(void)pthread_join(reader, NULL);
 out_destroy:
+	if (flushing) {
+		pthread_mutex_lock(&fl.mu);
+		fl.stop = true;
+		pthread_cond_signal(&fl.cv);
+		pthread_mutex_unlock(&fl.mu);
+		(void)pthread_join(flusher, NULL);
+		if (rc == 0 && fl.rc < 0)
+			rc = rp_error_set(err, fl.rc, "%s", fl.err.msg);
+	}
+	pthread_cond_destroy(&fl.cv);
+	pthread_mutex_destroy(&fl.mu);
 	pthread_cond_destroy(&p.cv);
 	pthread_mutex_destroy(&p.mu);
 	if (rc < 0)
