@@ -15,6 +15,9 @@
 
 #include "file.h"
 
+/* Writes of at least this size start their write-back at once (see file_write). */
+#define FILE_WRITEBACK_MIN (1u << 20)
+
 int file_pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
 	char *p = buf;
@@ -108,9 +111,18 @@ int file_write(struct array *a, const char *obj, uint64_t off, const void *buf, 
 	if (rc < 0)
 		goto out;
 	file_csum_drop(a, obj); /* the object is live now: its map no longer describes it */
-	if (file_pwrite_full(fd, buf, len, off) < 0)
+	if (file_pwrite_full(fd, buf, len, off) < 0) {
 		rc = rp_error_set_os(err, file_errno_code(errno), errno,
 		                     "write of object '%s' at %llu", obj, (unsigned long long)off);
+		goto out;
+	}
+	/*
+	 * Large writes (the data mover's 4 MiB chunks) start their write-back now, so the final
+	 * ->flush does not find a whole LUN of dirty pages to write at once. Only a hint: an I/O
+	 * error still surfaces at that flush's fsync.
+	 */
+	if (len >= FILE_WRITEBACK_MIN)
+		(void)sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
 out:
 	(void)close(fd);
 	return rc;
