@@ -5,7 +5,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -122,10 +124,127 @@ static bool file_is_mount_point(int root_fd)
 	return self.st_dev != parent.st_dev || self.st_ino == parent.st_ino;
 }
 
+/*
+ * The reflink probe (two O_TMPFILE inodes, a 4 KiB write, FICLONE, two inode frees: two
+ * filesystem transactions per array open) is cached in data/FILE_CAPS_NAME. The cache names
+ * the filesystem (statfs f_type and f_fsid, st_dev of data/) and itself (inode number and
+ * birth time, which a copy, a restore from backup or a recreated filesystem cannot keep); any
+ * difference, a missing, torn or foreign file, or a filesystem without birth times means
+ * probing again. It is written without fsync (losing it only costs a probe) and renamed into
+ * place (readers see all of it or none). A wrong "reflink=1" could not lose data anyway:
+ * file_clone falls back to copying when FICLONE fails.
+ */
+#define FILE_CAPS_NAME ".caps"
+#define FILE_CAPS_MAGIC "replun-file-caps 1"
+#define FILE_CAPS_MAX 256
+
+struct file_caps_id {
+	unsigned long fs_type;
+	int fsid[2];
+	uint64_t dev;
+	uint64_t ino;
+	int64_t btime_s;
+	uint32_t btime_ns;
+};
+
+static int file_caps_fs_id(struct file_caps_id *id, int data_fd)
+{
+	struct statfs sfs;
+	struct stat st;
+
+	memset(id, 0, sizeof(*id));
+	if (fstatfs(data_fd, &sfs) < 0 || fstat(data_fd, &st) < 0)
+		return -1;
+	id->fs_type = (unsigned long)sfs.f_type;
+	memcpy(id->fsid, &sfs.f_fsid, sizeof(id->fsid));
+	id->dev = (uint64_t)st.st_dev;
+	return 0;
+}
+
+/* Inode number and birth time of @fd; -1 when the filesystem does not report a birth time. */
+static int file_caps_file_id(struct file_caps_id *id, int fd)
+{
+	struct statx sx;
+
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME, &sx) < 0 ||
+	    !(sx.stx_mask & STATX_BTIME) || !(sx.stx_mask & STATX_INO))
+		return -1;
+	id->ino = sx.stx_ino;
+	id->btime_s = sx.stx_btime.tv_sec;
+	id->btime_ns = sx.stx_btime.tv_nsec;
+	return 0;
+}
+
+static int file_caps_format(char *buf, size_t len, const struct file_caps_id *id, bool reflink)
+{
+	int n = snprintf(buf, len,
+	                 FILE_CAPS_MAGIC "\nfs_type=%lx\nfsid=%x:%x\ndev=%" PRIu64 "\nino=%" PRIu64
+	                                 "\nbtime=%" PRId64 ".%09" PRIu32 "\nreflink=%d\n",
+	                 id->fs_type, (unsigned)id->fsid[0], (unsigned)id->fsid[1], id->dev,
+	                 id->ino, id->btime_s, id->btime_ns, reflink ? 1 : 0);
+
+	return n < 0 || (size_t)n >= len ? -1 : n;
+}
+
+/* 1/0: the cached reflink answer for this filesystem; -1: no valid cache (probe). */
+static int file_caps_load(int data_fd)
+{
+	char buf[FILE_CAPS_MAX], want[FILE_CAPS_MAX];
+	struct file_caps_id id;
+	ssize_t n;
+	int fd, r, rc = -1;
+
+	if (file_caps_fs_id(&id, data_fd) < 0)
+		return -1;
+	fd = openat(data_fd, FILE_CAPS_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -1;
+	if (file_caps_file_id(&id, fd) < 0)
+		goto out;
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		goto out;
+	buf[n] = '\0';
+	/* The file must be exactly what this filesystem and this inode would have written. */
+	for (r = 0; r <= 1; r++) {
+		if (file_caps_format(want, sizeof(want), &id, r != 0) >= 0 &&
+		    strcmp(buf, want) == 0)
+			rc = r;
+	}
+out:
+	(void)close(fd);
+	return rc;
+}
+
+/* Records @reflink for this filesystem; best effort (a cache: failures only mean probing). */
+static void file_caps_store(int data_fd, bool reflink)
+{
+	char buf[FILE_CAPS_MAX], tmp[64];
+	struct file_caps_id id;
+	int fd, n;
+
+	if (file_caps_fs_id(&id, data_fd) < 0)
+		return;
+	(void)snprintf(tmp, sizeof(tmp), FILE_CAPS_NAME ".%ld.tmp", (long)getpid());
+	fd = openat(data_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return;
+	n = file_caps_file_id(&id, fd) < 0 ? -1 : file_caps_format(buf, sizeof(buf), &id, reflink);
+	if (n < 0 || file_pwrite_full(fd, buf, (size_t)n, 0) < 0) {
+		(void)close(fd);
+		(void)unlinkat(data_fd, tmp, 0);
+		return;
+	}
+	(void)close(fd);
+	if (renameat(data_fd, tmp, data_fd, FILE_CAPS_NAME) < 0)
+		(void)unlinkat(data_fd, tmp, 0);
+}
+
 static int file_open(struct array *a, const char *root, const struct rp_open_opts *opts,
                      struct rp_error *err)
 {
 	struct file_array *fa = file_priv(a);
+	int reflink;
 
 	fa->root_fd = -1;
 	fa->data_fd = -1;
@@ -150,7 +269,12 @@ static int file_open(struct array *a, const char *root, const struct rp_open_opt
 	}
 	fa->mount_point = file_is_mount_point(fa->root_fd);
 	fa->caps = ARRAY_CAP_LOCAL_PATH;
-	if (file_reflink_probe(fa->data_fd))
+	reflink = file_caps_load(fa->data_fd);
+	if (reflink < 0) {
+		reflink = file_reflink_probe(fa->data_fd) ? 1 : 0;
+		file_caps_store(fa->data_fd, reflink != 0);
+	}
+	if (reflink)
 		fa->caps |= ARRAY_CAP_REFLINK | ARRAY_CAP_EXTENT_DIFF;
 	if (file_freeze_possible(a))
 		fa->caps |= ARRAY_CAP_FREEZE;

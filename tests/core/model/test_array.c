@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* test_array.c - rp_array_*: init, open (paths, URIs, refusals), info, pairing, peers. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,141 @@ static void test_array__init_open_file_driver(void **state)
 	assert_int_equal(rp_array_open(&a, path, NULL, &err), 0);
 	assert_string_equal(rp_array_id(a), "siteA");
 	rp_array_close(a);
+}
+
+/* Reads data/.caps of the array at @path into @buf ("" when absent). */
+static void caps_read(const char *path, char *buf, size_t len)
+{
+	char name[PATH_MAX + 32];
+	ssize_t n;
+	int fd;
+
+	(void)snprintf(name, sizeof(name), "%s/data/.caps", path);
+	buf[0] = '\0';
+	fd = open(name, O_RDONLY);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, len - 1);
+	assert_true(n >= 0);
+	buf[n] = '\0';
+	(void)close(fd);
+}
+
+/* Rewrites data/.caps in place (same inode, same birth time) with @text. */
+static void caps_rewrite(const char *path, const char *text)
+{
+	char name[PATH_MAX + 32];
+	int fd;
+
+	(void)snprintf(name, sizeof(name), "%s/data/.caps", path);
+	fd = open(name, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	(void)close(fd);
+}
+
+/* Replaces the first "@key=<value>" line of @buf by "@key=@value" (in place, fits). */
+static void caps_edit(char *buf, size_t len, const char *key, const char *value)
+{
+	char out[512], *p, *eol;
+	int n;
+
+	p = strstr(buf, key);
+	assert_non_null(p);
+	eol = strchr(p, '\n');
+	assert_non_null(eol);
+	n = snprintf(out, sizeof(out), "%.*s%s=%s%s", (int)(p - buf), buf, key, value, eol);
+	assert_true(n > 0 && (size_t)n < len);
+	memcpy(buf, out, (size_t)n + 1);
+}
+
+static bool open_reflink(const char *path)
+{
+	struct rp_error err = { 0 };
+	struct rp_array_info info;
+	struct rp_array *a = NULL;
+
+	assert_int_equal(rp_array_open(&a, path, NULL, &err), 0);
+	assert_int_equal(rp_array_info(&info, a, &err), 0);
+	rp_array_close(a);
+	return info.reflink;
+}
+
+/*
+ * The file driver caches its reflink probe in data/.caps: used while the filesystem and the
+ * cache inode are the same, probed again (and rewritten) when the cache is missing, torn,
+ * from another filesystem or a copy.
+ */
+static void test_array__caps_cache(void **state)
+{
+	const char *dir = *state;
+	char path[PATH_MAX + 16], first[512], buf[512], tmp[PATH_MAX + 32], name[PATH_MAX + 32];
+	struct rp_error err = { 0 };
+	bool real;
+	FILE *f;
+
+	(void)snprintf(path, sizeof(path), "%s/arr", dir);
+	assert_int_equal(rp_array_init(path, "siteA", NULL, &err), 0);
+	real = open_reflink(path); /* probes and writes the cache */
+	caps_read(path, first, sizeof(first));
+	if (!first[0]) {
+		/* No birth times on this filesystem: the driver probes at every open. */
+		assert_true(open_reflink(path) == real);
+		print_message("caps cache: no birth time on TMPDIR's filesystem, not cached\n");
+		return;
+	}
+	assert_true(strncmp(first, "replun-file-caps 1\n", 19) == 0);
+	assert_non_null(strstr(first, real ? "reflink=1\n" : "reflink=0\n"));
+	/* Same filesystem, same inode: the cached answer is used (flipped here to see it). */
+	(void)snprintf(buf, sizeof(buf), "%s", first);
+	caps_edit(buf, sizeof(buf), "reflink", real ? "0" : "1");
+	caps_rewrite(path, buf);
+	assert_true(open_reflink(path) == !real);
+	/* Another filesystem (fsid differs): probed again, cache rewritten. */
+	caps_edit(buf, sizeof(buf), "fsid", "1234:5678");
+	caps_rewrite(path, buf);
+	assert_true(open_reflink(path) == real);
+	caps_read(path, buf, sizeof(buf));
+	assert_null(strstr(buf, "fsid=1234:5678"));
+	assert_non_null(strstr(buf, real ? "reflink=1\n" : "reflink=0\n"));
+	assert_true(open_reflink(path) == real); /* and the new cache is used */
+	/* Another device number. */
+	caps_edit(buf, sizeof(buf), "reflink", real ? "0" : "1");
+	caps_edit(buf, sizeof(buf), "dev", "4242");
+	caps_rewrite(path, buf);
+	assert_true(open_reflink(path) == real);
+	/* The probe file deleted: probed again, recreated. */
+	(void)snprintf(name, sizeof(name), "%s/data/.caps", path);
+	assert_int_equal(unlink(name), 0);
+	assert_true(open_reflink(path) == real);
+	caps_read(path, buf, sizeof(buf));
+	assert_true(strncmp(buf, "replun-file-caps 1\n", 19) == 0);
+	/* A copy (restore from backup, another inode) of a flipped cache: not trusted. */
+	(void)snprintf(buf, sizeof(buf), "%s", first);
+	caps_read(path, buf, sizeof(buf));
+	caps_edit(buf, sizeof(buf), "reflink", real ? "0" : "1");
+	(void)snprintf(tmp, sizeof(tmp), "%s/data/.caps.copy", path);
+	f = fopen(tmp, "w");
+	assert_non_null(f);
+	assert_int_equal(fputs(buf, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(rename(tmp, name), 0);
+	assert_true(open_reflink(path) == real);
+	/* Torn or foreign content. */
+	caps_rewrite(path, "replun-file-caps 1\nfs_ty");
+	assert_true(open_reflink(path) == real);
+	caps_rewrite(path, "garbage\n");
+	assert_true(open_reflink(path) == real);
+	caps_rewrite(path, "");
+	assert_true(open_reflink(path) == real);
+	caps_read(path, buf, sizeof(buf));
+	assert_true(strncmp(buf, "replun-file-caps 1\n", 19) == 0);
+	/* A cache that is a symlink is not followed (probed, replaced by a file). */
+	assert_int_equal(unlink(name), 0);
+	assert_int_equal(symlink("/etc/hostname", name), 0);
+	assert_true(open_reflink(path) == real);
+	caps_read(path, buf, sizeof(buf));
+	assert_true(strncmp(buf, "replun-file-caps 1\n", 19) == 0);
 }
 
 static void test_array__open_refusals(void **state)
@@ -210,6 +346,7 @@ int model_array_tests(void)
 		cmocka_unit_test_setup_teardown(test_array__init_open_file_driver, dfx_setup,
 		                                dfx_teardown),
 		cmocka_unit_test_setup_teardown(test_array__open_refusals, dfx_setup, dfx_teardown),
+		cmocka_unit_test_setup_teardown(test_array__caps_cache, dfx_setup, dfx_teardown),
 		cmocka_unit_test_setup_teardown(test_array__init_refusals, dfx_setup, dfx_teardown),
 		cmocka_unit_test_setup_teardown(test_array__pair_and_peers, fx_setup_fake,
 		                                fx_teardown),
