@@ -177,6 +177,18 @@ int sm_curl_ready(struct sm_fault *f);
 void sm_curl_prefetch(void);
 void sm_curl_join(void);
 
+/*
+ * The XenAPI callback relay (sm_relay.c): sm_relay_open connects to a warm replun-xapi-relay
+ * (0) or returns -1 after starting one for later calls; the caller then uses libcurl itself.
+ * sm_relay_post returns 0 with the HTTP answer (*resp owned by the caller), -1 with @f set
+ * when the relay could not reach XAPI, 1 when the relay is unusable (do the call in-process).
+ */
+int sm_relay_open(void);
+int sm_relay_post(const char *socket, const char *subtask, const char *body, size_t len,
+                  const char *method, long *http, char **resp, size_t *resp_len,
+                  struct sm_fault *f);
+void sm_relay_close(void);
+
 /* The XenAPI client: XML-RPC over HTTP on $REPLUN_XAPI_SOCKET (default /var/lib/xcp/xapi). */
 struct sm_xapi;
 int sm_xapi_open(struct sm_xapi **out, const char *session_ref, const char *subtask_of,

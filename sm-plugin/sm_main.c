@@ -121,10 +121,12 @@ int sm_ctx_open_array(struct sm_ctx *ctx, struct sm_fault *f)
 	if (open_uri(&ctx->array, ctx, "array", uri, f) < 0)
 		return -1;
 	sm_phase("array opened");
-	/* not earlier: the loader and the array's open contend (address space, loader locks),
-	 * while the storage work that follows mostly waits for the disk */
-	if (ctx->prefetch_curl)
+	/* a command that calls back uses the warm relay; without one, libcurl loads in a thread
+	 * (not earlier: the loader and the array's open contend, while the storage work that
+	 * follows mostly waits for the disk) */
+	if (ctx->prefetch_curl && sm_relay_open() < 0)
 		sm_curl_prefetch();
+	sm_phase("relay connected or libcurl prefetch started");
 	return 0;
 }
 
@@ -142,7 +144,7 @@ int sm_ctx_xapi(struct sm_ctx *ctx, struct sm_xapi **out, struct sm_fault *f)
 	if (!ctx->xapi) {
 		if (sm_xapi_open(&ctx->xapi, ctx->call->session_ref, ctx->call->subtask_of, f) < 0)
 			return -1;
-		sm_phase("xapi client ready (libcurl loaded)");
+		sm_phase("xapi client ready (relay or libcurl)");
 	}
 	*out = ctx->xapi;
 	return 0;
@@ -219,6 +221,7 @@ static int run(struct sm_call *call, const char *xml, xmlrpc_value **result, str
 out:
 	sm_curl_join(); /* no exit while the loader runs */
 	sm_ctx_dispose(&ctx);
+	sm_relay_close();
 	sm_lock_release(&vdi_lock);
 	sm_lock_release(&sr_lock);
 	sm_phase("closed, unlocked");

@@ -2,7 +2,8 @@
 /*
  * sm_xapi.c - calls back into XAPI as sm does: XenAPI XML-RPC over HTTP POST on the local Unix
  * socket, with the session_ref XAPI passed in the call (the SM-only setters need it).
- * Transport: libcurl (CURLOPT_UNIX_SOCKET_PATH); bodies built and parsed with xmlrpc-c.
+ * Transport: the warm replun-xapi-relay when there is one (sm_relay.c), else libcurl in this
+ * process (CURLOPT_UNIX_SOCKET_PATH); bodies built and parsed with xmlrpc-c here either way.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@ struct sm_xapi {
 	struct curl_slist *headers;
 	char *session;
 	char socket[256];
+	char subtask[500]; /* Subtask-of header value, "" = none */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -52,41 +54,26 @@ static bool header_safe(const char *s)
 	return true;
 }
 
-int sm_xapi_open(struct sm_xapi **out, const char *session_ref, const char *subtask_of,
-                 struct sm_fault *f)
+/* The in-process transport: libcurl, loaded now if the prefetch has not done it. */
+static int xapi_curl_setup(struct sm_xapi *x, struct sm_fault *f)
 {
-	struct sm_xapi *x = NULL;
-	const char *sock = getenv("REPLUN_XAPI_SOCKET");
 	char hdr[600];
 
-	if (!session_ref || !*session_ref)
-		return sm_fault_set(f, SM_API_SESSION, "the call carries no session_ref");
+	if (x->curl)
+		return 0;
 	if (sm_curl_ready(f) < 0)
 		return -1;
-	x = rp_calloc(1, sizeof(*x));
-	if (!x)
-		return sm_fault_set(f, SM_GENERAL, "out of memory");
-	if (rp_strlcpy(x->socket, sock && *sock ? sock : "/var/lib/xcp/xapi", sizeof(x->socket)) <
-	    0) {
-		sm_fault_set(f, SM_API_SESSION, "XAPI socket path too long");
-		goto fail;
-	}
-	x->session = rp_strdup(session_ref);
 	x->curl = sm_curl.easy_init();
-	if (!x->session || !x->curl) {
-		sm_fault_set(f, SM_API_SESSION, "cannot set up the XenAPI client");
-		goto fail;
-	}
+	if (!x->curl)
+		return sm_fault_set(f, SM_API_SESSION, "cannot set up the XenAPI client");
 	x->headers = sm_curl.slist_append(x->headers, "Content-Type: text/xml");
 	x->headers = sm_curl.slist_append(x->headers, "Expect:");
-	if (subtask_of && *subtask_of && header_safe(subtask_of) && strlen(subtask_of) < 500) {
-		(void)snprintf(hdr, sizeof(hdr), "Subtask-of: %s", subtask_of);
+	if (x->subtask[0]) {
+		(void)snprintf(hdr, sizeof(hdr), "Subtask-of: %s", x->subtask);
 		x->headers = sm_curl.slist_append(x->headers, hdr);
 	}
-	if (!x->headers) {
-		sm_fault_set(f, SM_GENERAL, "out of memory");
-		goto fail;
-	}
+	if (!x->headers)
+		return sm_fault_set(f, SM_GENERAL, "out of memory");
 	(void)sm_curl.easy_setopt(x->curl, CURLOPT_UNIX_SOCKET_PATH, x->socket);
 	(void)sm_curl.easy_setopt(x->curl, CURLOPT_URL, "http://localhost/");
 	(void)sm_curl.easy_setopt(x->curl, CURLOPT_HTTPHEADER, x->headers);
@@ -96,6 +83,35 @@ int sm_xapi_open(struct sm_xapi **out, const char *session_ref, const char *subt
 	(void)sm_curl.easy_setopt(x->curl, CURLOPT_TIMEOUT, 600L);
 	(void)sm_curl.easy_setopt(x->curl, CURLOPT_NOSIGNAL, 1L);
 	(void)sm_curl.easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, body_write);
+	return 0;
+}
+
+int sm_xapi_open(struct sm_xapi **out, const char *session_ref, const char *subtask_of,
+                 struct sm_fault *f)
+{
+	struct sm_xapi *x = NULL;
+	const char *sock = getenv("REPLUN_XAPI_SOCKET");
+
+	if (!session_ref || !*session_ref)
+		return sm_fault_set(f, SM_API_SESSION, "the call carries no session_ref");
+	x = rp_calloc(1, sizeof(*x));
+	if (!x)
+		return sm_fault_set(f, SM_GENERAL, "out of memory");
+	if (rp_strlcpy(x->socket, sock && *sock ? sock : "/var/lib/xcp/xapi", sizeof(x->socket)) <
+	    0) {
+		sm_fault_set(f, SM_API_SESSION, "XAPI socket path too long");
+		goto fail;
+	}
+	if (subtask_of && *subtask_of && header_safe(subtask_of) && strlen(subtask_of) < 500)
+		rp_strlcpy(x->subtask, subtask_of, sizeof(x->subtask));
+	x->session = rp_strdup(session_ref);
+	if (!x->session) {
+		sm_fault_set(f, SM_GENERAL, "out of memory");
+		goto fail;
+	}
+	/* a warm relay makes libcurl unnecessary in this process */
+	if (sm_relay_open() < 0 && xapi_curl_setup(x, f) < 0)
+		goto fail;
 	*out = x;
 	return 0;
 fail:
@@ -148,6 +164,28 @@ out:
 	xmlrpc_env_init(env);
 }
 
+/* POSTs @req with libcurl in this process (no relay). */
+static int xapi_perform(struct sm_xapi *x, long *http, struct body *b, const char *method,
+                        xmlrpc_mem_block *req, struct sm_fault *f)
+{
+	CURLcode cc;
+
+	if (xapi_curl_setup(x, f) < 0)
+		return -1;
+	(void)sm_curl.easy_setopt(x->curl, CURLOPT_POSTFIELDS, xmlrpc_mem_block_contents(req));
+	(void)sm_curl.easy_setopt(x->curl, CURLOPT_POSTFIELDSIZE, (long)xmlrpc_mem_block_size(req));
+	(void)sm_curl.easy_setopt(x->curl, CURLOPT_WRITEDATA, b);
+	x->errbuf[0] = '\0';
+	cc = sm_curl.easy_perform(x->curl);
+	if (cc != CURLE_OK)
+		return sm_fault_set(
+		        f, SM_API_SESSION, "%s via '%s': %s", method, x->socket,
+		        b->toobig ? "answer too large"
+		                  : (x->errbuf[0] ? x->errbuf : sm_curl.easy_strerror(cc)));
+	(void)sm_curl.easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, http);
+	return 0;
+}
+
 int sm_xapi_call(struct sm_xapi *x, xmlrpc_value **out, const char *method, xmlrpc_value *params,
                  struct sm_fault *f)
 {
@@ -160,7 +198,6 @@ int sm_xapi_call(struct sm_xapi *x, xmlrpc_value **out, const char *method, xmlr
 	char detail[600];
 	int fcode = 0, i, n, rc = -1;
 	long http = 0;
-	CURLcode cc;
 
 	xmlrpc_env_init(&env);
 	all = xmlrpc_array_new(&env);
@@ -183,18 +220,15 @@ int sm_xapi_call(struct sm_xapi *x, xmlrpc_value **out, const char *method, xmlr
 		sm_fault_set(f, SM_GENERAL, "building %s: %s", method, env.fault_string);
 		goto out;
 	}
-	(void)sm_curl.easy_setopt(x->curl, CURLOPT_POSTFIELDS, xmlrpc_mem_block_contents(req));
-	(void)sm_curl.easy_setopt(x->curl, CURLOPT_POSTFIELDSIZE, (long)xmlrpc_mem_block_size(req));
-	(void)sm_curl.easy_setopt(x->curl, CURLOPT_WRITEDATA, &b);
-	x->errbuf[0] = '\0';
-	cc = sm_curl.easy_perform(x->curl);
-	if (cc != CURLE_OK) {
-		sm_fault_set(f, SM_API_SESSION, "%s via '%s': %s", method, x->socket,
-		             b.toobig ? "answer too large"
-		                      : (x->errbuf[0] ? x->errbuf : sm_curl.easy_strerror(cc)));
+	rc = sm_relay_post(x->socket, x->subtask, xmlrpc_mem_block_contents(req),
+	                   xmlrpc_mem_block_size(req), method, &http, &b.p, &b.len, f);
+	if (rc < 0)
+		goto out;
+	if (rc > 0 && xapi_perform(x, &http, &b, method, req, f) < 0) {
+		rc = -1;
 		goto out;
 	}
-	(void)sm_curl.easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &http);
+	rc = -1;
 	if (http != 200 || !b.p) {
 		sm_fault_set(f, SM_API_SESSION, "%s: HTTP status %ld", method, http);
 		goto out;

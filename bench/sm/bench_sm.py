@@ -7,6 +7,7 @@
 # it with xmlrpc.client and printing a response. Prints a markdown table with medians.
 import argparse
 import os
+import signal
 import socket
 import threading
 import uuid as uuidlib
@@ -139,24 +140,42 @@ def main():
         rows = []
         if a.profile:
             profile(plugin, docs, env)
+        relay_dir = os.path.join(env["REPLUN_RUN_DIR"], "xapi-relay")
+        off = dict(env, REPLUN_XAPI_RELAY="0")
+
+        def call(name, e):
+            t0 = time.monotonic()
+            p = subprocess.run([plugin, docs[name]], env=e, capture_output=True, text=True)
+            ms = (time.monotonic() - t0) * 1000.0
+            if p.returncode != 0 or "<fault>" in p.stdout:
+                sys.exit("bench/sm: %s failed: %s" % (name, p.stdout[-500:]))
+            return ms
+
+        call("vdi_create", env)  # starts the relay
+        wait_relay(relay_dir)
         for name in ("sr_get_driver_info", "vdi_create", "vdi_snapshot", "vdi_clone",
                      "vdi_attach"):
-            doc = docs[name]
-            times = []
-            for _ in range(a.runs):
-                t0 = time.monotonic()
-                p = subprocess.run([plugin, doc], env=env, capture_output=True, text=True)
-                times.append((time.monotonic() - t0) * 1000.0)
-                if p.returncode != 0 or "<fault>" in p.stdout:
-                    sys.exit("bench/sm: %s failed: %s" % (name, p.stdout[-500:]))
+            warm, inproc = [], []
+            for _ in range(a.runs):  # alternating, so both see the same load
+                warm.append(call(name, env))
+                inproc.append(call(name, off))
+            cold = []
+            if name in CALLS_BACK:
+                for _ in range(max(3, a.runs // 6)):  # relay absent: fallback + spawn
+                    kill_relay(relay_dir)
+                    cold.append(call(name, env))
+                    wait_relay(relay_dir)
             floor = []
             for _ in range(max(5, a.runs // 3)):
                 t0 = time.monotonic()
-                subprocess.run([sys.executable, "-c", PY_FLOOR, doc], env=env, check=True,
-                               capture_output=True)
+                subprocess.run([sys.executable, "-c", PY_FLOOR, docs[name]], env=env,
+                               check=True, capture_output=True)
                 floor.append((time.monotonic() - t0) * 1000.0)
-            rows.append((name, statistics.median(times), sorted(times)[int(len(times) * 0.9)],
+            rows.append((name, statistics.median(warm), sorted(warm)[int(len(warm) * 0.9)],
+                         statistics.median(inproc),
+                         statistics.median(cold) if cold else None,
                          statistics.median(floor)))
+        kill_relay(relay_dir)
         fast.close()
         # the same array work through libreplun in one process per op (open, op, close)
         alone = {}
@@ -173,14 +192,16 @@ def main():
         print("### SMAPI: ReplunSR per-call latency (%d runs per call, 100 GiB sparse VDI, "
               "replicated SR, arrays on %s)" % (a.runs, fs))
         print()
-        print("| call | ReplunSR median | ReplunSR p90 | array work alone | Python floor median "
+        print("| call | ReplunSR median (relay warm) | p90 | in-process libcurl (relay off) "
+              "| relay absent (fallback + start) | array work alone | Python floor median "
               "| floor / ReplunSR |")
-        print("|---|---:|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         ok = True
-        for name, med, p90, fl in rows:
+        for name, med, p90, inproc, cold, fl in rows:
             al = ("%.2f ms" % alone[name]) if name in alone else "–"
-            print("| %s | %.2f ms | %.2f ms | %s | %.2f ms | %.1fx |" % (name, med, p90, al, fl,
-                                                                        fl / med))
+            print("| %s | %.2f ms | %.2f ms | %.2f ms | %s | %s | %.2f ms | %.1fx |" % (
+                name, med, p90, inproc, ("%.2f ms" % cold) if cold else "–", al, fl,
+                fl / med))
             if name != "sr_get_driver_info":
                 ok = ok and med <= TARGET_MS and fl / med >= TARGET_RATIO
         print()
@@ -189,7 +210,11 @@ def main():
               "plugin's own floor (process start, parse, answer; no array, no XAPI). The calls are "
               "the simulator's own requests replayed; XenAPI callbacks (VDI.db_introduce) are "
               "answered at once by a stub on the XAPI socket, so the Python simulator's latency "
-              "is not counted. 'Array work alone' is the same libreplun calls (open the array, "
+              "is not counted. 'Relay warm' is the steady state on a host (replun-xapi-relay "
+              "running), 'in-process' the same call with REPLUN_XAPI_RELAY=0 (libcurl loaded by "
+              "the call, as when the relay is unusable), alternating call by call; 'relay "
+              "absent' a call right after the relay was killed (it falls back and starts one). "
+              "'Array work alone' is the same libreplun calls (open the array, "
               "create/snapshot/clone with the 9-key VDI record in the same commit, or look "
               "up, close) timed in a C loop: what any front end pays. Target for "
               "the four VDI calls: median <= %.0f ms and >= %.0fx below the floor: %s."
@@ -214,6 +239,47 @@ def profile(plugin, docs, env):
             p = subprocess.run(["strace", "-f", "-c", "-o", "/dev/stderr", plugin, docs[name]],
                                env=env, capture_output=True, text=True)
             print("--- %s: strace -c -f\n%s" % (name, p.stderr), file=sys.stderr)
+
+
+CALLS_BACK = ("vdi_create", "vdi_snapshot", "vdi_clone")
+
+
+def relay_pid(relay_dir):
+    try:
+        with open(os.path.join(relay_dir, "relay.pid")) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def wait_relay(relay_dir, timeout=5.0):
+    """Until the relay started by a call listens (its socket and pid file exist)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if relay_pid(relay_dir) and os.path.exists(os.path.join(relay_dir, "relay.sock")):
+            return
+        time.sleep(0.01)
+    sys.exit("bench/sm: no relay came up in %s" % relay_dir)
+
+
+def kill_relay(relay_dir):
+    pid = relay_pid(relay_dir)
+    if not pid:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    for _ in range(500):  # until it is gone, so the next call finds no relay
+        if not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().rsplit(
+                ")", 1)[1].split()[0] == "Z":
+            break
+        time.sleep(0.002)
+    for f in ("relay.pid", "relay.sock"):
+        try:
+            os.unlink(os.path.join(relay_dir, f))
+        except OSError:
+            pass
 
 
 def fs_type(path):

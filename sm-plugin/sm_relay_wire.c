@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sm_relay_wire.c - framing of the XenAPI callback relay (see sm_relay.h), shared by ReplunSR
+ * and replun-xapi-relay. Plain malloc: the relay does not link libreplun.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sm_relay.h"
+
+int64_t sm_relay_now_ms(void)
+{
+	struct timespec t;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Waits for @events on @fd until @deadline. 0, or -1 with errno. */
+static int wire_wait(int fd, short events, int64_t deadline)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	for (;;) {
+		int64_t left = deadline - sm_relay_now_ms();
+		int rc;
+
+		if (left < 0)
+			left = 0;
+		rc = poll(&p, 1, left > 1000000 ? 1000000 : (int)left);
+		if (rc > 0)
+			return 0;
+		if (rc == 0 && left == 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (rc < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static int wire_write(int fd, const void *buf, size_t len, int64_t deadline)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (wire_wait(fd, POLLOUT, deadline) < 0)
+				return -1;
+			continue;
+		}
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int wire_read(int fd, void *buf, size_t len, int64_t deadline)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = recv(fd, p, len, MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (wire_wait(fd, POLLIN, deadline) < 0)
+				return -1;
+			continue;
+		}
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			errno = ECONNRESET;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int sm_relay_send(int fd, uint32_t type, uint32_t status, unsigned n, const char *const *f,
+                  const size_t *len, int64_t deadline)
+{
+	uint32_t hdr[4 + SM_RELAY_FIELDS];
+	unsigned i;
+
+	if (n > SM_RELAY_FIELDS) {
+		errno = EINVAL;
+		return -1;
+	}
+	hdr[0] = SM_RELAY_MAGIC;
+	hdr[1] = type;
+	hdr[2] = status;
+	hdr[3] = n;
+	if (wire_write(fd, hdr, 4 * sizeof(uint32_t), deadline) < 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		uint32_t l;
+
+		if (len[i] > SM_RELAY_FIELD_MAX) {
+			errno = EMSGSIZE;
+			return -1;
+		}
+		l = (uint32_t)len[i];
+		if (wire_write(fd, &l, sizeof(l), deadline) < 0 ||
+		    wire_write(fd, f[i], len[i], deadline) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void sm_relay_frame_dispose(struct sm_relay_frame *fr)
+{
+	unsigned i;
+
+	for (i = 0; i < SM_RELAY_FIELDS; i++) {
+		free(fr->f[i]);
+		fr->f[i] = NULL;
+		fr->len[i] = 0;
+	}
+	fr->n = 0;
+}
+
+int sm_relay_recv(int fd, struct sm_relay_frame *fr, int64_t deadline)
+{
+	uint32_t hdr[4];
+	unsigned i;
+
+	memset(fr, 0, sizeof(*fr));
+	if (wire_read(fd, hdr, sizeof(hdr), deadline) < 0)
+		return -1;
+	if (hdr[0] != SM_RELAY_MAGIC || hdr[3] > SM_RELAY_FIELDS) {
+		errno = EPROTO;
+		return -1;
+	}
+	fr->type = hdr[1];
+	fr->status = hdr[2];
+	for (i = 0; i < hdr[3]; i++) {
+		uint32_t l;
+
+		if (wire_read(fd, &l, sizeof(l), deadline) < 0)
+			goto fail;
+		if (l > SM_RELAY_FIELD_MAX) {
+			errno = EPROTO;
+			goto fail;
+		}
+		fr->f[i] = malloc((size_t)l + 1);
+		if (!fr->f[i]) {
+			errno = ENOMEM;
+			goto fail;
+		}
+		fr->n = i + 1;
+		fr->len[i] = l;
+		if (wire_read(fd, fr->f[i], l, deadline) < 0)
+			goto fail;
+		fr->f[i][l] = '\0';
+	}
+	return 0;
+fail:
+	i = (unsigned)errno;
+	sm_relay_frame_dispose(fr);
+	errno = (int)i;
+	return -1;
+}
+
+void sm_relay_identity(char *out, size_t len, const struct stat *st)
+{
+	(void)snprintf(out, len,
+	               "replun-xapi-relay proto %d version %s file %llu:%llu:%lld:%lld.%09ld",
+	               SM_RELAY_PROTO, REPLUN_SM_VERSION, (unsigned long long)st->st_dev,
+	               (unsigned long long)st->st_ino, (long long)st->st_size,
+	               (long long)st->st_mtim.tv_sec, (long)st->st_mtim.tv_nsec);
+}
+
+int sm_relay_dir(char *out, size_t len)
+{
+	const char *d = getenv("REPLUN_RUN_DIR");
+	int n = snprintf(out, len, "%s/" SM_RELAY_SUBDIR, d && *d ? d : "/run/replun/sm");
+
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+int sm_relay_dir_check(const char *dir, char *why, size_t len)
+{
+	struct stat st;
+
+	if (lstat(dir, &st) < 0) {
+		(void)snprintf(why, len, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		(void)snprintf(why, len, "%s is not a directory", dir);
+		return -1;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 077)) {
+		(void)snprintf(why, len,
+		               "%s has owner %u and mode %03o (want %u and no group/other "
+		               "access)",
+		               dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777),
+		               (unsigned)geteuid());
+		return -1;
+	}
+	return 0;
+}
