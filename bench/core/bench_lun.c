@@ -4,7 +4,7 @@
  * rp_lun_create (replicated: source + target on the peer), rp_lun_snapshot and rp_lun_clone of
  * a 100 GiB sparse LUN, each with the VDI metadata written in the same call. Prints a table:
  * the operation alone on open arrays, and open + operation + close (what one SMAPI call, one
- * process, pays for its array work).
+ * process, pays for its array work), and the open handles alone.
  * Usage: bench_lun DIR [RUNS] [LABEL]   (DIR: an empty directory; two arrays are made in it)
  */
 #include <inttypes.h>
@@ -153,6 +153,22 @@ int main(int argc, char **argv)
 		stats(mode ? "open + rp_lun_clone_ex + close" : "rp_lun_clone_ex", label, t_clone,
 		      runs);
 	}
+	/* The open handles alone: the array, then the array and its peer (replicated calls). */
+	for (i = 0; i < runs; i++) {
+		t0 = now_ms();
+		check(rp_array_open(&a, pa, NULL, &e), "open A", &e);
+		rp_array_close(a);
+		t_create[i] = now_ms() - t0;
+		t0 = now_ms();
+		check(rp_array_open(&a, pa, NULL, &e), "open A", &e);
+		check(rp_array_open_peer(&b, a, NULL, &e), "open peer", &e);
+		rp_array_close(b);
+		rp_array_close(a);
+		t_snap[i] = now_ms() - t0;
+	}
+	a = NULL;
+	stats("rp_array_open + close", label, t_create, runs);
+	stats("rp_array_open + rp_array_open_peer + close both", label, t_snap, runs);
 	free(t_create);
 	free(t_snap);
 	free(t_clone);

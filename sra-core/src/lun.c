@@ -553,16 +553,17 @@ static int lun_create_common(struct rp_device *out, struct rp_array *a, const st
 	else
 		(void)snprintf(d.name, sizeof(d.name), "%.200s %s %s", p->default_base,
 		               p->read_only ? "snapshot" : "clone", d.id);
-	/* 3. The data objects, durable before any row names them. */
+	/* 3. The data objects, durable before any row names them. Both are made before either
+	 * is synced: where both arrays share a filesystem, the first fsync's log force carries
+	 * the second object's creation too, and the second fsync finds little left to do. */
 	rc = p->clone_src ? model_obj_clone(a, p->clone_src, d.obj, err)
 	                  : model_obj_create(a, d.obj, p->size, err);
+	if (rc == 0 && p->replicate)
+		rc = model_obj_create(peer, t.obj, p->size, err);
 	if (rc == 0)
 		rc = model_obj_persist(a, d.obj, err);
-	if (rc == 0 && p->replicate) {
-		rc = model_obj_create(peer, t.obj, p->size, err);
-		if (rc == 0)
-			rc = model_obj_persist(peer, t.obj, err);
-	}
+	if (rc == 0 && p->replicate)
+		rc = model_obj_persist(peer, t.obj, err);
 	if (rc < 0)
 		goto rollback;
 	/* 4. The target's rows. */
