@@ -179,7 +179,8 @@ void sm_curl_join(void);
 
 /*
  * The XenAPI callback relay (sm_relay.c): sm_relay_open connects to a warm replun-xapi-relay
- * (0) or returns -1 after starting one for later calls; the caller then uses libcurl itself.
+ * (0) or returns -1 (the caller then uses libcurl itself) and, when a new relay may help,
+ * sm_relay_finish starts one for later calls.
  * sm_relay_post returns 0 with the HTTP answer (*resp owned by the caller), -1 with @f set
  * when the relay could not reach XAPI, 1 when the relay is unusable (do the call in-process).
  */
@@ -188,6 +189,8 @@ int sm_relay_post(const char *socket, const char *subtask, const char *body, siz
                   const char *method, long *http, char **resp, size_t *resp_len,
                   struct sm_fault *f);
 void sm_relay_close(void);
+/* Starts a relay if this call found none usable (once its answer is out). */
+void sm_relay_finish(void);
 
 /* The XenAPI client: XML-RPC over HTTP on $REPLUN_XAPI_SOCKET (default /var/lib/xcp/xapi). */
 struct sm_xapi;

@@ -257,6 +257,8 @@ int main(int argc, char **argv)
 		sm_log("Raising exception [%d, %s]", f.code, f.msg);
 		(void)sm_print_fault(stdout, &f);
 	}
+	(void)fflush(stdout);
+	sm_relay_finish();
 	if (result)
 		xmlrpc_DECREF(result);
 	sm_call_dispose(&call);

@@ -31,6 +31,8 @@ static enum relay_state relay_state;
 static int relay_fd = -1;
 static pid_t relay_peer;
 static bool relay_spawned;
+static bool relay_want_spawn;
+static bool relay_hello_pending; /* HELLO sent, its ACK not read yet */
 static char relay_exe[PATH_MAX];
 static char relay_dirp[PATH_MAX];
 
@@ -93,8 +95,10 @@ static int relay_fail(bool respawn, const char *why)
 {
 	relay_drop();
 	sm_log("XenAPI relay not used (%s): calling XAPI in-process", why);
+	/* started when this call is done (sm_relay_finish): its 3-5 ms of start-up (libcurl)
+	 * would compete with this call for the CPU */
 	if (respawn)
-		relay_spawn();
+		relay_want_spawn = true;
 	return -1;
 }
 
@@ -126,14 +130,12 @@ int sm_relay_open(void)
 {
 	const char *e = getenv("REPLUN_XAPI_RELAY");
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct sm_relay_frame ack = { 0 };
 	struct ucred cr;
 	socklen_t cl = sizeof(cr);
 	struct stat st;
 	char id[512], why[PATH_MAX + 160];
 	const char *f[1];
 	size_t len[1];
-	int64_t deadline;
 
 	if (relay_state == RELAY_UP)
 		return 0;
@@ -165,11 +167,30 @@ int sm_relay_open(void)
 	if (getsockopt(relay_fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 || cr.uid != geteuid())
 		return relay_fail(false, "the socket's owner is another user");
 	relay_peer = cr.pid;
+	/* HELLO now, its answer read by the first post: the relay answers while the engine
+	 * works, so no call waits for that round trip */
 	f[0] = id;
 	len[0] = strlen(id);
-	deadline = sm_relay_now_ms() + relay_timeout_ms();
-	if (sm_relay_send(relay_fd, SM_RELAY_HELLO, 0, 1, f, len, deadline) < 0 ||
-	    sm_relay_recv(relay_fd, &ack, deadline) < 0) {
+	if (sm_relay_send(relay_fd, SM_RELAY_HELLO, 0, 1, f, len,
+	                  sm_relay_now_ms() + relay_timeout_ms()) < 0) {
+		(void)snprintf(why, sizeof(why), "hello: %s", strerror(errno));
+		return relay_fail(true, why);
+	}
+	relay_hello_pending = true;
+	relay_state = RELAY_UP;
+	return 0;
+}
+
+/* Reads the answer to HELLO. 0 when the relay is of this build. */
+static int relay_hello_answer(int64_t deadline)
+{
+	struct sm_relay_frame ack = { 0 };
+	char why[128];
+
+	if (!relay_hello_pending)
+		return 0;
+	relay_hello_pending = false;
+	if (sm_relay_recv(relay_fd, &ack, deadline) < 0) {
 		(void)snprintf(why, sizeof(why), "no answer to hello: %s", strerror(errno));
 		/* wedged (stopped, looping): it cannot serve anyone; make room for a new one */
 		if (errno == ETIMEDOUT && relay_peer > 1 && relay_peer != getpid())
@@ -179,8 +200,14 @@ int sm_relay_open(void)
 	sm_relay_frame_dispose(&ack);
 	if (ack.type != SM_RELAY_ACK || ack.status != 0)
 		return relay_fail(true, "the running relay is of another build; it exits");
-	relay_state = RELAY_UP;
 	return 0;
+}
+
+void sm_relay_finish(void)
+{
+	if (relay_want_spawn)
+		relay_spawn();
+	relay_want_spawn = false;
 }
 
 void sm_relay_close(void)
@@ -188,6 +215,7 @@ void sm_relay_close(void)
 	if (relay_fd >= 0)
 		close(relay_fd);
 	relay_fd = -1;
+	relay_hello_pending = false;
 	if (relay_state == RELAY_UP)
 		relay_state = RELAY_UNTRIED;
 }
@@ -204,6 +232,8 @@ int sm_relay_post(const char *socket, const char *subtask, const char *body, siz
 	if (sm_relay_open() < 0)
 		return 1;
 	deadline = sm_relay_now_ms() + relay_timeout_ms();
+	if (relay_hello_answer(deadline) < 0)
+		return 1;
 	if (sm_relay_send(relay_fd, SM_RELAY_REQ, 0, 3, fl, ll, deadline) < 0 ||
 	    sm_relay_recv(relay_fd, &fr, deadline) < 0 || fr.type != SM_RELAY_ACK) {
 		(void)snprintf(why, sizeof(why), "no answer to %s: %s", method, strerror(errno));

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -51,6 +52,7 @@ static struct relay R;
 static atomic_int relay_active;
 static atomic_llong relay_last;
 static atomic_bool relay_stop;
+static int relay_wake = -1; /* eventfd: a thread asks the main loop to look now */
 static FILE *relay_logf;
 static pthread_mutex_t relay_log_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -174,6 +176,7 @@ static void *relay_serve(void *arg)
 			if (!same) {
 				relay_log("a client of another build said hello: exiting");
 				atomic_store(&relay_stop, true);
+				(void)eventfd_write(relay_wake, 1);
 				break;
 			}
 			hello = true;
@@ -274,7 +277,7 @@ static int relay_mkdirs(const char *dir)
 	return 0;
 }
 
-/* Takes the relay lock, waiting up to 2 s for a relay that is exiting. */
+/* Takes the relay lock, waiting up to 5 s for a relay that is exiting. */
 static int relay_lock(void)
 {
 	char path[PATH_MAX];
@@ -285,7 +288,7 @@ static int relay_lock(void)
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -1;
-	for (i = 0; i < 100; i++) {
+	for (i = 0; i < 250; i++) {
 		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
 			return fd;
 		usleep(20000);
@@ -396,6 +399,11 @@ int main(void)
 		relay_log("curl_global_init failed");
 		goto out;
 	}
+	relay_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (relay_wake < 0) {
+		relay_log("eventfd: %s", strerror(errno));
+		goto out;
+	}
 	lfd = relay_listen();
 	if (lfd < 0) {
 		relay_log("cannot listen on %s: %s", R.sock, strerror(errno));
@@ -405,9 +413,10 @@ int main(void)
 	atomic_store(&relay_last, sm_relay_now_ms());
 	relay_log("listening on %s (idle timeout %lld s)", R.sock, (long long)(R.idle_ms / 1000));
 	while (!(why = relay_should_exit())) {
-		struct pollfd p = { .fd = lfd, .events = POLLIN };
+		struct pollfd p[2] = { { .fd = lfd, .events = POLLIN },
+			               { .fd = relay_wake, .events = POLLIN } };
 
-		if (poll(&p, 1, RELAY_CHECK_MS) > 0)
+		if (poll(p, 2, RELAY_CHECK_MS) > 0 && (p[0].revents & POLLIN))
 			relay_accept(lfd);
 	}
 	relay_log("exiting: %s", why);
@@ -423,6 +432,8 @@ int main(void)
 out:
 	if (lfd >= 0)
 		close(lfd);
+	if (relay_wake >= 0)
+		close(relay_wake);
 	if (lockfd >= 0)
 		close(lockfd);
 	if (relay_logf)

@@ -84,6 +84,9 @@ def main():
     ap.add_argument("--profile", action="store_true",
                     help="also run each call once with REPLUN_SM_TIMING=1 (phase times) and "
                     "under strace -c -f, printed to stderr")
+    ap.add_argument("--compare", metavar="BUILD",
+                    help="also time BUILD's ReplunSR (same relay), alternating call by call: "
+                    "before/after a change")
     a = ap.parse_args()
     src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     sys.path.insert(0, os.path.join(src, "tests", "xapi"))
@@ -142,23 +145,32 @@ def main():
             profile(plugin, docs, env)
         relay_dir = os.path.join(env["REPLUN_RUN_DIR"], "xapi-relay")
         off = dict(env, REPLUN_XAPI_RELAY="0")
+        other = os.path.join(a.compare, "bin", "ReplunSR") if a.compare else None
+        if other:  # both binaries use this build's relay
+            env = dict(env, REPLUN_XAPI_RELAY=os.path.join(a.build, "bin", "replun-xapi-relay"))
 
-        def call(name, e):
+        def call(name, e, binary=plugin):
             t0 = time.monotonic()
-            p = subprocess.run([plugin, docs[name]], env=e, capture_output=True, text=True)
+            p = subprocess.run([binary, docs[name]], env=e, capture_output=True, text=True)
             ms = (time.monotonic() - t0) * 1000.0
             if p.returncode != 0 or "<fault>" in p.stdout:
                 sys.exit("bench/sm: %s failed: %s" % (name, p.stdout[-500:]))
             return ms
 
+        compared = []
         call("vdi_create", env)  # starts the relay
         wait_relay(relay_dir)
         for name in ("sr_get_driver_info", "vdi_create", "vdi_snapshot", "vdi_clone",
                      "vdi_attach"):
-            warm, inproc = [], []
-            for _ in range(a.runs):  # alternating, so both see the same load
+            warm, inproc, cmp = [], [], []
+            for _ in range(a.runs):  # alternating, so all see the same load
                 warm.append(call(name, env))
                 inproc.append(call(name, off))
+                if other:
+                    cmp.append(call(name, env, other))
+            if other:
+                compared.append((name, statistics.median(cmp), statistics.median(warm),
+                                 sorted(cmp), sorted(warm)))
             cold = []
             if name in CALLS_BACK:
                 for _ in range(max(3, a.runs // 6)):  # relay absent: fallback + spawn
@@ -204,6 +216,17 @@ def main():
                 fl / med))
             if name != "sr_get_driver_info":
                 ok = ok and med <= TARGET_MS and fl / med >= TARGET_RATIO
+        if compared:
+            print()
+            print("| call | %s (relay warm) | %s (relay warm) |" % (a.compare, a.build))
+            print("|---|---:|---:|")
+            for name, before, after, _b, _a in compared:
+                print("| %s | %.2f ms | %.2f ms |" % (name, before, after))
+            for name, _before, _after, b, w in compared:
+                print("%s all runs, %s: %s" % (name, a.compare, " ".join("%.2f" % t for t in b)),
+                      file=sys.stderr)
+                print("%s all runs, %s: %s" % (name, a.build, " ".join("%.2f" % t for t in w)),
+                      file=sys.stderr)
         print()
         print("Python floor: `python3 -c` parsing the same argv[1] with xmlrpc.client and "
               "printing a nil response (no storage work at all). sr_get_driver_info is the "
@@ -227,14 +250,40 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def profile(plugin, docs, env):
-    """One warm call of each kind with the plugin's phase timer, then under strace -c -f."""
+def profile(plugin, docs, env, n=15):
+    """Per call kind: median / lowest time of each phase of the plugin's phase timer over n
+    calls (the relay warm), then one call under strace -c -f; to stderr."""
+    relay_dir = os.path.join(env["REPLUN_RUN_DIR"], "xapi-relay")
     for name in ("sr_get_driver_info", "vdi_create", "vdi_snapshot", "vdi_clone", "vdi_attach"):
-        for _ in range(3):  # warm the page cache
+        for _ in range(3):  # warm the page cache (and start the relay)
             subprocess.run([plugin, docs[name]], env=env, capture_output=True)
+        if name in CALLS_BACK:
+            wait_relay(relay_dir)
         e = dict(env, REPLUN_SM_TIMING="1")
-        p = subprocess.run([plugin, docs[name]], env=e, capture_output=True, text=True)
-        print("--- %s: phases\n%s" % (name, p.stderr), file=sys.stderr)
+        phases, walls = {}, []
+        order = []
+        for _ in range(n):
+            t0 = time.monotonic()
+            p = subprocess.run([plugin, docs[name]], env=e, capture_output=True, text=True)
+            walls.append((time.monotonic() - t0) * 1000.0)
+            prev = 0.0
+            for line in p.stderr.splitlines():
+                if not line.startswith("ReplunSR timing:"):
+                    continue
+                f = line.split(None, 4)
+                t, what = float(f[2]), f[4]
+                if what not in phases:
+                    phases[what] = []
+                    order.append(what)
+                phases[what].append(t - prev)
+                prev = t
+        print("--- %s: phases over %d calls (ms since the previous mark: median / lowest)"
+              % (name, n), file=sys.stderr)
+        for what in order:
+            print("  %-45s %7.3f / %7.3f" % (what, statistics.median(phases[what]),
+                                             min(phases[what])), file=sys.stderr)
+        print("  %-45s %7.3f / %7.3f" % ("wall (as the caller sees it)", statistics.median(walls),
+                                         min(walls)), file=sys.stderr)
         if shutil.which("strace"):
             p = subprocess.run(["strace", "-f", "-c", "-o", "/dev/stderr", plugin, docs[name]],
                                env=env, capture_output=True, text=True)
