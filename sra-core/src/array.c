@@ -311,12 +311,48 @@ void rp_array_close(struct rp_array *a)
 	rp_free(a);
 }
 
+/* Reads array_id, name and driver from the meta table in one statement. */
+static int array_identity_load(struct rp_array *a, struct rp_error *err)
+{
+	static const char *const keys[] = { "array_id", "name", "driver" };
+	char *const dst[] = { a->id, a->name, a->driver };
+	const size_t len[] = { sizeof(a->id), sizeof(a->name), sizeof(a->driver) };
+	bool seen[3] = { false, false, false };
+	sqlite3_stmt *st = NULL;
+	size_t i;
+	int rc;
+
+	rc = meta_prepare(&st, a->db, err,
+	                  "SELECT key, value FROM meta WHERE key IN ('array_id', 'name', 'driver')",
+	                  "");
+	if (rc < 0)
+		return rc;
+	while ((rc = meta_step(st, a->db, err)) == 1) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+
+		for (i = 0; k && i < 3; i++) {
+			if (strcmp(k, keys[i]) == 0) {
+				meta_col_text(dst[i], len[i], st, 1);
+				seen[i] = true;
+			}
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < 3; i++) {
+		if (!seen[i])
+			return rp_error_set(err, RP_ENOTFOUND, "metadata key '%s' not set",
+			                    keys[i]);
+	}
+	return 0;
+}
+
 int rp_array_open(struct rp_array **out, const char *uri, const struct rp_open_opts *opts,
                   struct rp_error *err)
 {
 	char dbpath[PATH_MAX + 32];
 	struct rp_array *a = NULL;
-	char *v = NULL;
 	int rc;
 
 	if (!out)
@@ -350,28 +386,14 @@ int rp_array_open(struct rp_array **out, const char *uri, const struct rp_open_o
 		}
 	}
 	(void)snprintf(dbpath, sizeof(dbpath), "%s/" ENGINE_META_FILE, a->root);
-	if (access(dbpath, F_OK) != 0) {
-		rc = rp_error_set(err, RP_ENOTFOUND, "no replun array at '%.200s'", uri);
-		goto fail;
-	}
 	rc = meta_open(&a->db, dbpath, false, a->busy_timeout_ms, err);
+	if (rc == RP_ENOTFOUND)
+		rc = rp_error_set(err, RP_ENOTFOUND, "no replun array at '%.200s'", uri);
 	if (rc < 0)
 		goto fail;
-	rc = meta_get(&v, a->db, "array_id", err);
+	rc = array_identity_load(a, err);
 	if (rc < 0)
 		goto fail;
-	(void)rp_strlcpy(a->id, v, sizeof(a->id));
-	rp_freep(&v);
-	rc = meta_get(&v, a->db, "name", err);
-	if (rc < 0)
-		goto fail;
-	(void)rp_strlcpy(a->name, v, sizeof(a->name));
-	rp_freep(&v);
-	rc = meta_get(&v, a->db, "driver", err);
-	if (rc < 0)
-		goto fail;
-	(void)rp_strlcpy(a->driver, v, sizeof(a->driver));
-	rp_freep(&v);
 	rc = engine_drv_open(&a->drv, a->driver, a->root, opts, err);
 	if (rc < 0)
 		goto fail;
@@ -384,7 +406,6 @@ int rp_array_open(struct rp_array **out, const char *uri, const struct rp_open_o
 	*out = a;
 	return 0;
 fail:
-	rp_free(v);
 	rp_array_close(a);
 	return rc;
 }

@@ -369,12 +369,34 @@ int meta_schema_version(int *out, sqlite3 *db, struct rp_error *err)
 	return 0;
 }
 
+/* True when meta.schema_version is this build's (one statement; false on any error). */
+static bool meta_schema_current(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	bool ok = false;
+
+	if (sqlite3_prepare_v2(
+	            db, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'schema_version'", -1,
+	            &st, NULL) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return false;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_INTEGER &&
+	    sqlite3_column_int64(st, 0) == META_N_MIGRATIONS)
+		ok = true;
+	sqlite3_finalize(st);
+	return ok;
+}
+
 int meta_migrate(sqlite3 *db, struct rp_error *err)
 {
 	char buf[16];
 	int version = 0, rc;
 
-	/* Fast path, every open of an up-to-date database: no write lock needed to see that. */
+	/* Fast path, every open of an up-to-date database: one read, no write lock. Anything
+	 * else (no meta table yet, no row, another version, an error) takes the full check. */
+	if (meta_schema_current(db))
+		return 0;
 	rc = meta_schema_version(&version, db, err);
 	if (rc < 0)
 		return rc;

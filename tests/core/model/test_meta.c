@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 
@@ -88,6 +89,51 @@ static void test_meta__refuses_newer_schema(void **state)
 	assert_error(meta_open(&db, m->db, false, 0, &err), err, RP_ECORRUPT);
 	assert_null(db);
 	assert_non_null(strstr(err.msg, "newer"));
+}
+
+/*
+ * A database from an older build (here: schema 0, a meta table and nothing else, with the
+ * version row as text or absent) is migrated by the full check the open falls back to when its
+ * one-statement fast path does not see this build's version.
+ */
+static void test_meta__migrates_older_schema(void **state)
+{
+	static const char *const old_dbs[] = {
+		"CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);"
+		"INSERT INTO meta VALUES('schema_version', '0');",
+		"CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);",
+	};
+	struct mfx *m = *state;
+	struct rp_error err = { 0 };
+	sqlite3 *db = NULL;
+	int version = -1;
+	int64_t n = 0;
+	size_t i;
+
+	for (i = 0; i < sizeof(old_dbs) / sizeof(old_dbs[0]); i++) {
+		(void)unlink(m->db);
+		assert_int_equal(sqlite3_open(m->db, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, old_dbs[i], NULL, NULL, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_close(db), SQLITE_OK);
+		db = NULL;
+		assert_int_equal(meta_open(&db, m->db, false, 0, &err), 0);
+		assert_int_equal(meta_schema_version(&version, db, &err), 0);
+		assert_int_equal(version, meta_schema_latest());
+		assert_int_equal(meta_query_int(&n, db, &err,
+		                                "SELECT COUNT(*) FROM sqlite_master WHERE type ="
+		                                " 'table' AND name IN ('devices', 'intents')",
+		                                ""),
+		                 0);
+		assert_int_equal(n, 2);
+		meta_close(db);
+		db = NULL;
+		/* The next open takes the fast path and changes nothing. */
+		assert_int_equal(meta_open(&db, m->db, false, 0, &err), 0);
+		assert_int_equal(meta_schema_version(&version, db, &err), 0);
+		assert_int_equal(version, meta_schema_latest());
+		meta_close(db);
+		db = NULL;
+	}
 }
 
 static void test_meta__missing_and_garbage(void **state)
@@ -207,6 +253,8 @@ int model_meta_tests(void)
 		cmocka_unit_test_setup_teardown(test_meta__migrate_from_empty, mfx_setup,
 		                                mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_meta__refuses_newer_schema, mfx_setup,
+		                                mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_meta__migrates_older_schema, mfx_setup,
 		                                mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_meta__missing_and_garbage, mfx_setup,
 		                                mfx_teardown),
