@@ -725,6 +725,10 @@ static void test_lun__create_with_metadata(void **state)
 	assert_string_equal(v, "my disk");
 	rp_free(v);
 	v = NULL;
+	assert_int_equal(rp_lun_meta_get(&v, f->a, d.id, "vdi_uuid", &err), 0);
+	assert_string_equal(v, "0b5c-uuid");
+	rp_free(v);
+	v = NULL;
 	assert_error(rp_lun_meta_get(&v, f->a, d.id, "skipped", &err), err, RP_ENOTFOUND);
 	rp_error_clear(&err);
 	assert_int_equal(count_rows(f->a, "lun_meta"), 2);
