@@ -3,8 +3,11 @@
  * sm_datapath.c - how a VDI reaches a VM. vdi_attach answers params/params_nbd/o_direct/
  * xenstore_data; vdi_activate presents the LUN to the host (one read-write host at a time) and
  * starts the server: on a Xen host (tap-ctl present) a tapdisk on the LUN (aio:), elsewhere an
- * NBD server (qemu-nbd, or nbdkit) on a Unix socket, export name = the VDI's location.
- * Paths are deterministic: $REPLUN_RUN_DIR (default /run/replun/sm)/nbd/<sr_uuid>/<vdi>.
+ * NBD server (nbdkit with the pause filter, else qemu-nbd) on a Unix socket, export name = the
+ * VDI's location. Paths are deterministic: $REPLUN_RUN_DIR (default /run/replun/sm)/nbd/
+ * <sr_uuid>/<vdi> (+ ".ctl": the pause filter's control socket). A read-write server registers
+ * its write fence with libreplun (rp_fence_register: pause socket, tap-ctl pause/unpause, or
+ * none for qemu-nbd) so group snapshots can quiesce it; deactivate unregisters it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -31,6 +34,7 @@ enum dp_mode {
 struct dp_paths {
 	char dir[DP_PATH_MAX];
 	char sock[DP_PATH_MAX];
+	char ctl[DP_PATH_MAX]; /* NBD: nbdkit pause filter control socket ("" if too long) */
 	char pid[DP_PATH_MAX];
 	char log[DP_PATH_MAX];
 	char tap[DP_PATH_MAX];     /* tapdisk: state file "<pid> <minor> <tapdev>" */
@@ -99,6 +103,8 @@ static int dp_paths(struct dp_paths *p, const char *sr, const char *vdi, struct 
 	n4 = snprintf(p->log, sizeof(p->log), "%s/%s.log", p->dir, vdi);
 	n5 = snprintf(p->tap, sizeof(p->tap), "%s/%s.tap", p->dir, vdi);
 	(void)snprintf(p->mode, sizeof(p->mode), "%s/%s.mode", p->dir, vdi);
+	if (snprintf(p->ctl, sizeof(p->ctl), "%s.ctl", p->sock) > DP_SUN_PATH_MAX)
+		p->ctl[0] = '\0'; /* no room for the control socket: served without a fence */
 	if (n1 >= DP_PATH_MAX || n3 >= DP_PATH_MAX || n4 >= DP_PATH_MAX || n5 >= DP_PATH_MAX ||
 	    n2 > DP_SUN_PATH_MAX)
 		return sm_fault_set(f, SM_VDI_UNAVAILABLE,
@@ -312,6 +318,8 @@ static void nbd_stop(const struct dp_paths *p)
 		sm_log("NBD server %d for '%s' stopped", (int)pid, p->sock);
 	}
 	(void)unlink(p->sock);
+	if (p->ctl[0])
+		(void)unlink(p->ctl);
 	(void)unlink(p->pid);
 	(void)unlink(p->mode);
 }
@@ -336,17 +344,20 @@ static bool nbd_running(const struct dp_paths *p)
 	return pid && pid_serves(pid, p->sock) && stat(p->sock, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
-static int nbd_start(const struct dp_paths *p, const char *image, const char *export_name, bool rw,
-                     struct sm_fault *f)
+/*
+ * Starts @server ("qemu-nbd" or "nbdkit"); nbdkit gets the pause filter when @p has a control
+ * socket path. *@fenced tells whether it did.
+ */
+static int nbd_start_server(const struct dp_paths *p, const char *server, const char *image,
+                            const char *export_name, bool rw, bool *fenced, struct sm_fault *f)
 {
-	const char *server = getenv("REPLUN_NBD_SERVER");
 	char a_pid[DP_PATH_MAX + 16], a_sock[DP_PATH_MAX + 16], a_name[RP_ID_MAX + 32];
+	char a_ctl[DP_PATH_MAX + 16];
 	char *argv[20];
 	int n = 0, rc, fd;
 	struct stat st;
 
-	if (!server || !*server)
-		server = in_path("qemu-nbd") ? "qemu-nbd" : "nbdkit";
+	*fenced = false;
 	if (strcmp(server, "qemu-nbd") == 0) {
 		(void)snprintf(a_pid, sizeof(a_pid), "--pid-file=%s", p->pid);
 		(void)snprintf(a_sock, sizeof(a_sock), "--socket=%s", p->sock);
@@ -373,8 +384,15 @@ static int nbd_start(const struct dp_paths *p, const char *image, const char *ex
 		argv[n++] = (char *)export_name;
 		if (!rw)
 			argv[n++] = (char *)"--readonly";
+		if (rw && p->ctl[0]) {
+			(void)snprintf(a_ctl, sizeof(a_ctl), "pause-control=%s", p->ctl);
+			argv[n++] = (char *)"--filter=pause";
+			*fenced = true;
+		}
 		argv[n++] = (char *)"file";
 		argv[n++] = (char *)image;
+		if (*fenced)
+			argv[n++] = a_ctl;
 	} else {
 		return sm_fault_set(f, SM_VDI_UNAVAILABLE,
 		                    "REPLUN_NBD_SERVER '%s' is neither qemu-nbd nor nbdkit",
@@ -383,6 +401,8 @@ static int nbd_start(const struct dp_paths *p, const char *image, const char *ex
 	argv[n] = NULL;
 	(void)unlink(p->sock);
 	(void)unlink(p->pid);
+	if (p->ctl[0])
+		(void)unlink(p->ctl);
 	rc = run_cmd(argv, p->log, NULL, 0, 30000);
 	if (rc != 0) {
 		nbd_stop(p);
@@ -403,9 +423,34 @@ static int nbd_start(const struct dp_paths *p, const char *image, const char *ex
 			sm_log("warning: cannot record the server mode in '%s'", p->mode);
 		(void)close(fd);
 	}
-	sm_log("NBD server %d (%s) serves '%s' as '%s' on '%s'%s", (int)read_pid(p->pid), argv[0],
-	       image, export_name, p->sock, rw ? "" : " read-only");
+	sm_log("NBD server %d (%s) serves '%s' as '%s' on '%s'%s%s", (int)read_pid(p->pid), argv[0],
+	       image, export_name, p->sock, rw ? "" : " read-only",
+	       *fenced ? " with a write fence" : "");
 	return 0;
+}
+
+/*
+ * Starts the NBD server: $REPLUN_NBD_SERVER if set, else nbdkit (pause filter: a write fence)
+ * when installed, falling back to qemu-nbd (no fence) when nbdkit does not come up.
+ */
+static int nbd_start(const struct dp_paths *p, const char *image, const char *export_name, bool rw,
+                     bool *fenced, struct sm_fault *f)
+{
+	const char *server = getenv("REPLUN_NBD_SERVER");
+	struct sm_fault lf = { 0 };
+
+	if (server && *server)
+		return nbd_start_server(p, server, image, export_name, rw, fenced, f);
+	if (!in_path("nbdkit"))
+		return nbd_start_server(p, "qemu-nbd", image, export_name, rw, fenced, f);
+	if (nbd_start_server(p, "nbdkit", image, export_name, rw, fenced, &lf) == 0)
+		return 0;
+	if (!in_path("qemu-nbd")) {
+		*f = lf;
+		return -1;
+	}
+	sm_log("warning: %s; serving with qemu-nbd (no write fence)", lf.msg);
+	return nbd_start_server(p, "qemu-nbd", image, export_name, rw, fenced, f);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -521,6 +566,49 @@ fail:
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Write fences (replun/fence.h)                                                               */
+
+/* "qemu-nbd" or "nbdkit": the program of the running server (for messages). */
+static const char *nbd_server_name(const struct dp_paths *p)
+{
+	return pid_serves(read_pid(p->pid), "qemu-nbd") ? "qemu-nbd" : "nbdkit";
+}
+
+/* Registers the fence of the server just started for LUN @dev_id read-write. */
+static int fence_register(struct sm_ctx *ctx, const char *dev_id, const struct dp_paths *p,
+                          enum dp_mode mode, bool fenced, struct sm_fault *f)
+{
+	struct rp_error err = { 0 };
+	struct rp_fence fc;
+	FILE *fp;
+	int pid = 0, minor = -1;
+
+	memset(&fc, 0, sizeof(fc));
+	if (mode == DP_TAPDISK) {
+		fp = fopen(p->tap, "re");
+		if (fp) {
+			if (fscanf(fp, "%d %d", &pid, &minor) != 2)
+				pid = 0;
+			(void)fclose(fp);
+		}
+		fc.kind = RP_FENCE_TAPDISK;
+		fc.pid = pid;
+		fc.minor = minor;
+		rp_strlcpy(fc.server, "tapdisk", sizeof(fc.server));
+	} else {
+		fc.kind = fenced ? RP_FENCE_PAUSE : RP_FENCE_NONE;
+		fc.pid = read_pid(p->pid);
+		rp_strlcpy(fc.server, fenced ? "nbdkit" : nbd_server_name(p), sizeof(fc.server));
+		if (fenced)
+			rp_strlcpy(fc.control, p->ctl, sizeof(fc.control));
+	}
+	if (rp_fence_register(ctx->array, dev_id, &fc, &err) < 0)
+		return sm_fault_set(f, SM_VDI_UNAVAILABLE,
+		                    "cannot register the write fence of '%s': %s", dev_id, err.msg);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Commands                                                                                    */
 
 /* The attach struct for VDI @key of SR @sr served from @image. */
@@ -601,6 +689,7 @@ static int activate(struct sm_ctx *ctx, bool rw, struct sm_fault *f)
 	struct dp_paths p;
 	char image[DP_PATH_MAX];
 	enum dp_mode mode = dp_mode();
+	bool fenced = false;
 	int rc;
 
 	if (dp_prepare(ctx, &dev, image, sizeof(image), &p, f) < 0)
@@ -627,7 +716,7 @@ static int activate(struct sm_ctx *ctx, bool rw, struct sm_fault *f)
 			       p.sock);
 			nbd_stop(&p);
 		}
-		if (nbd_start(&p, image, call_key(ctx->call), rw, f) < 0)
+		if (nbd_start(&p, image, call_key(ctx->call), rw, &fenced, f) < 0)
 			goto fail;
 	} else {
 		if (access(p.tap, F_OK) == 0) {
@@ -636,6 +725,13 @@ static int activate(struct sm_ctx *ctx, bool rw, struct sm_fault *f)
 		}
 		if (tap_start(&p, image, rw, f) < 0)
 			goto fail;
+	}
+	if (rw && fence_register(ctx, dev.id, &p, mode, fenced, f) < 0) {
+		if (mode == DP_NBD)
+			nbd_stop(&p);
+		else
+			tap_stop(&p);
+		goto fail;
 	}
 	return 0;
 fail:
@@ -664,6 +760,9 @@ static int deactivate(struct sm_ctx *ctx, struct sm_fault *f)
 		*f = lf;
 		return -1;
 	}
+	if (rp_fence_unregister(ctx->array, dev.id, &err) < 0) /* after the stop: stale is fine */
+		sm_log("warning: write fence of '%s' left registered: %s", dev.id, err.msg);
+	rp_error_clear(&err);
 	if (rp_lun_unpresent(ctx->array, dev.id, ctx->host, &err) < 0)
 		return sm_fault_from_rp(f, SM_VDI_UNAVAILABLE, &err);
 	return 0;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fence.h"
 #include "lock.h"
 #include "model.h"
 #include "recovery.h"
@@ -153,7 +154,8 @@ struct wf {
 	 * (group_pre of the workflows that use it). */
 	const char *rp_want;
 	int64_t rp_want_ms;
-	bool keep_rp; /* group_post filled the group item's recovery point itself */
+	bool keep_rp;             /* group_post filled the group item's recovery point itself */
+	struct fence_hold *fence; /* writers paused by group_pre (prepareFailover), or NULL */
 };
 
 /* Opens (once per call) the peer @id; NULL with @e set when unreachable. */
@@ -960,18 +962,66 @@ static int prepare_failover_dev(struct wf *w, struct model_device *d, struct rp_
 	return 0;
 }
 
+/*
+ * The members' 'prefailover' snapshots are one write-order consistent point: the writers of
+ * every member (registered write fences, replun/fence.h) are paused from here until the last
+ * member is snapshotted (group_post, or group_done on failure). Writers that cannot be paused
+ * leave the group item a warning naming the device and why; the demotion goes on.
+ */
+static void prepare_failover_fence(struct wf *w, struct model_group *g, struct rp_item *git)
+{
+	struct model_device *mem = NULL;
+	struct rp_error fe;
+	size_t n = 0;
+
+	rp_error_clear(&fe);
+	if (model_device_list(&mem, &n, w->a, g->id, &fe) == 0 && n > 1 &&
+	    fence_pause(&w->fence, w->a, mem, n, &fe) == 0) {
+		rp_free(mem);
+		return;
+	}
+	rp_free(mem);
+	if (fe.code)
+		workflow_item_warn(git, RP_WARN_NO_FREEZE,
+		                   "group '%s' is snapshotted without pausing its writers: %s",
+		                   g->id, fe.msg);
+}
+
+static void prepare_failover_unfence(struct wf *w, struct rp_item *git)
+{
+	struct rp_error fe;
+
+	rp_error_clear(&fe);
+	if (fence_resume(w->fence, &fe) < 0) {
+		if (git)
+			workflow_item_warn(git, RP_WARN_NO_FREEZE, "group snapshot: %s", fe.msg);
+		rp_log(RP_LOG_WARNING, "prepareFailover: %s", fe.msg);
+	}
+	w->fence = NULL;
+}
+
 static int prepare_failover_group_pre(struct wf *w, struct model_group *g, struct rp_item *git,
                                       struct rp_error *e)
 {
-	if (g->role == RP_GROUP_SOURCE || g->role == RP_GROUP_DEMOTED_SOURCE)
+	if (g->role == RP_GROUP_SOURCE) {
+		prepare_failover_fence(w, g, git);
+		return 0;
+	}
+	if (g->role == RP_GROUP_DEMOTED_SOURCE)
 		return 0;
 	return rp_error_set(e, RP_ESTATE, "group '%s' is %s, not a replication source", g->id,
 	                    rp_group_role_name(g->role));
 }
 
+static void prepare_failover_group_done(struct wf *w)
+{
+	prepare_failover_unfence(w, NULL);
+}
+
 static int prepare_failover_group_post(struct wf *w, struct model_group *g, struct rp_item *git,
                                        bool all_done, struct rp_error *e)
 {
+	prepare_failover_unfence(w, git);
 	if (g->role == RP_GROUP_DEMOTED_SOURCE) {
 		if (all_done)
 			workflow_item_warn(git, RP_WARN_ALREADY_DONE,
@@ -997,6 +1047,7 @@ static const struct wf_ops wf_prepare_failover = {
 	.group_pre = prepare_failover_group_pre,
 	.dev = prepare_failover_dev,
 	.group_post = prepare_failover_group_post,
+	.group_done = prepare_failover_group_done,
 };
 
 int rp_check_failover(struct rp_result **out, struct rp_array *a, const struct rp_request *req,

@@ -9,5 +9,6 @@
 #include "replun/common.h"
 #include "replun/array.h"
 #include "replun/workflow.h"
+#include "replun/fence.h"
 
 #endif

@@ -1,0 +1,780 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fence.c - write fences (replun/fence.h): records under <array root>/fences/<device id>, and
+ * pause / resume of a group's writers around its snapshots.
+ *
+ * A record is a few "key value" lines written with rename (no fsync: it describes running
+ * processes, and a record from before a reboot is stale by its boot id). Pausing forks a
+ * watchdog that shares the control connections: it resumes the writers when the engine dies
+ * (its end of a socketpair closes) or holds them past the hold limit, so neither a crash nor a
+ * hung clone leaves writers paused for longer than that. The watchdog only makes
+ * async-signal-safe calls (the engine may be multi-threaded).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fence.h"
+#include "replun/fence.h"
+
+extern char **environ;
+
+#define FENCE_HOST_MAX 256
+#define FENCE_BOOT_MAX 40
+#define FENCE_TAP_ARGS 8
+
+struct fence_rec {
+	struct rp_fence f;
+	char host[FENCE_HOST_MAX];
+	char boot[FENCE_BOOT_MAX];
+};
+
+/* One paused writer. */
+struct fence_ent {
+	char dev[RP_ID_MAX];
+	int kind;
+	int fd;       /* RP_FENCE_PAUSE: the control connection */
+	bool paused;  /* 'P' seen / tap-ctl pause succeeded */
+	char pid[24]; /* RP_FENCE_TAPDISK: argv strings, ready before the fork */
+	char minor[24];
+	char *unpause[FENCE_TAP_ARGS];
+};
+
+struct fence_hold {
+	struct fence_ent *e;
+	size_t n;
+	int sv;         /* engine end of the socketpair to the watchdog */
+	pid_t watchdog; /* 0: none */
+	char tapctl[PATH_MAX];
+	long timeout_ms;
+	int64_t paused_ms;
+};
+
+static const char *const fence_kinds[] = { "none", "pause", "tapdisk" };
+
+static long fence_env_ms(const char *name, long dflt)
+{
+	const char *s = getenv(name);
+	char *end = NULL;
+	long v;
+
+	if (!s || !*s)
+		return dflt;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v < 1 || v > 3600000)
+		return dflt;
+	return v;
+}
+
+static int64_t fence_mono_ms(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void fence_sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+
+	(void)nanosleep(&ts, NULL);
+}
+
+static void fence_boot_id(char out[FENCE_BOOT_MAX])
+{
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, out, FENCE_BOOT_MAX - 1) : -1;
+
+	if (fd >= 0)
+		(void)close(fd);
+	if (n < 0)
+		n = 0;
+	out[n] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+}
+
+static void fence_host(char out[FENCE_HOST_MAX])
+{
+	if (gethostname(out, FENCE_HOST_MAX - 1) < 0)
+		out[0] = '\0';
+	out[FENCE_HOST_MAX - 1] = '\0';
+}
+
+static bool fence_text_ok(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static int fence_path(char *buf, size_t len, struct rp_array *a, const char *id,
+                      struct rp_error *err)
+{
+	char rel[RP_ID_MAX + 16];
+	int rc = rp_id_check(id, "device id", err);
+
+	if (rc < 0)
+		return rc;
+	(void)snprintf(rel, sizeof(rel), FENCE_DIR "/%s", id);
+	return engine_path(buf, len, a, rel, err);
+}
+
+static int fence_check(const struct rp_fence *f, struct rp_error *err)
+{
+	if (!f)
+		return rp_error_set(err, RP_EINVAL, "no fence given");
+	if (f->kind < RP_FENCE_NONE || f->kind > RP_FENCE_TAPDISK)
+		return rp_error_set(err, RP_EINVAL, "unknown fence kind %d", f->kind);
+	if (f->pid <= 1 || f->pid > INT_MAX)
+		return rp_error_set(err, RP_EINVAL, "fence: bad server pid %lld",
+		                    (long long)f->pid);
+	if (!memchr(f->server, '\0', sizeof(f->server)) || !f->server[0] ||
+	    !fence_text_ok(f->server))
+		return rp_error_set(err, RP_EINVAL, "fence: bad server name");
+	if (f->kind == RP_FENCE_TAPDISK && f->minor < 0)
+		return rp_error_set(err, RP_EINVAL, "fence: bad tapdisk minor %d", f->minor);
+	if (f->kind == RP_FENCE_PAUSE) {
+		if (!memchr(f->control, '\0', sizeof(f->control)))
+			return rp_error_set(err, RP_EINVAL,
+			                    "fence: control socket path longer than %d bytes",
+			                    RP_FENCE_SOCK_MAX - 1);
+		if (f->control[0] != '/' || !fence_text_ok(f->control))
+			return rp_error_set(err, RP_EINVAL,
+			                    "fence: control socket path '%s' is not absolute",
+			                    f->control);
+	}
+	return 0;
+}
+
+int rp_fence_register(struct rp_array *a, const char *id, const struct rp_fence *f,
+                      struct rp_error *err)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 32], dir[PATH_MAX], host[FENCE_HOST_MAX];
+	char boot[FENCE_BOOT_MAX];
+	struct model_device d;
+	FILE *fp = NULL;
+	int rc;
+
+	if (!a || !id)
+		return rp_error_set(err, RP_EINVAL, "invalid argument");
+	rc = fence_path(path, sizeof(path), a, id, err);
+	if (rc < 0)
+		return rc;
+	rc = fence_check(f, err);
+	if (rc < 0)
+		return rc;
+	rc = model_device_load(&d, a, id, err);
+	if (rc < 0)
+		return rc;
+	rc = engine_path(dir, sizeof(dir), a, FENCE_DIR, err);
+	if (rc < 0)
+		return rc;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return rp_error_set_os(err, RP_EIO, errno, "fence directory '%s'", dir);
+	(void)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	fence_host(host);
+	fence_boot_id(boot);
+	fp = fopen(tmp, "we");
+	if (!fp)
+		return rp_error_set_os(err, RP_EIO, errno, "fence record '%s'", tmp);
+	(void)fprintf(fp, "kind %s\npid %lld\nminor %d\nserver %s\nhost %s\nboot %s\n",
+	              fence_kinds[f->kind], (long long)f->pid,
+	              f->kind == RP_FENCE_TAPDISK ? f->minor : -1, f->server, host, boot);
+	if (f->kind == RP_FENCE_PAUSE)
+		(void)fprintf(fp, "control %s\n", f->control);
+	if (ferror(fp) | (fclose(fp) != 0)) {
+		rc = rp_error_set_os(err, RP_EIO, errno, "writing fence record '%s'", tmp);
+		(void)unlink(tmp);
+		return rc;
+	}
+	if (rename(tmp, path) < 0) {
+		rc = rp_error_set_os(err, RP_EIO, errno, "fence record '%s'", path);
+		(void)unlink(tmp);
+		return rc;
+	}
+	rp_log(RP_LOG_VERBOSE, "fence of '%s' registered: %s, %s pid %lld", id,
+	       fence_kinds[f->kind], f->server, (long long)f->pid);
+	return 0;
+}
+
+int rp_fence_unregister(struct rp_array *a, const char *id, struct rp_error *err)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	if (!a || !id)
+		return rp_error_set(err, RP_EINVAL, "invalid argument");
+	rc = fence_path(path, sizeof(path), a, id, err);
+	if (rc < 0)
+		return rc;
+	if (unlink(path) < 0 && errno != ENOENT)
+		return rp_error_set_os(err, RP_EIO, errno, "fence record '%s'", path);
+	return 0;
+}
+
+/* Loads the record of @id: 1 found, 0 none, < 0 unreadable or malformed (@err set). */
+static int fence_load(struct fence_rec *r, struct rp_array *a, const char *id, struct rp_error *err)
+{
+	char path[PATH_MAX], line[512], kind[16] = "";
+	FILE *fp;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->f.minor = -1;
+	rc = fence_path(path, sizeof(path), a, id, err);
+	if (rc < 0)
+		return rc;
+	fp = fopen(path, "re");
+	if (!fp) {
+		if (errno == ENOENT)
+			return 0;
+		return rp_error_set_os(err, RP_EIO, errno, "fence record '%s'", path);
+	}
+	while (fgets(line, sizeof(line), fp)) {
+		char *v = strchr(line, ' ');
+
+		line[strcspn(line, "\n")] = '\0';
+		if (!v)
+			continue;
+		*v++ = '\0';
+		if (strcmp(line, "kind") == 0)
+			rp_strlcpy(kind, v, sizeof(kind));
+		else if (strcmp(line, "pid") == 0)
+			r->f.pid = strtoll(v, NULL, 10);
+		else if (strcmp(line, "minor") == 0)
+			r->f.minor = (int)strtol(v, NULL, 10);
+		else if (strcmp(line, "server") == 0)
+			rp_strlcpy(r->f.server, v, sizeof(r->f.server));
+		else if (strcmp(line, "host") == 0)
+			rp_strlcpy(r->host, v, sizeof(r->host));
+		else if (strcmp(line, "boot") == 0)
+			rp_strlcpy(r->boot, v, sizeof(r->boot));
+		else if (strcmp(line, "control") == 0)
+			rp_strlcpy(r->f.control, v, sizeof(r->f.control));
+	}
+	(void)fclose(fp);
+	r->f.kind = -1;
+	for (size_t k = 0; k < sizeof(fence_kinds) / sizeof(fence_kinds[0]); k++)
+		if (strcmp(kind, fence_kinds[k]) == 0)
+			r->f.kind = (int)k;
+	if (fence_check(&r->f, NULL) < 0)
+		return rp_error_set(err, RP_ECORRUPT, "fence record '%s' is malformed", path);
+	return 1;
+}
+
+enum fence_state {
+	FENCE_NO_WRITER = 0, /* no record, or a stale one */
+	FENCE_LOCAL = 1,     /* a live writer on this host */
+	FENCE_FOREIGN = 2,   /* a writer registered by another host */
+};
+
+static enum fence_state fence_classify(const struct fence_rec *r)
+{
+	char host[FENCE_HOST_MAX], boot[FENCE_BOOT_MAX];
+
+	fence_host(host);
+	if (strcmp(host, r->host) != 0)
+		return FENCE_FOREIGN;
+	fence_boot_id(boot);
+	if (strcmp(boot, r->boot) != 0)
+		return FENCE_NO_WRITER; /* registered before a reboot */
+	if (kill((pid_t)r->f.pid, 0) < 0 && errno == ESRCH)
+		return FENCE_NO_WRITER;
+	return FENCE_LOCAL;
+}
+
+size_t fence_unfenced(char *why, size_t len, struct rp_array *a, const struct model_device *devs,
+                      size_t n)
+{
+	size_t i, count = 0;
+
+	if (why && len)
+		why[0] = '\0';
+	for (i = 0; i < n; i++) {
+		struct fence_rec r;
+		enum fence_state st;
+
+		if (fence_load(&r, a, devs[i].id, NULL) != 1)
+			continue;
+		st = fence_classify(&r);
+		if (st == FENCE_NO_WRITER || (st == FENCE_LOCAL && r.f.kind != RP_FENCE_NONE))
+			continue;
+		if (count++ == 0 && why && len) {
+			if (st == FENCE_FOREIGN)
+				(void)snprintf(
+				        why, len,
+				        "device '%s' is served by %s on host '%s', which this"
+				        " host cannot pause",
+				        devs[i].id, r.f.server, r.host);
+			else
+				(void)snprintf(
+				        why, len,
+				        "device '%s' is served by %s (pid %lld), which has no"
+				        " write fence",
+				        devs[i].id, r.f.server, (long long)r.f.pid);
+		}
+	}
+	return count;
+}
+
+size_t fence_group_unfenced(char *why, size_t len, struct rp_array *a, const char *group)
+{
+	struct model_device *mem = NULL;
+	size_t n = 0, k = 0;
+
+	if (why && len)
+		why[0] = '\0';
+	if (model_device_list(&mem, &n, a, group, NULL) == 0)
+		k = fence_unfenced(why, len, a, mem, n);
+	rp_free(mem);
+	return k;
+}
+
+/* Path of @prog in $PATH into @out; false if none. */
+static bool fence_which(char *out, size_t len, const char *prog)
+{
+	const char *path = getenv("PATH");
+
+	if (!path)
+		path = "/sbin:/usr/sbin:/bin:/usr/bin";
+	while (*path) {
+		size_t n = strcspn(path, ":");
+
+		if (n > 0 && (size_t)snprintf(out, len, "%.*s/%s", (int)n, path, prog) < len &&
+		    access(out, X_OK) == 0)
+			return true;
+		path += n;
+		if (*path == ':')
+			path++;
+	}
+	return false;
+}
+
+/*
+ * Runs @exe @argv with stdio on /dev/null, at most @timeout_ms; its exit status or -1.
+ * Async-signal-safe (the watchdog uses it too).
+ */
+static int fence_run(const char *exe, char *const argv[], long timeout_ms)
+{
+	int64_t end = fence_mono_ms() + timeout_ms;
+	int status = 0;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		if (null >= 0) {
+			(void)dup2(null, 0);
+			(void)dup2(null, 1);
+			(void)dup2(null, 2);
+		}
+		(void)close_range(3, ~0U, 0);
+		execve(exe, argv, environ);
+		_exit(127);
+	}
+	for (;;) {
+		pid_t w = waitpid(pid, &status, WNOHANG);
+
+		if (w == pid)
+			break;
+		if ((w < 0 && errno != EINTR) || fence_mono_ms() >= end) {
+			(void)kill(pid, SIGKILL);
+			(void)waitpid(pid, NULL, 0);
+			return -1;
+		}
+		fence_sleep_ms(2);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Resumes every entry of @h that may be paused; best effort, async-signal-safe. */
+static void fence_resume_all(struct fence_hold *h, long timeout_ms)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		if (h->e[i].kind == RP_FENCE_PAUSE && h->e[i].fd >= 0)
+			(void)send(h->e[i].fd, "r", 1, MSG_NOSIGNAL);
+	for (i = 0; i < h->n; i++)
+		if (h->e[i].kind == RP_FENCE_TAPDISK && h->e[i].paused)
+			(void)fence_run(h->tapctl, h->e[i].unpause, timeout_ms);
+}
+
+static int fence_cmp_int(const void *x, const void *y)
+{
+	int a = *(const int *)x, b = *(const int *)y;
+
+	return (a > b) - (a < b);
+}
+
+/*
+ * The watchdog: waits for 'd' from the engine (answers 'k', exits) and otherwise, on EOF (the
+ * engine died) or after @hold_ms, resumes every writer and answers 'T'.
+ */
+__attribute__((noreturn)) static void fence_watchdog(struct fence_hold *h, int sv, int *keep,
+                                                     size_t n_keep, long hold_ms)
+{
+	int64_t end = fence_mono_ms() + hold_ms;
+	unsigned lo = 3;
+	size_t i;
+	char c = 0;
+
+	(void)setsid(); /* outlives a kill of the engine's process group */
+	(void)signal(SIGTERM, SIG_IGN);
+	(void)signal(SIGINT, SIG_IGN);
+	(void)signal(SIGHUP, SIG_IGN);
+	for (i = 0; i < n_keep; i++) { /* keep only what we use: no lock or database fds */
+		if ((unsigned)keep[i] > lo)
+			(void)close_range(lo, (unsigned)keep[i] - 1, 0);
+		lo = (unsigned)keep[i] + 1;
+	}
+	(void)close_range(lo, ~0U, 0);
+	for (;;) {
+		struct pollfd p = { .fd = sv, .events = POLLIN };
+		int64_t left = end - fence_mono_ms();
+		int r;
+
+		if (left <= 0)
+			break;
+		r = poll(&p, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0)
+			break;
+		if (r > 0 && read(sv, &c, 1) == 1 && c == 'd') {
+			(void)write(sv, "k", 1);
+			_exit(0);
+		}
+		break; /* EOF or error: the engine is gone */
+	}
+	fence_resume_all(h, 30000);
+	(void)write(sv, "T", 1);
+	_exit(0);
+}
+
+static int fence_start_watchdog(struct fence_hold *h, struct rp_error *err)
+{
+	long hold_ms = fence_env_ms("REPLUN_FENCE_HOLD_MS", FENCE_HOLD_MS);
+	int sv[2], *keep;
+	size_t n_keep = 0, i;
+	pid_t pid;
+
+	keep = rp_calloc(h->n + 1, sizeof(*keep));
+	if (!keep)
+		return rp_error_set(err, RP_ERROR, "out of memory");
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		rp_free(keep);
+		return rp_error_set_os(err, RP_ERROR, errno, "fence watchdog socketpair");
+	}
+	keep[n_keep++] = sv[1];
+	for (i = 0; i < h->n; i++)
+		if (h->e[i].fd >= 0)
+			keep[n_keep++] = h->e[i].fd;
+	qsort(keep, n_keep, sizeof(*keep), fence_cmp_int);
+	pid = fork();
+	if (pid == 0)
+		fence_watchdog(h, sv[1], keep, n_keep, hold_ms);
+	rp_free(keep);
+	(void)close(sv[1]);
+	if (pid < 0) {
+		(void)close(sv[0]);
+		return rp_error_set_os(err, RP_ERROR, errno, "fence watchdog fork");
+	}
+	h->sv = sv[0];
+	h->watchdog = pid;
+	return 0;
+}
+
+static void fence_hold_free(struct fence_hold *h)
+{
+	size_t i;
+
+	if (!h)
+		return;
+	for (i = 0; i < h->n; i++)
+		if (h->e[i].fd >= 0)
+			(void)close(h->e[i].fd);
+	if (h->sv >= 0)
+		(void)close(h->sv);
+	rp_free(h->e);
+	rp_free(h);
+}
+
+/* Connects to a pause control socket: fd, or -1 with errno (ECONNREFUSED/ENOENT: gone). */
+static int fence_connect(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	rp_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+
+		(void)close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/* Adds the writer of @d to @h when it has a live, pausable fence; error when it cannot. */
+static int fence_collect(struct fence_hold *h, struct rp_array *a, const struct model_device *d,
+                         struct rp_error *err)
+{
+	struct fence_rec r;
+	struct fence_ent *e;
+	enum fence_state st;
+	int rc = fence_load(&r, a, d->id, err);
+
+	if (rc <= 0)
+		return rc;
+	st = fence_classify(&r);
+	if (st == FENCE_NO_WRITER)
+		return 0;
+	if (st == FENCE_FOREIGN)
+		return rp_error_set(err, RP_ENOTSUPPORTED,
+		                    "device '%s' is served by %s on host '%s', which this host"
+		                    " cannot pause",
+		                    d->id, r.f.server, r.host);
+	if (r.f.kind == RP_FENCE_NONE)
+		return rp_error_set(err, RP_ENOTSUPPORTED,
+		                    "device '%s' is served by %s (pid %lld), which has no write"
+		                    " fence",
+		                    d->id, r.f.server, (long long)r.f.pid);
+	e = &h->e[h->n];
+	memset(e, 0, sizeof(*e));
+	e->fd = -1;
+	e->kind = r.f.kind;
+	rp_strlcpy(e->dev, d->id, sizeof(e->dev));
+	if (r.f.kind == RP_FENCE_PAUSE) {
+		e->fd = fence_connect(r.f.control);
+		if (e->fd < 0) {
+			if (errno == ECONNREFUSED || errno == ENOENT)
+				return 0; /* the server is gone: no writer */
+			return rp_error_set_os(err, RP_EIO, errno,
+			                       "device '%s': pause control socket '%s'", d->id,
+			                       r.f.control);
+		}
+	} else {
+		if (!h->tapctl[0] && !fence_which(h->tapctl, sizeof(h->tapctl), "tap-ctl"))
+			return rp_error_set(err, RP_ENOTSUPPORTED,
+			                    "device '%s' is served by tapdisk but tap-ctl is not"
+			                    " in PATH",
+			                    d->id);
+		(void)snprintf(e->pid, sizeof(e->pid), "%lld", (long long)r.f.pid);
+		(void)snprintf(e->minor, sizeof(e->minor), "%d", r.f.minor);
+		e->unpause[0] = (char *)"tap-ctl";
+		e->unpause[1] = (char *)"unpause";
+		e->unpause[2] = (char *)"-p";
+		e->unpause[3] = e->pid;
+		e->unpause[4] = (char *)"-m";
+		e->unpause[5] = e->minor;
+		e->unpause[6] = NULL;
+	}
+	h->n++;
+	return 0;
+}
+
+/* Sends 'p' to every pause socket and waits for every 'P' until @end (monotonic ms). */
+static int fence_pause_sockets(struct fence_hold *h, int64_t end, struct rp_error *err)
+{
+	struct pollfd *pf;
+	size_t *idx, i, m = 0, left;
+	int rc = 0;
+
+	pf = rp_calloc(h->n, sizeof(*pf));
+	idx = rp_calloc(h->n, sizeof(*idx));
+	if (!pf || !idx) {
+		rc = rp_error_set(err, RP_ERROR, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < h->n; i++) {
+		struct fence_ent *e = &h->e[i];
+
+		if (e->kind != RP_FENCE_PAUSE)
+			continue;
+		if (send(e->fd, "p", 1, MSG_NOSIGNAL) != 1) {
+			rc = rp_error_set_os(err, RP_EIO, errno,
+			                     "device '%s': pause request not sent", e->dev);
+			goto out;
+		}
+		pf[m].fd = e->fd;
+		pf[m].events = POLLIN;
+		idx[m++] = i;
+	}
+	left = m;
+	while (left > 0) {
+		int64_t wait = end - fence_mono_ms();
+		int r;
+
+		if (wait <= 0) {
+			for (i = 0; i < m && h->e[idx[i]].paused; i++)
+				;
+			rc = rp_error_set(err, RP_ETIMEOUT,
+			                  "device '%s': its writer did not pause within %ld ms"
+			                  " (requests in flight)",
+			                  h->e[idx[i < m ? i : 0]].dev, h->timeout_ms);
+			goto out;
+		}
+		r = poll(pf, m, (int)wait);
+		if (r < 0 && errno != EINTR) {
+			rc = rp_error_set_os(err, RP_EIO, errno, "poll of the pause sockets");
+			goto out;
+		}
+		for (i = 0; r > 0 && i < m; i++) {
+			struct fence_ent *e = &h->e[idx[i]];
+			char c;
+
+			if (!pf[i].revents)
+				continue;
+			if (read(e->fd, &c, 1) != 1) {
+				rc = rp_error_set(err, RP_EIO,
+				                  "device '%s': its server closed the pause control"
+				                  " connection (server gone mid-pause?)",
+				                  e->dev);
+				goto out;
+			}
+			if (c == 'P') {
+				e->paused = true;
+				pf[i].fd = -1; /* poll ignores it from now on */
+				left--;
+			}
+		}
+	}
+out:
+	rp_free(pf);
+	rp_free(idx);
+	return rc;
+}
+
+int fence_pause(struct fence_hold **out, struct rp_array *a, const struct model_device *devs,
+                size_t n, struct rp_error *err)
+{
+	struct fence_hold *h;
+	int64_t end;
+	size_t i;
+	int rc = 0;
+
+	*out = NULL;
+	h = rp_calloc(1, sizeof(*h));
+	if (!h)
+		return rp_error_set(err, RP_ERROR, "out of memory");
+	h->sv = -1;
+	h->timeout_ms = fence_env_ms("REPLUN_FENCE_TIMEOUT_MS", FENCE_TIMEOUT_MS);
+	h->e = rp_calloc(n ? n : 1, sizeof(*h->e));
+	if (!h->e) {
+		rp_free(h);
+		return rp_error_set(err, RP_ERROR, "out of memory");
+	}
+	for (i = 0; rc == 0 && i < n; i++)
+		rc = fence_collect(h, a, &devs[i], err);
+	if (rc < 0 || h->n == 0) {
+		fence_hold_free(h);
+		return rc;
+	}
+	rc = fence_start_watchdog(h, err);
+	if (rc < 0) {
+		fence_hold_free(h);
+		return rc;
+	}
+	end = fence_mono_ms() + h->timeout_ms;
+	rc = fence_pause_sockets(h, end, err);
+	for (i = 0; rc == 0 && i < h->n; i++) {
+		struct fence_ent *e = &h->e[i];
+		char *argv[] = { (char *)"tap-ctl", (char *)"pause", (char *)"-p", e->pid,
+			         (char *)"-m",      e->minor,        NULL };
+		int64_t left = end - fence_mono_ms();
+		int st;
+
+		if (e->kind != RP_FENCE_TAPDISK)
+			continue;
+		st = left > 0 ? fence_run(h->tapctl, argv, (long)left) : -1;
+		e->paused = true; /* unpause even after a failed or timed-out pause */
+		if (st != 0)
+			rc = rp_error_set(err, st < 0 ? RP_ETIMEOUT : RP_EIO,
+			                  "device '%s': tap-ctl pause -p %s -m %s %s", e->dev,
+			                  e->pid, e->minor,
+			                  st < 0 ? "did not finish in time" : "failed");
+	}
+	if (rc < 0) {
+		(void)fence_resume(h, NULL);
+		return rc;
+	}
+	h->paused_ms = fence_mono_ms();
+	rp_log(RP_LOG_VERBOSE, "fence: %zu writer(s) paused", h->n);
+	*out = h;
+	return 0;
+}
+
+int fence_resume(struct fence_hold *h, struct rp_error *err)
+{
+	int64_t end;
+	size_t i;
+	char c = 0;
+	int rc = 0;
+
+	if (!h)
+		return 0;
+	if (h->watchdog > 0) {
+		struct pollfd p = { .fd = h->sv, .events = POLLIN };
+
+		(void)send(h->sv, "d", 1, MSG_NOSIGNAL);
+		if (poll(&p, 1, 30000) <= 0 || read(h->sv, &c, 1) != 1 || c != 'k')
+			rc = rp_error_set(err, RP_ETIMEOUT,
+			                  "the fence watchdog resumed the writers after %ld ms"
+			                  " (hold limit): the snapshots may not be write-order"
+			                  " consistent",
+			                  fence_env_ms("REPLUN_FENCE_HOLD_MS", FENCE_HOLD_MS));
+		while (waitpid(h->watchdog, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	fence_resume_all(h, h->timeout_ms);
+	end = fence_mono_ms() + h->timeout_ms;
+	for (i = 0; i < h->n; i++) {
+		struct fence_ent *e = &h->e[i];
+
+		if (e->kind != RP_FENCE_PAUSE)
+			continue;
+		/* wait for the 'R' (the filter answers in order), so writers run when we return */
+		for (;;) {
+			struct pollfd p = { .fd = e->fd, .events = POLLIN };
+			int64_t left = end - fence_mono_ms();
+
+			if (left <= 0 || poll(&p, 1, (int)left) <= 0 || read(e->fd, &c, 1) != 1) {
+				if (e->paused)
+					rc = rp_error_set(err, RP_EIO,
+					                  "device '%s': no answer to the resume"
+					                  " request",
+					                  e->dev);
+				break;
+			}
+			if (c == 'R')
+				break;
+		}
+	}
+	if (h->paused_ms)
+		rp_log(RP_LOG_VERBOSE, "fence: writers resumed after %lld ms",
+		       (long long)(fence_mono_ms() - h->paused_ms));
+	fence_hold_free(h);
+	return rc;
+}
