@@ -235,7 +235,8 @@ int sm_relay_post(const char *socket, const char *subtask, const char *body, siz
 	if (relay_hello_answer(deadline) < 0)
 		return 1;
 	if (sm_relay_send(relay_fd, SM_RELAY_REQ, 0, 3, fl, ll, deadline) < 0 ||
-	    sm_relay_recv(relay_fd, &fr, deadline) < 0 || fr.type != SM_RELAY_ACK) {
+	    sm_relay_recv(relay_fd, &fr, deadline) < 0 ||
+	    (fr.type != SM_RELAY_ACK && (errno = EPROTO))) {
 		(void)snprintf(why, sizeof(why), "no answer to %s: %s", method, strerror(errno));
 		sm_relay_frame_dispose(&fr);
 		relay_fail(true, why); /* nothing was posted */
@@ -245,7 +246,7 @@ int sm_relay_post(const char *socket, const char *subtask, const char *body, siz
 	/* committed: from here the relay may have posted even if it dies */
 	if (sm_relay_send(relay_fd, SM_RELAY_GO, 0, 0, NULL, NULL, deadline) < 0 ||
 	    sm_relay_recv(relay_fd, &fr, sm_relay_now_ms() + 620 * 1000) < 0 ||
-	    fr.type != SM_RELAY_RESULT) {
+	    (fr.type != SM_RELAY_RESULT && (errno = EPROTO))) {
 		(void)snprintf(why, sizeof(why),
 		               "lost during %s (%s); retrying it, XAPI may see it twice", method,
 		               strerror(errno));

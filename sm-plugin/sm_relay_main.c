@@ -100,6 +100,15 @@ static size_t relay_body_write(char *data, size_t size, size_t nmemb, void *payl
 	return n;
 }
 
+/* A header value must not split the request (ReplunSR checks too). */
+static bool relay_header_safe(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20)
+			return false;
+	return true;
+}
+
 /* POSTs the REQ @rq; answers RESULT on @fd. -1 when the client is gone. */
 static int relay_post(int fd, CURL *c, const struct sm_relay_frame *rq)
 {
@@ -114,7 +123,7 @@ static int relay_post(int fd, CURL *c, const struct sm_relay_frame *rq)
 
 	h = curl_slist_append(h, "Content-Type: text/xml");
 	h = curl_slist_append(h, "Expect:");
-	if (rq->len[1] && rq->len[1] < 500) {
+	if (rq->len[1] && rq->len[1] < 500 && relay_header_safe(rq->f[1])) {
 		(void)snprintf(hdr, sizeof(hdr), "Subtask-of: %s", rq->f[1]);
 		h = curl_slist_append(h, hdr);
 	}
@@ -386,12 +395,13 @@ int main(void)
 	}
 	(void)signal(SIGPIPE, SIG_IGN);
 	(void)signal(SIGHUP, SIG_IGN);
-	umask(077);
 	openlog("SM", 0, LOG_LOCAL2);
 	if (logpath && *logpath)
 		relay_logf = fopen(logpath, "ae");
+	umask(022); /* missing parents of the directory as the datapath makes them */
 	if (relay_setup() < 0)
 		goto out;
+	umask(077); /* lock, socket, pid file: ours only */
 	lockfd = relay_lock();
 	if (lockfd < 0)
 		goto out; /* another relay runs */
