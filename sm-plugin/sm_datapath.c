@@ -353,9 +353,10 @@ static int nbd_start_server(const struct dp_paths *p, const char *server, const 
 {
 	char a_pid[DP_PATH_MAX + 16], a_sock[DP_PATH_MAX + 16], a_name[RP_ID_MAX + 32];
 	char a_ctl[DP_PATH_MAX + 16];
-	char *argv[20];
+	char *argv[24];
 	int n = 0, rc, fd;
 	struct stat st;
+	bool direct;
 
 	*fenced = false;
 	if (strcmp(server, "qemu-nbd") == 0) {
@@ -386,11 +387,19 @@ static int nbd_start_server(const struct dp_paths *p, const char *server, const 
 			argv[n++] = (char *)"--readonly";
 		if (rw && p->ctl[0]) {
 			(void)snprintf(a_ctl, sizeof(a_ctl), "pause-control=%s", p->ctl);
-			argv[n++] = (char *)"--filter=pause";
+			argv[n++] = (char *)"--filter=pause"; /* first: holds requests before all */
 			*fenced = true;
 		}
+		/* as qemu-nbd: no host page cache for LUN data where O_DIRECT works, else every
+		 * write durable when acknowledged (write-through) */
+		direct = o_direct_ok(image);
+		if (rw && !direct)
+			argv[n++] = (char *)"--filter=fua";
 		argv[n++] = (char *)"file";
 		argv[n++] = (char *)image;
+		argv[n++] = (char *)(direct ? "cache=none" : "cache=default");
+		if (rw && !direct)
+			argv[n++] = (char *)"fuamode=force";
 		if (*fenced)
 			argv[n++] = a_ctl;
 	} else {

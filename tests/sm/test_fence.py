@@ -90,20 +90,25 @@ class Writer(threading.Thread):
         self.n = 0
         self.stop = threading.Event()
         self.error = None
+        self.max_ms = 0.0  # longest single write (a pause shows here)
 
     def run(self):
         try:
             while not self.stop.is_set():
                 n = self.n + 1
-                self.a.write(0, block(n))
-                self.b.write(0, block(n))
+                for c in (self.a, self.b):
+                    t = time.monotonic()
+                    c.write(0, block(n))
+                    self.max_ms = max(self.max_ms, (time.monotonic() - t) * 1000)
                 self.n = n
         except Exception as e:  # reported by the test
             self.error = e
 
 
-def cli(*args):
-    p = subprocess.run([CLI] + list(args), capture_output=True, text=True, timeout=120)
+def cli(*args, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    p = subprocess.run([CLI] + list(args), capture_output=True, text=True, timeout=120, env=e)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -236,7 +241,8 @@ def load_run(tag, server, what):
         if rc != 0 or w.error:
             problem = "rc %d %s %s writer %s" % (rc, out, err, w.error)
         seqs = snap_seqs(s, "prefailover") if what == "prepare-failover" else target_seqs(s)
-        print("%s %s run %s: writer at %d, snapshot seqs %s" % (what, server, tag, w.n, seqs))
+        print("%s %s run %s: writer at %d, snapshot seqs %s, longest write %.1f ms"
+              % (what, server, tag, w.n, seqs, w.max_ms))
         return seqs, warnings_of(out), problem
     finally:
         s.close()
@@ -267,5 +273,73 @@ check(not problem and any(w.get("code") == 5 and "no write fence" in w.get("mess
                           for w in warns),
       "qemu-nbd datapath: prepare-failover warns RP_WARN_NO_FREEZE naming the device (%s)"
       % warns[:1])
+
+# --- a stale fence (its server killed) counts as no writer -------------------------------------
+s = Site(env, x, X, "k")
+pid = int(open(s.socks[1] + ".pid").read())
+os.kill(pid, 9)
+time.sleep(0.2)
+rc, out, err = cli("prepare-failover", s.a, "--group", s.sr, "--json")
+check(rc == 0 and not warnings_of(out),
+      "a LUN whose nbdkit was killed (stale fence): prepare-failover goes on, no warning (%s %s)"
+      % (out[-200:], err))
+s.close()
+
+# --- a Xen host: the fence is tap-ctl pause/unpause of the LUN's tapdisk ----------------------
+fake = os.path.join(env.tmp, "xenbin")
+os.makedirs(fake)
+calls = os.path.join(env.tmp, "tap-ctl.calls")
+counter = os.path.join(env.tmp, "tap-ctl.minor")
+sleeper = subprocess.Popen(["sleep", "300"])  # stands for the tapdisk processes
+with open(os.path.join(fake, "tap-ctl"), "w") as f:
+    f.write("#!/bin/sh\n# records its arguments and answers like tap-ctl\n"
+            "echo \"$*\" >> %s\n"
+            "case \"$1\" in\n"
+            "create) m=$(cat %s 2>/dev/null || echo 6); m=$((m + 1)); echo $m > %s;"
+            " echo /dev/xen/blktap-2/tapdev$m ;;\n"
+            "list) echo \"pid=%d minor=$3 state=0 args=aio:x\" ;;\n"
+            "destroy|pause|unpause) ;;\n"
+            "*) exit 1 ;;\nesac\n" % (calls, counter, counter, sleeper.pid))
+os.chmod(os.path.join(fake, "tap-ctl"), 0o755)
+xenpath = fake + ":/sbin:/usr/sbin:/bin:/usr/bin"
+x.sm.env_extra.update({"PATH": xenpath, "REPLUN_XEN_ROOT": os.path.join(env.tmp, "xen"),
+                       "REPLUN_DATAPATH": "tapdisk"})
+try:
+    s = Site.__new__(Site)
+    s.env, s.x, s.X = env, x, X
+    s.a = os.path.join(env.tmp, "Atap")
+    s.b = os.path.join(env.tmp, "Btap")
+    tool("init", s.a, "sAt")
+    tool("init", s.b, "sBt")
+    tool("pair", s.a, s.b)
+    s.sr = X("sr-create", "type=replun", "name-label=tap", "device-config:array=" + s.a,
+             "device-config:peer=" + s.b)
+    s.srref = x.db.by_uuid("SR", s.sr)
+    s.vdis = []
+    for name in ("lunA", "lunB"):
+        v = X("vdi-create", "sr-uuid=" + s.sr, "name-label=" + name, "virtual-size=8MiB")
+        s.vdis.append((v, x.db.by_uuid("VDI", v)))
+        X.sm(s.srref, "vdi_activate", vdi=s.vdis[-1][1], args=["true"])
+    recs = "".join(open(r).read() for r in sorted(glob.glob(os.path.join(s.a, "fences", "*"))))
+    check("kind tapdisk" in recs and "pid %d" % sleeper.pid in recs and "minor 7" in recs
+          and "minor 8" in recs, "Xen host: vdi_activate registers a tapdisk fence (pid, minor)")
+    open(calls, "w").close()
+    rc, out, err = cli("prepare-failover", s.a, "--group", s.sr, "--json",
+                       env={"PATH": xenpath})
+    log = open(calls).read().splitlines()
+    want = ["pause -p %d -m 7" % sleeper.pid, "pause -p %d -m 8" % sleeper.pid,
+            "unpause -p %d -m 7" % sleeper.pid, "unpause -p %d -m 8" % sleeper.pid]
+    check(rc == 0 and log == want and not warnings_of(out),
+          "Xen host: prepare-failover pauses both tapdisks, snapshots, unpauses (%s)" % log)
+    for v, ref in s.vdis:
+        X.sm(s.srref, "vdi_deactivate", vdi=ref)
+    check(glob.glob(os.path.join(s.a, "fences", "*")) == [],
+          "Xen host: vdi_deactivate unregisters the tapdisk fences")
+finally:
+    sleeper.kill()
+    sleeper.wait()
+    for k in ("PATH", "REPLUN_XEN_ROOT"):
+        x.sm.env_extra.pop(k, None)
+    x.sm.env_extra["REPLUN_DATAPATH"] = "nbd"
 
 done()
