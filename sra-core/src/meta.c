@@ -213,6 +213,98 @@ int meta_step(sqlite3_stmt *st, sqlite3 *db, struct rp_error *err)
 	return meta_error(err, db, rc, "step");
 }
 
+/*
+ * Statement cache of meta_run and meta_query_int (which run a statement to its end inside the
+ * call): their statements stay prepared on the connection, reset, and are found again by
+ * their text. The text is prefixed with META_CACHE_TAG so that the lookup (over the
+ * connection's own statement list, sqlite3_next_stmt) never takes a statement some caller
+ * prepared with meta_prepare and still owns. No global state: a connection's cache lives and
+ * dies with it (meta_close finalizes the tagged statements), so threads using different
+ * connections never share anything.
+ */
+#define META_CACHE_TAG "/* replun cached */ "
+#define META_CACHE_MAX 64
+#define META_CACHE_SQL_MAX 2048
+
+static bool meta_cached_sql(const char *s)
+{
+	return s && strncmp(s, META_CACHE_TAG, sizeof(META_CACHE_TAG) - 1) == 0;
+}
+
+/* A reset (not running) cached statement of @db whose text is @tagged, else NULL. */
+static sqlite3_stmt *meta_cache_find(sqlite3 *db, const char *tagged, int *count)
+{
+	sqlite3_stmt *st = NULL;
+
+	*count = 0;
+	while ((st = sqlite3_next_stmt(db, st)) != NULL) {
+		const char *s = sqlite3_sql(st);
+
+		if (!meta_cached_sql(s))
+			continue;
+		(*count)++;
+		if (!sqlite3_stmt_busy(st) && strcmp(s, tagged) == 0)
+			return st;
+	}
+	return NULL;
+}
+
+/* Finalizes one idle cached statement of @db (the cache is full). */
+static void meta_cache_evict(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+
+	while ((st = sqlite3_next_stmt(db, st)) != NULL) {
+		if (meta_cached_sql(sqlite3_sql(st)) && !sqlite3_stmt_busy(st)) {
+			sqlite3_finalize(st);
+			return;
+		}
+	}
+}
+
+static void meta_cache_release(sqlite3_stmt *st);
+
+/* Like meta_vprepare, from the cache when possible; release with meta_cache_release. */
+static int meta_vprepare_cached(sqlite3_stmt **out, sqlite3 *db, struct rp_error *err,
+                                const char *sql, const char *types, va_list ap)
+{
+	char tagged[META_CACHE_SQL_MAX];
+	sqlite3_stmt *st;
+	int n, count = 0, rc;
+
+	n = snprintf(tagged, sizeof(tagged), META_CACHE_TAG "%s", sql);
+	if (n < 0 || (size_t)n >= sizeof(tagged))
+		return meta_vprepare(out, db, err, sql, types, ap); /* too long: not cached */
+	st = meta_cache_find(db, tagged, &count);
+	if (!st) {
+		if (count >= META_CACHE_MAX)
+			meta_cache_evict(db);
+		rc = sqlite3_prepare_v2(db, tagged, -1, &st, NULL);
+		if (rc != SQLITE_OK) {
+			sqlite3_finalize(st);
+			return meta_error(err, db, rc, "prepare");
+		}
+	}
+	rc = meta_vbind(st, db, err, types, ap);
+	if (rc < 0) {
+		meta_cache_release(st);
+		return rc;
+	}
+	*out = st;
+	return 0;
+}
+
+/* Resets a cached statement for the next call, finalizes any other. */
+static void meta_cache_release(sqlite3_stmt *st)
+{
+	if (!st)
+		return;
+	if (meta_cached_sql(sqlite3_sql(st)))
+		(void)sqlite3_reset(st); /* kept for the next call; its error was reported */
+	else
+		sqlite3_finalize(st);
+}
+
 int meta_run(int *changes, sqlite3 *db, struct rp_error *err, const char *sql, const char *types,
              ...)
 {
@@ -221,7 +313,7 @@ int meta_run(int *changes, sqlite3 *db, struct rp_error *err, const char *sql, c
 	int rc;
 
 	va_start(ap, types);
-	rc = meta_vprepare(&st, db, err, sql, types, ap);
+	rc = meta_vprepare_cached(&st, db, err, sql, types, ap);
 	va_end(ap);
 	if (rc < 0)
 		return rc;
@@ -230,7 +322,7 @@ int meta_run(int *changes, sqlite3 *db, struct rp_error *err, const char *sql, c
 	} while (rc == 1);
 	if (rc == 0 && changes)
 		*changes = sqlite3_changes(db);
-	sqlite3_finalize(st);
+	meta_cache_release(st);
 	return rc;
 }
 
@@ -242,7 +334,7 @@ int meta_query_int(int64_t *out, sqlite3 *db, struct rp_error *err, const char *
 	int rc;
 
 	va_start(ap, types);
-	rc = meta_vprepare(&st, db, err, sql, types, ap);
+	rc = meta_vprepare_cached(&st, db, err, sql, types, ap);
 	va_end(ap);
 	if (rc < 0)
 		return rc;
@@ -253,7 +345,7 @@ int meta_query_int(int64_t *out, sqlite3 *db, struct rp_error *err, const char *
 	} else if (rc == 0) {
 		rc = RP_ENOTFOUND;
 	}
-	sqlite3_finalize(st);
+	meta_cache_release(st);
 	return rc;
 }
 
@@ -501,8 +593,16 @@ fail:
 
 void meta_close(sqlite3 *db)
 {
+	sqlite3_stmt *st = NULL, *next;
+
 	if (!db)
 		return;
+	/* The statement cache's own statements (others belong to their callers). */
+	for (st = sqlite3_next_stmt(db, NULL); st; st = next) {
+		next = sqlite3_next_stmt(db, st);
+		if (meta_cached_sql(sqlite3_sql(st)))
+			sqlite3_finalize(st);
+	}
 	if (sqlite3_close_v2(db) != SQLITE_OK)
 		rp_log(RP_LOG_WARNING, "metadata close: %s", sqlite3_errmsg(db));
 }
