@@ -231,9 +231,12 @@ def load_run(tag, server, what):
             return None, [], "initial sync: %s %s" % (out, err)
         w = s.writer()
         if what == "prepare-failover":
-            rc, out, err = cli("prepare-failover", s.a, "--group", s.sr, "--json")
+            rc, out, err = cli("-v", "prepare-failover", s.a, "--group", s.sr, "--json")
+            for ln in err.splitlines():
+                if "writers resumed after" in ln:
+                    HELD.append(int(ln.split("after ")[1].split()[0]))
         else:
-            rc, out, err = cli("-v", "sync", s.a, "--group", s.sr, "--wait")
+            rc, out, err = cli("sync", s.a, "--group", s.sr, "--wait", "-v")
             out = json.dumps({"warnings": [{"code": 5, "message": ln} for ln in
                                            err.splitlines() if "snapshotted without" in ln]})
         w.stop.set()
@@ -243,10 +246,36 @@ def load_run(tag, server, what):
         seqs = snap_seqs(s, "prefailover") if what == "prepare-failover" else target_seqs(s)
         print("%s %s run %s: writer at %d, snapshot seqs %s, longest write %.1f ms"
               % (what, server, tag, w.n, seqs, w.max_ms))
+        LONGEST.append(w.max_ms)
         return seqs, warnings_of(out), problem
     finally:
         s.close()
 
+
+HELD, LONGEST = [], []
+if os.environ.get("FENCE_COMPARE"):
+    # measurement (docs/internals/fence.md): both datapaths, interleaved, nothing asserted
+    res = {}
+    for run in range(int(os.environ["FENCE_COMPARE"])):
+        for what in ("prepare-failover", "sync"):
+            for server in ("nbdkit", "qemu-nbd"):
+                del HELD[:], LONGEST[:]
+                seqs, warns, problem = load_run("c%s%s%d" % (what[0], server[0], run), server,
+                                                what)
+                r = res.setdefault((what, server), {"runs": 0, "bad": 0, "warned": 0,
+                                                    "held": [], "longest": []})
+                r["runs"] += 1
+                r["bad"] += 0 if consistent(seqs or [None, None]) else 1
+                r["warned"] += 1 if warns else 0
+                r["held"] += HELD
+                r["longest"] += LONGEST
+    for (what, server), r in sorted(res.items()):
+        med = sorted(r["longest"])[len(r["longest"]) // 2] if r["longest"] else 0
+        print("COMPARE %-16s %-8s runs %d inconsistent %d warned %d held ms %s longest write"
+              " ms median %.1f all %s" % (what, server, r["runs"], r["bad"], r["warned"],
+                                          r["held"], med,
+                                          ["%.1f" % v for v in r["longest"]]))
+    done()
 
 for what, runs in (("prepare-failover", RUNS_PF), ("sync", RUNS_SYNC)):
     bad, warned, problems = [], [], []
