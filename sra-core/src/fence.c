@@ -458,13 +458,13 @@ __attribute__((noreturn)) static void fence_watchdog(struct fence_hold *h, int s
 		if (r == 0)
 			break;
 		if (r > 0 && read(sv, &c, 1) == 1 && c == 'd') {
-			(void)write(sv, "k", 1);
+			(void)send(sv, "k", 1, MSG_NOSIGNAL);
 			_exit(0);
 		}
 		break; /* EOF or error: the engine is gone */
 	}
 	fence_resume_all(h, 30000);
-	(void)write(sv, "T", 1);
+	(void)send(sv, "T", 1, MSG_NOSIGNAL);
 	_exit(0);
 }
 
@@ -739,12 +739,20 @@ int fence_resume(struct fence_hold *h, struct rp_error *err)
 		struct pollfd p = { .fd = h->sv, .events = POLLIN };
 
 		(void)send(h->sv, "d", 1, MSG_NOSIGNAL);
-		if (poll(&p, 1, 30000) <= 0 || read(h->sv, &c, 1) != 1 || c != 'k')
+		if (poll(&p, 1, 30000) <= 0 || read(h->sv, &c, 1) != 1)
+			c = 0;
+		if (c == 'T')
 			rc = rp_error_set(err, RP_ETIMEOUT,
 			                  "the fence watchdog resumed the writers after %ld ms"
 			                  " (hold limit): the snapshots may not be write-order"
 			                  " consistent",
 			                  fence_env_ms("REPLUN_FENCE_HOLD_MS", FENCE_HOLD_MS));
+		else if (c != 'k')
+			rc = rp_error_set(
+			        err, RP_ERROR,
+			        "the fence watchdog (pid %d) is gone: the writers may have"
+			        " been resumed early",
+			        (int)h->watchdog);
 		while (waitpid(h->watchdog, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
