@@ -587,7 +587,7 @@ int meta_open(sqlite3 **out, const char *path, bool create, int busy_timeout_ms,
 	*out = db;
 	return 0;
 fail:
-	sqlite3_close_v2(db);
+	meta_close(db); /* also finalizes the statements meta_migrate cached */
 	return rc;
 }
 
