@@ -173,6 +173,10 @@ if pid:
           "relay's stdin/stdout/stderr are /dev/null: %s" % [fds.get(i) for i in (0, 1, 2)])
     check(not any(t.startswith("pipe:") for t in fds.values()),
           "relay holds no pipe (none of the plugin's): %s" % sorted(fds.values()))
+    own = {os.path.join(rdir, "relay.lock"), env.log}
+    extra = [t for fd, t in fds.items() if fd > 2 and t not in own
+             and not t.startswith("socket:") and t != "anon_inode:[eventfd]"]
+    check(not extra, "relay holds nothing of the plugin's (no lock file, no array): %s" % extra)
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     check(int(fields[3]) == pid, "relay leads its own session (setsid)")
