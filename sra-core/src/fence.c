@@ -403,8 +403,11 @@ static int fence_run(const char *exe, char *const argv[], long timeout_ms)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* Resumes every entry of @h that may be paused; best effort, async-signal-safe. */
-static void fence_resume_all(struct fence_hold *h, long timeout_ms)
+/*
+ * Resumes every entry of @h that may be paused (@all: every tapdisk, as the watchdog's copy of
+ * @h predates the pauses); best effort, async-signal-safe.
+ */
+static void fence_resume_all(struct fence_hold *h, bool all, long timeout_ms)
 {
 	size_t i;
 
@@ -412,7 +415,7 @@ static void fence_resume_all(struct fence_hold *h, long timeout_ms)
 		if (h->e[i].kind == RP_FENCE_PAUSE && h->e[i].fd >= 0)
 			(void)send(h->e[i].fd, "r", 1, MSG_NOSIGNAL);
 	for (i = 0; i < h->n; i++)
-		if (h->e[i].kind == RP_FENCE_TAPDISK && h->e[i].paused)
+		if (h->e[i].kind == RP_FENCE_TAPDISK && (all || h->e[i].paused))
 			(void)fence_run(h->tapctl, h->e[i].unpause, timeout_ms);
 }
 
@@ -463,7 +466,7 @@ __attribute__((noreturn)) static void fence_watchdog(struct fence_hold *h, int s
 		}
 		break; /* EOF or error: the engine is gone */
 	}
-	fence_resume_all(h, 30000);
+	fence_resume_all(h, true, 30000);
 	(void)send(sv, "T", 1, MSG_NOSIGNAL);
 	_exit(0);
 }
@@ -756,7 +759,7 @@ int fence_resume(struct fence_hold *h, struct rp_error *err)
 		while (waitpid(h->watchdog, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
-	fence_resume_all(h, h->timeout_ms);
+	fence_resume_all(h, false, h->timeout_ms);
 	end = fence_mono_ms() + h->timeout_ms;
 	for (i = 0; i < h->n; i++) {
 		struct fence_ent *e = &h->e[i];

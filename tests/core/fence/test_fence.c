@@ -423,6 +423,8 @@ static void test_tapdisk(void **state)
 	char bin[300], script[400], calls[400], path[800], got[512] = "";
 	const char *old = getenv("PATH");
 	char *saved = old ? strdup(old) : NULL;
+	int status = 0, i;
+	pid_t engine;
 	FILE *fp;
 	size_t n;
 
@@ -466,6 +468,32 @@ static void test_tapdisk(void **state)
 	got[n] = '\0';
 	(void)fclose(fp);
 	assert_non_null(strstr(got, "unpause -p"));
+	/* the engine killed while holding two tapdisks: the watchdog unpauses both */
+	fp = fopen(script, "w");
+	assert_non_null(fp);
+	(void)fprintf(fp, "#!/bin/sh\necho \"$1\" >> '%s'\n", calls);
+	(void)fclose(fp);
+	(void)unlink(calls);
+	engine = fork();
+	assert_true(engine >= 0);
+	if (engine == 0) {
+		if (fence_pause(&h, f->a, f->dev, 2, NULL) < 0 || !h)
+			_exit(1);
+		(void)kill(getpid(), SIGKILL);
+		_exit(2);
+	}
+	assert_int_equal(waitpid(engine, &status, 0), engine);
+	assert_true(WIFSIGNALED(status));
+	for (n = 0, i = 0; i < 300 && strcmp(got, "pause\npause\nunpause\nunpause\n") != 0; i++) {
+		sleep_ms(10);
+		fp = fopen(calls, "r");
+		if (!fp)
+			continue;
+		n = fread(got, 1, sizeof(got) - 1, fp);
+		got[n] = '\0';
+		(void)fclose(fp);
+	}
+	assert_string_equal(got, "pause\npause\nunpause\nunpause\n");
 	if (saved)
 		setenv("PATH", saved, 1);
 	free(saved);
