@@ -293,6 +293,11 @@ int main(int argc, char **argv)
 	memset(iobuf, 0x5a, MOVE_BUF);
 	scratch_mib = 3584; /* a sync on a plain directory makes three 1 GiB copies */
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* BENCH_SYNC_LOG=verbose: the engine's phase times on stderr. */
+	if (getenv("BENCH_SYNC_LOG") && rp_log_level_parse(getenv("BENCH_SYNC_LOG")) >= 0)
+		rp_log_set_sink(rp_log_sink_stderr,
+		                (enum rp_log_level)rp_log_level_parse(getenv("BENCH_SYNC_LOG")),
+		                NULL);
 	(void)snprintf(a, sizeof(a), "%s/eng-a", dir);
 	(void)snprintf(b, sizeof(b), "%s/eng-b", dir);
 	check(rp_array_init(a, "benchA", NULL, &e), "rp_array_init", &e);

@@ -287,6 +287,13 @@ struct sync_dev {
 	char lun_obj[ARRAY_OBJ_MAX];
 	char undo[ARRAY_OBJ_MAX];
 	uint64_t stage_len;
+	/*
+	 * Full copy on an array without reflink (sync_use_rpcopy): the mover writes every range
+	 * twice, into the stage (the new live object) and into this object, which the finish
+	 * renames into the recovery point instead of copying the live object once more.
+	 * "" = not used (the recovery point is a ->clone of the live object).
+	 */
+	char rpcopy[ARRAY_OBJ_MAX];
 };
 
 struct sync_plan {
@@ -1048,6 +1055,40 @@ static void sync_flusher_add(struct sync_flusher *f, uint64_t n)
 	pthread_mutex_unlock(&f->mu);
 }
 
+/*
+ * A full copy into an empty stage on an array without reflink: there ->clone of the new live
+ * object into the recovery point would read and write the whole LUN once more, so the mover
+ * writes the recovery point's copy itself from the same buffers (one read, two writes).
+ */
+static bool sync_use_rpcopy(const struct sync_ctx *c, const struct sync_dev *d)
+{
+	return !d->inplace && !d->tgt_base[0] && !(c->tgt->drv->caps & ARRAY_CAP_REFLINK) &&
+	       c->tgt->drv->ops->obj_rename;
+}
+
+/*
+ * The recovery point's copy is written in pieces below the file array's write-back threshold
+ * (1 MiB): like a ->clone it stays in the page cache, so its write-back does not compete with
+ * the flush of the stage that the sync waits for.
+ */
+#define SYNC_RPCOPY_PIECE (512u << 10)
+
+static int sync_rpcopy_write(struct sync_ctx *c, struct sync_dev *d, uint64_t off, const char *buf,
+                             size_t len, struct rp_error *err)
+{
+	const struct array_ops *to = c->tgt->drv->ops;
+	size_t pos = 0;
+	int rc = 0;
+
+	while (rc == 0 && pos < len) {
+		size_t n = len - pos < SYNC_RPCOPY_PIECE ? len - pos : SYNC_RPCOPY_PIECE;
+
+		rc = to->write(c->tgt->drv, d->rpcopy, off + pos, buf + pos, n, err);
+		pos += n;
+	}
+	return rc;
+}
+
 static int sync_move_dev(struct sync_ctx *c, struct sync_dev *d, char **bufs, size_t bufsz,
                          struct rp_error *err)
 {
@@ -1064,6 +1105,16 @@ static int sync_move_dev(struct sync_ctx *c, struct sync_dev *d, char **bufs, si
 	if (!so->read || !to->write || !to->punch || !to->obj_create || !to->obj_stat)
 		return rp_error_set(err, RP_ENOTSUPPORTED, "array cannot move data");
 	(void)recovery_drv_delete(c->tgt, d->stage, NULL);
+	d->rpcopy[0] = '\0';
+	if (sync_use_rpcopy(c, d)) {
+		(void)snprintf(d->rpcopy, sizeof(d->rpcopy), "rpcopy-%s-%s", c->row.id, d->tgt);
+		(void)recovery_drv_delete(c->tgt, d->rpcopy, NULL);
+		rc = to->obj_create(c->tgt->drv, d->rpcopy, d->size, err);
+		if (rc < 0) {
+			d->rpcopy[0] = '\0';
+			return rc;
+		}
+	}
 	if (d->inplace) {
 		/* only the changed data, packed in extent order: the finish scatters it */
 		d->stage_len = 0;
@@ -1163,6 +1214,9 @@ pipeline:
 			for (k = 0; rc == 0 && k < sl->n; k++) {
 				rc = to->write(c->tgt->drv, d->stage, sl->off[k], sl->buf + pos,
 				               sl->len[k], err);
+				if (rc == 0 && d->rpcopy[0])
+					rc = sync_rpcopy_write(c, d, sl->off[k], sl->buf + pos,
+					                       sl->len[k], err);
 				pos += sl->len[k];
 				if (rc == 0)
 					c->done += sl->len[k];
@@ -1748,7 +1802,10 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 		(void)snprintf(rpid, sizeof(rpid), "rp-%s-%lld", d->tgt, (long long)p->rp_ms);
 		model_snapshot_obj(obj, rpid);
 		(void)recovery_drv_delete(c->tgt, obj, NULL);
-		rc = recovery_drv_clone(c->tgt, tdev[i].obj, obj, err);
+		if (d->rpcopy[0])
+			rc = c->tgt->drv->ops->obj_rename(c->tgt->drv, d->rpcopy, obj, err);
+		else
+			rc = recovery_drv_clone(c->tgt, tdev[i].obj, obj, err);
 		if (rc < 0)
 			goto out;
 	}
@@ -1943,18 +2000,29 @@ out:
 	return rc;
 }
 
-/* After a completed session: staging and undo objects a dead worker left on the target. */
-static void sync_drop_leftovers(struct rp_array *tgt, const char *sid, const struct sync_plan *p)
+/*
+ * Deletes the work objects of session @sid for target device @tgt_dev: stage, recovery-point
+ * copy and undo object. Callers roll an in-place apply back first (the undo object is needed).
+ */
+static void sync_drop_work_objs(struct rp_array *tgt, const char *sid, const char *tgt_dev)
 {
+	static const char *const kinds[] = { "stage", "rpcopy", "undo" };
 	char obj[ARRAY_OBJ_MAX];
-	size_t i;
+	size_t k;
 
-	for (i = 0; i < p->n; i++) {
-		(void)snprintf(obj, sizeof(obj), "stage-%s-%s", sid, p->dev[i].tgt);
-		(void)recovery_drv_delete(tgt, obj, NULL);
-		(void)snprintf(obj, sizeof(obj), "undo-%s-%s", sid, p->dev[i].tgt);
+	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		(void)snprintf(obj, sizeof(obj), "%s-%s-%s", kinds[k], sid, tgt_dev);
 		(void)recovery_drv_delete(tgt, obj, NULL);
 	}
+}
+
+/* After a completed session: work objects a dead worker left on the target. */
+static void sync_drop_leftovers(struct rp_array *tgt, const char *sid, const struct sync_plan *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		sync_drop_work_objs(tgt, sid, p->dev[i].tgt);
 }
 
 /* Deletes source snapshot @id only while it is still an in-flight ("sync") snapshot. */
@@ -1981,10 +2049,7 @@ static void sync_fail(struct sync_ctx *c, const char *why)
 	unlock(lfd);
 	sync_mark_failed(c->src, c->row.id, why);
 	for (i = 0; i < c->plan.n; i++) {
-		if (c->plan.dev[i].stage[0])
-			(void)recovery_drv_delete(c->tgt, c->plan.dev[i].stage, NULL);
-		if (c->plan.dev[i].undo[0])
-			(void)recovery_drv_delete(c->tgt, c->plan.dev[i].undo, NULL);
+		sync_drop_work_objs(c->tgt, c->row.id, c->plan.dev[i].tgt);
 		sync_drop_snap_if_inflight(c->src, c->plan.dev[i].snap);
 	}
 	rp_log(RP_LOG_ERROR, "sync session '%s' failed: %s", c->row.id, why);
@@ -2122,16 +2187,8 @@ int sync_abort_incoming(struct rp_array *a, const char *group, const char *devic
 			return rc;
 		}
 		if (r.plan && sync_plan_parse(&p, r.plan, NULL) == 0) {
-			for (i = 0; i < p.n; i++) {
-				char stage[ARRAY_OBJ_MAX];
-
-				(void)snprintf(stage, sizeof(stage), "stage-%s-%s", r.id,
-				               p.dev[i].tgt);
-				(void)recovery_drv_delete(a, stage, NULL);
-				(void)snprintf(stage, sizeof(stage), "undo-%s-%s", r.id,
-				               p.dev[i].tgt);
-				(void)recovery_drv_delete(a, stage, NULL);
-			}
+			for (i = 0; i < p.n; i++)
+				sync_drop_work_objs(a, r.id, p.dev[i].tgt);
 			sync_plan_dispose(&p);
 		}
 		rp_log(RP_LOG_WARNING, "sync session '%s' aborted: %s", r.id, why);
@@ -2320,14 +2377,7 @@ static int sync_resume(struct rp_array *src, struct rp_array *tgt, const struct 
 		/* what the dead workers left: staging objects and in-flight snapshots */
 		if (r->plan && sync_plan_parse(&p, r->plan, NULL) == 0) {
 			for (i = 0; i < p.n; i++) {
-				char stage[ARRAY_OBJ_MAX];
-
-				(void)snprintf(stage, sizeof(stage), "stage-%s-%s", r->id,
-				               p.dev[i].tgt);
-				(void)recovery_drv_delete(tgt, stage, NULL);
-				(void)snprintf(stage, sizeof(stage), "undo-%s-%s", r->id,
-				               p.dev[i].tgt);
-				(void)recovery_drv_delete(tgt, stage, NULL);
+				sync_drop_work_objs(tgt, r->id, p.dev[i].tgt);
 				sync_drop_snap_if_inflight(src, p.dev[i].snap);
 			}
 			sync_plan_dispose(&p);

@@ -2,7 +2,9 @@
 /*
  * test_core_sync.c - incremental sync into a plain directory (no reflink) applies the changed
  * ranges in place with an undo object: the worker killed mid-apply is resumed and ends equal,
- * or a failover meanwhile rolls the target back to its recovery point.
+ * or a failover meanwhile rolls the target back to its recovery point. A full sync writes the
+ * target's recovery point from the mover's buffers (rpcopy object) instead of copying the new
+ * live object: the recovery point equals the data, and a worker killed mid-copy resumes.
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -18,6 +20,7 @@
 #include <cmocka.h>
 
 #include "engine.h"
+#include "model.h"
 #include "replun/replun.h"
 #include "sync.h"
 
@@ -246,12 +249,150 @@ static void test_inplace__failover_after_crash_rolls_back(void **state)
 	printf("#   session failed: %s\n", s.error);
 }
 
+/* Checksum of the object of the newest recovery point of target device @dev on @a. */
+static void rp_obj_csum(char out[40], struct rp_array *a, const char *dev)
+{
+	struct model_snapshot *list = NULL;
+	struct rp_error e = { 0 };
+	size_t n = 0, i, newest = 0;
+
+	assert_int_equal(model_snapshot_list(&list, &n, a, dev, NULL, "rp", &e), 0);
+	assert_true(n >= 1);
+	for (i = 1; i < n; i++)
+		if (list[i].recovery_point_ms > list[newest].recovery_point_ms)
+			newest = i;
+	assert_int_equal(a->drv->ops->checksum(out, a->drv, list[newest].obj, &e), 0);
+	rp_free(list);
+}
+
+/* No stage, rpcopy or undo object of session @sid is left on the target. */
+static void assert_no_work_objs(struct fx *f, const char *sid)
+{
+	static const char *const kinds[] = { "stage", "rpcopy", "undo" };
+	char obj[ARRAY_OBJ_MAX];
+	size_t k;
+
+	for (k = 0; k < 3; k++) {
+		snprintf(obj, sizeof(obj), "%s-%s-%s", kinds[k], sid, f->dev.peer_device);
+		assert_false(obj_exists(f->b, obj));
+	}
+}
+
+static void test_full__rp_written_by_mover(void **state)
+{
+	struct fx *f = *state;
+	struct rp_sync_session s;
+	struct rp_error e = { 0 };
+	char sid[RP_ID_MAX], ca[40], cb[40], crp[40];
+
+	printf("# full sync into a plain directory: the recovery point is the mover's copy\n");
+	write_lun(f, 2 * MIB, MIB, true); /* zeros inside the data */
+	start(f, true, sid);
+	assert_int_equal(rp_sync_get(&s, f->a, sid, &e), 0);
+	assert_int_equal(s.status, RP_SYNC_COMPLETE);
+	assert_true(s.full);
+	csum(ca, f->a, f->dev.id);
+	csum(cb, f->b, f->dev.peer_device);
+	rp_obj_csum(crp, f->b, f->dev.peer_device);
+	assert_string_equal(ca, cb);
+	assert_string_equal(crp, cb);
+	assert_no_work_objs(f, sid);
+	printf("# an incremental sync from that recovery point ends equal too\n");
+	write_lun(f, 5 * MIB, 3 * BLOCK, false);
+	sync_fg(f, false);
+	csum(ca, f->a, f->dev.id);
+	csum(cb, f->b, f->dev.peer_device);
+	rp_obj_csum(crp, f->b, f->dev.peer_device);
+	assert_string_equal(ca, cb);
+	assert_string_equal(crp, cb);
+}
+
+/* Starts a detached, throttled full sync and SIGKILLs its worker once its rpcopy has data. */
+static void kill_mid_full_copy(struct fx *f, char sid[RP_ID_MAX])
+{
+	struct array_obj_stat st;
+	struct rp_error e = { 0 };
+	char obj[ARRAY_OBJ_MAX];
+	int64_t pid = 0;
+	int i;
+
+	printf("# kill -9 the worker of a full sync in the middle of its copy\n");
+	setenv(SYNC_ENV_THROTTLE, "50", 1); /* 50 ms per MiB: 0.8 s for the 16 MiB LUN */
+	start(f, false, sid);
+	unsetenv(SYNC_ENV_THROTTLE);
+	assert_int_equal(sync_worker_pid(&pid, f->b, sid, &e), 0);
+	assert_true(pid > 0);
+	snprintf(obj, sizeof(obj), "rpcopy-%s-%s", sid, f->dev.peer_device);
+	for (i = 0; i < 1000; i++) {
+		memset(&st, 0, sizeof(st));
+		if (obj_exists(f->b, obj) &&
+		    f->b->drv->ops->obj_stat(&st, f->b->drv, obj, &e) == 0 && st.allocated >= MIB)
+			break;
+		usleep(5000);
+	}
+	assert_true(st.allocated >= MIB);
+	assert_true(st.allocated < LUN_SIZE);
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+	for (i = 0; i < 1000 && kill((pid_t)pid, 0) == 0; i++)
+		usleep(10000);
+	printf("#   killed with %llu bytes of the recovery point's copy written\n",
+	       (unsigned long long)st.allocated);
+}
+
+static void test_full__kill_mid_copy_resumes(void **state)
+{
+	struct fx *f = *state;
+	struct rp_sync_session s;
+	struct rp_error e = { 0 };
+	char sid[RP_ID_MAX], ca[40], cb[40], crp[40];
+
+	kill_mid_full_copy(f, sid);
+	printf("# rp_sync_wait resumes it: target and recovery point end equal to the source\n");
+	assert_int_equal(rp_sync_wait(&s, f->a, sid, 60000, NULL, NULL, &e), 0);
+	assert_int_equal(s.status, RP_SYNC_COMPLETE);
+	assert_true(s.full);
+	csum(ca, f->a, f->dev.id);
+	csum(cb, f->b, f->dev.peer_device);
+	rp_obj_csum(crp, f->b, f->dev.peer_device);
+	assert_string_equal(ca, cb);
+	assert_string_equal(crp, cb);
+	assert_no_work_objs(f, sid);
+}
+
+static void test_full__failover_after_kill_drops_copies(void **state)
+{
+	struct fx *f = *state;
+	const char *devs[1];
+	struct rp_request req = { .devices = devs, .n_devices = 1 };
+	struct rp_result *r = NULL;
+	struct rp_sync_session s;
+	struct rp_error e = { 0 };
+	char sid[RP_ID_MAX];
+
+	kill_mid_full_copy(f, sid);
+	printf("# failover at the target instead: the session fails, its copies are deleted\n");
+	devs[0] = f->dev.peer_device;
+	assert_int_equal(rp_failover(&r, f->b, &req, &e), 0);
+	assert_non_null(r);
+	assert_int_equal(r->items[0].code, 0);
+	rp_result_free(r);
+	assert_int_equal(rp_sync_get(&s, f->b, sid, &e), 0);
+	assert_int_equal(s.status, RP_SYNC_FAILED);
+	assert_no_work_objs(f, sid);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_inplace__kill_mid_apply_resumes, fx_setup,
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_inplace__failover_after_crash_rolls_back,
+		                                fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_full__rp_written_by_mover, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_full__kill_mid_copy_resumes, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_full__failover_after_kill_drops_copies,
 		                                fx_setup, fx_teardown),
 	};
 
