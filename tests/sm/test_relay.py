@@ -147,7 +147,9 @@ sr = X("sr-create", "type=replun", "name-label=relay", "device-config:array=" + 
        "device-config:peer=" + env.b)
 
 # --- relay absent: the call works in-process and starts one -----------------------------------
-kill_relay()  # sr-create's sr_scan may have started one
+# sr-create's sr_scan called back, found no relay and started one: let it come up, then kill it
+wait_relay(timeout=3)
+kill_relay()
 for f in ("relay.pid", "relay.sock"):
     if os.path.exists(os.path.join(rdir, f)):
         os.unlink(os.path.join(rdir, f))
@@ -235,7 +237,8 @@ kill_relay()  # SIGKILL leaves the socket file behind: connect() is refused
 n = len(stub.calls)
 r, secs, me = replay(timeout=10)
 check(r[0] == "ok" and posted_by(n) == [me],
-      "stale socket, no relay: the plugin posted itself (%s)" % (r,))
+      "stale socket, no relay: the plugin posted itself (%s, posters %s, plugin %s)"
+      % (r, posted_by(n), me))
 check(secs < 5, "stdout/stderr reached EOF in %.2f s although a relay was started" % secs)
 pid = wait_relay()
 check(pid is not None and alive(pid), "a new relay lives after the plugin exited")
