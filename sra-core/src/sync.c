@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fence.h"
 #include "lock.h"
 #include "model.h"
 #include "recovery.h"
@@ -621,6 +622,8 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 {
 	struct model_device *members = NULL, one, t;
 	struct model_group sg;
+	struct fence_hold *fh = NULL;
+	struct rp_error fe;
 	struct sync_plan *p = &c->plan;
 	size_t n = 0, i;
 	char *text = NULL;
@@ -703,11 +706,17 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 	}
 
 	/*
-	 * The clones follow each other with nothing in between. The array filesystem is not
-	 * frozen around them: FICLONE blocks on a frozen filesystem (it needs a write), so
-	 * FIFREEZE + clone on the same filesystem would hang. rp_sync_start warns
-	 * (RP_WARN_NO_FREEZE) for groups of several devices.
+	 * The clones are one write-order consistent point: the writers of every device (the
+	 * write fences their datapaths registered, fence.h) are paused around them and resumed
+	 * right after, also on error. The array filesystem is not frozen: FICLONE blocks on a
+	 * frozen filesystem (it needs a write). Writers that cannot be paused: rp_sync_start
+	 * warns (RP_WARN_NO_FREEZE) when it sees them; a pause failing here is logged.
 	 */
+	rp_error_clear(&fe);
+	if (p->n > 1 && fence_pause(&fh, c->src, members, p->n, &fe) < 0)
+		rp_log(RP_LOG_WARNING,
+		       "sync session '%s': group '%s' snapshotted without pausing its writers: %s",
+		       c->row.id, c->row.group, fe.msg);
 	for (i = 0; i < p->n; i++) {
 		model_snapshot_obj(p->dev[i].snap_obj, p->dev[i].snap);
 		(void)recovery_drv_delete(c->src, p->dev[i].snap_obj, NULL);
@@ -715,6 +724,9 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 		if (rc < 0)
 			break;
 	}
+	rp_error_clear(&fe);
+	if (fence_resume(fh, &fe) < 0)
+		rp_log(RP_LOG_WARNING, "sync session '%s': %s", c->row.id, fe.msg);
 	if (rc < 0)
 		goto undo;
 
@@ -2665,6 +2677,7 @@ static int sync_start_one(struct rp_item *it, struct rp_array *a, struct sync_pe
                           const char *want_peer, struct rp_error *err)
 {
 	struct rp_array *src = NULL, *tgt = NULL, *peer = NULL;
+	char why[RP_MSG_MAX];
 	struct sync_row r, run;
 	char sdev[RP_ID_MAX] = "", tdev[RP_ID_MAX] = "";
 	const char *lock_id;
@@ -2801,11 +2814,10 @@ static int sync_start_one(struct rp_item *it, struct rp_array *a, struct sync_pe
 	unlock(lfd);
 	lfd = -1;
 	rp_strlcpy(it->session, r.id, sizeof(it->session));
-	if (gid && n_members > 1)
-		workflow_item_warn(
-		        it, RP_WARN_NO_FREEZE,
-		        "group '%s' is snapshotted without freezing the filesystem of array '%s'",
-		        gid, src->id);
+	if (gid && n_members > 1 && fence_group_unfenced(why, sizeof(why), src, gid) > 0)
+		workflow_item_warn(it, RP_WARN_NO_FREEZE,
+		                   "group '%s' is snapshotted without pausing all its writers: %s",
+		                   gid, why);
 	rp_log(RP_LOG_INFO, "sync session '%s' started: %s '%s' from '%s' to '%s'", r.id,
 	       gid ? "group" : "device", gid ? gid : sdev, src->id, tgt->id);
 	if (opts && opts->foreground) {
