@@ -5,7 +5,9 @@
  * a 100 GiB sparse LUN, each with the VDI metadata written in the same call. Prints a table:
  * the operation alone on open arrays, and open + operation + close (what one SMAPI call, one
  * process, pays for its array work), and the open handles alone.
- * Usage: bench_lun DIR [RUNS] [LABEL]   (DIR: an empty directory; two arrays are made in it)
+ * Usage: bench_lun DIR [RUNS] [LABEL] [PART]   (DIR: an empty directory; two arrays are made
+ * in it; PART "ops", "calls" or "open" runs only the operations on open arrays, only the
+ * open + operation + close calls, or only the open handles, for profiling)
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -79,16 +81,18 @@ int main(int argc, char **argv)
 	struct rp_device src, d;
 	struct rp_error e = { 0 };
 	double *t_create, *t_snap, *t_clone, t0;
+	const char *part;
 	int runs, i;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: bench_lun DIR [RUNS] [LABEL]\n");
+		fprintf(stderr, "usage: bench_lun DIR [RUNS] [LABEL] [ops|calls|open]\n");
 		return 2;
 	}
 	runs = argc > 2 ? (int)strtol(argv[2], NULL, 10) : 31;
 	if (runs < 1 || runs > 10000)
 		runs = 31;
 	label = argc > 3 ? argv[3] : argv[1];
+	part = argc > 4 ? argv[4] : "";
 	(void)snprintf(pa, sizeof(pa), "%s/site-a", argv[1]);
 	(void)snprintf(pb, sizeof(pb), "%s/site-b", argv[1]);
 	check(rp_array_init(pa, "siteA", NULL, &e), "init A", &e);
@@ -112,7 +116,10 @@ int main(int argc, char **argv)
 	       " min | p90 | max |\n");
 	printf("|---|---|---:|---:|---:|---:|---:|\n");
 	for (int mode = 0; mode < 2; mode++) {
-		if (mode == 1) {
+		if ((mode == 0 && part[0] && strcmp(part, "ops") != 0) ||
+		    (mode == 1 && part[0] && strcmp(part, "calls") != 0))
+			continue;
+		if (mode == 1 && a) {
 			rp_array_close(a); /* mode 1 starts from a closed array */
 			a = NULL;
 		}
@@ -154,7 +161,9 @@ int main(int argc, char **argv)
 		      runs);
 	}
 	/* The open handles alone: the array, then the array and its peer (replicated calls). */
-	for (i = 0; i < runs; i++) {
+	rp_array_close(a);
+	a = NULL;
+	for (i = 0; i < runs && (!part[0] || strcmp(part, "open") == 0); i++) {
 		t0 = now_ms();
 		check(rp_array_open(&a, pa, NULL, &e), "open A", &e);
 		rp_array_close(a);
@@ -167,8 +176,10 @@ int main(int argc, char **argv)
 		t_snap[i] = now_ms() - t0;
 	}
 	a = NULL;
-	stats("rp_array_open + close", label, t_create, runs);
-	stats("rp_array_open + rp_array_open_peer + close both", label, t_snap, runs);
+	if (!part[0] || strcmp(part, "open") == 0) {
+		stats("rp_array_open + close", label, t_create, runs);
+		stats("rp_array_open + rp_array_open_peer + close both", label, t_snap, runs);
+	}
 	free(t_create);
 	free(t_snap);
 	free(t_clone);

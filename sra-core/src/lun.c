@@ -319,10 +319,11 @@ static int lun_name_free(struct rp_array *a, const char *name, const char *self,
 	char other[RP_ID_MAX];
 	int rc;
 
-	rc = meta_prepare(&st, a->db, err,
-	                  "SELECT id FROM devices WHERE name = ?1 AND (?2 IS NULL OR id != ?2)"
-	                  " ORDER BY id LIMIT 1",
-	                  "tt", name, self);
+	rc = meta_prepare_cached(
+	        &st, a->db, err,
+	        "SELECT id FROM devices WHERE name = ?1 AND (?2 IS NULL OR id != ?2)"
+	        " ORDER BY id LIMIT 1",
+	        "tt", name, self);
 	if (rc < 0)
 		return rc;
 	rc = meta_step(st, a->db, err);
@@ -337,7 +338,7 @@ static int lun_name_free(struct rp_array *a, const char *name, const char *self,
 			rc = rp_error_set(err, RP_EEXISTS,
 			                  "LUN name '%s' is already in use by '%s'", name, other);
 	}
-	sqlite3_finalize(st);
+	meta_release(st);
 	return rc;
 }
 

@@ -305,6 +305,23 @@ static void meta_cache_release(sqlite3_stmt *st)
 		sqlite3_finalize(st);
 }
 
+int meta_prepare_cached(sqlite3_stmt **out, sqlite3 *db, struct rp_error *err, const char *sql,
+                        const char *types, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	rc = meta_vprepare_cached(out, db, err, sql, types, ap);
+	va_end(ap);
+	return rc;
+}
+
+void meta_release(sqlite3_stmt *st)
+{
+	meta_cache_release(st);
+}
+
 int meta_run(int *changes, sqlite3 *db, struct rp_error *err, const char *sql, const char *types,
              ...)
 {

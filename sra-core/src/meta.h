@@ -55,7 +55,19 @@ int meta_exec(sqlite3 *db, const char *sql, struct rp_error *err);
  */
 int meta_prepare(sqlite3_stmt **out, sqlite3 *db, struct rp_error *err, const char *sql,
                  const char *types, ...);
-/* Prepares, binds, steps to completion, finalizes. *changes (may be NULL) = rows changed. */
+/*
+ * Like meta_prepare, from the connection's statement cache (meta.md "Statement cache"):
+ * release the statement with meta_release (never sqlite3_finalize), before any other call
+ * could want the same statement. For short reads done within one function.
+ */
+int meta_prepare_cached(sqlite3_stmt **out, sqlite3 *db, struct rp_error *err, const char *sql,
+                        const char *types, ...);
+/* Resets a cached statement for its next use (finalizes any other). Accepts NULL. */
+void meta_release(sqlite3_stmt *st);
+/*
+ * Prepares, binds, steps to completion, releases (cached, see meta.md).
+ * *changes (may be NULL) = rows changed.
+ */
 int meta_run(int *changes, sqlite3 *db, struct rp_error *err, const char *sql, const char *types,
              ...);
 /* Steps @st: 1 = a row is ready, 0 = done, < 0 = error (set). */

@@ -125,7 +125,7 @@ static int dev_query_one(struct model_device *out, struct rp_array *a, struct rp
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	rc = meta_prepare(&st, a->db, err, sql, types, p1, p2);
+	rc = meta_prepare_cached(&st, a->db, err, sql, types, p1, p2);
 	if (rc < 0)
 		return rc;
 	rc = meta_step(st, a->db, err);
@@ -135,7 +135,7 @@ static int dev_query_one(struct model_device *out, struct rp_array *a, struct rp
 	} else if (rc == 0) {
 		rc = RP_ENOTFOUND;
 	}
-	sqlite3_finalize(st);
+	meta_release(st);
 	return rc;
 }
 
@@ -510,7 +510,8 @@ int model_group_load(struct model_group *out, struct rp_array *a, const char *id
 	rc = rp_id_check(id, "group id", err);
 	if (rc < 0)
 		return rc;
-	rc = meta_prepare(&st, a->db, err, "SELECT " GRP_COLS " FROM groups WHERE id = ?", "t", id);
+	rc = meta_prepare_cached(&st, a->db, err, "SELECT " GRP_COLS " FROM groups WHERE id = ?",
+	                         "t", id);
 	if (rc < 0)
 		return rc;
 	rc = meta_step(st, a->db, err);
@@ -521,7 +522,7 @@ int model_group_load(struct model_group *out, struct rp_array *a, const char *id
 		rc = rp_error_set(err, RP_ENOTFOUND, "group '%s' not found on array '%s'", id,
 		                  a->id);
 	}
-	sqlite3_finalize(st);
+	meta_release(st);
 	return rc;
 }
 
