@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "replun/fence.h"
 #include "replun/replun.h"
 #include "engine.h"
 #include "model.h"
@@ -461,14 +462,49 @@ static void test_sync__second_start_reports_running(void **state)
 	assert_all_ok(r2);
 	assert_true(has_warning(&r2->items[0], RP_WARN_SYNC_RUNNING));
 	assert_string_equal(r2->items[0].session, r1->items[0].session);
-	printf("# group of two devices warns that it was not frozen\n");
-	assert_true(has_warning(&r1->items[0], RP_WARN_NO_FREEZE));
+	printf("# no datapath serves the group: nothing to pause, no consistency warning\n");
+	assert_false(has_warning(&r1->items[0], RP_WARN_NO_FREEZE));
 	setenv(SYNC_ENV_THROTTLE, "0", 1);
 	assert_int_equal(rp_sync_wait(&s, f->b, r1->items[0].session, 120000, NULL, NULL, &err), 0);
 	assert_int_equal(s.status, RP_SYNC_COMPLETE);
 	unsetenv(SYNC_ENV_THROTTLE);
 	rp_result_free(r1);
 	rp_result_free(r2);
+	verify_equal(f->a, f->b, "g1");
+}
+
+static void test_sync__unpausable_writer_warns(void **state)
+{
+	struct fx *f = *state;
+	const char *groups[1] = { "g1" };
+	struct rp_request req = { .groups = groups, .n_groups = 1 };
+	struct rp_fence fence = { .kind = RP_FENCE_NONE, .server = "qemu-nbd" };
+	struct rp_result *r = NULL;
+	struct rp_sync_session s;
+	struct rp_error err;
+
+	printf("# a live writer that cannot be paused on lun2 -> RP_WARN_NO_FREEZE naming it\n");
+	fence.pid = (int64_t)getpid();
+	rp_error_clear(&err);
+	assert_int_equal(rp_fence_register(f->a, f->lun2, &fence, &err), 0);
+	write_lun(f->a, f->lun1, 0, 1 * MIB);
+	assert_int_equal(rp_sync_start(&r, f->a, &req, NULL, &err), 0);
+	assert_all_ok(r);
+	assert_true(has_warning(&r->items[0], RP_WARN_NO_FREEZE));
+	for (size_t w = 0; w < r->items[0].n_warnings; w++)
+		if (r->items[0].warnings[w].code == RP_WARN_NO_FREEZE)
+			assert_non_null(strstr(r->items[0].warnings[w].msg, f->lun2));
+	assert_int_equal(rp_sync_wait(&s, f->b, r->items[0].session, 120000, NULL, NULL, &err), 0);
+	assert_int_equal(s.status, RP_SYNC_COMPLETE);
+	rp_result_free(r);
+	printf("# unregistered: the next sync does not warn\n");
+	assert_int_equal(rp_fence_unregister(f->a, f->lun2, &err), 0);
+	r = NULL;
+	assert_int_equal(rp_sync_start(&r, f->a, &req, NULL, &err), 0);
+	assert_all_ok(r);
+	assert_false(has_warning(&r->items[0], RP_WARN_NO_FREEZE));
+	assert_int_equal(rp_sync_wait(&s, f->b, r->items[0].session, 120000, NULL, NULL, &err), 0);
+	rp_result_free(r);
 	verify_equal(f->a, f->b, "g1");
 }
 
@@ -1673,6 +1709,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_sync__detached_from_either_end, fx_setup,
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_sync__second_start_reports_running, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sync__unpausable_writer_warns, fx_setup,
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_sync__concurrent_starts_make_one_session,
 		                                fx_setup, fx_teardown),
