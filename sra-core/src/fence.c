@@ -63,7 +63,7 @@ struct fence_hold {
 
 static const char *const fence_kinds[] = { "none", "pause", "tapdisk" };
 
-static long fence_env_ms(const char *name, long dflt)
+static long fence_env_long(const char *name, long dflt)
 {
 	const char *s = getenv(name);
 	char *end = NULL;
@@ -297,10 +297,37 @@ static enum fence_state fence_classify(const struct fence_rec *r)
 	return FENCE_LOCAL;
 }
 
+/*
+ * True when the snapshots of @devs are quick enough to take with their writers paused: O(1)
+ * clones (reflink), or copies of at most $REPLUN_FENCE_COPY_MAX_MB (default FENCE_COPY_MAX_MB)
+ * in all. Otherwise @why (may be NULL) says so.
+ */
+static bool fence_copy_ok(struct rp_array *a, const struct model_device *devs, size_t n, char *why,
+                          size_t len)
+{
+	uint64_t total = 0, max;
+	size_t i;
+
+	if (a->drv->caps & ARRAY_CAP_REFLINK)
+		return true;
+	max = (uint64_t)fence_env_long("REPLUN_FENCE_COPY_MAX_MB", FENCE_COPY_MAX_MB) << 20;
+	for (i = 0; i < n; i++)
+		total += devs[i].size;
+	if (total <= max)
+		return true;
+	if (why && len)
+		(void)snprintf(why, len,
+		               "array '%s' copies snapshots (no reflink) and the group holds %llu"
+		               " MiB (> %llu MiB): its writers are not paused that long",
+		               a->id, (unsigned long long)(total >> 20),
+		               (unsigned long long)(max >> 20));
+	return false;
+}
+
 size_t fence_unfenced(char *why, size_t len, struct rp_array *a, const struct model_device *devs,
                       size_t n)
 {
-	size_t i, count = 0;
+	size_t i, count = 0, fenced = 0;
 
 	if (why && len)
 		why[0] = '\0';
@@ -311,6 +338,8 @@ size_t fence_unfenced(char *why, size_t len, struct rp_array *a, const struct mo
 		if (fence_load(&r, a, devs[i].id, NULL) != 1)
 			continue;
 		st = fence_classify(&r);
+		if (st == FENCE_LOCAL && r.f.kind != RP_FENCE_NONE)
+			fenced++;
 		if (st == FENCE_NO_WRITER || (st == FENCE_LOCAL && r.f.kind != RP_FENCE_NONE))
 			continue;
 		if (count++ == 0 && why && len) {
@@ -328,6 +357,8 @@ size_t fence_unfenced(char *why, size_t len, struct rp_array *a, const struct mo
 				        devs[i].id, r.f.server, (long long)r.f.pid);
 		}
 	}
+	if (count == 0 && fenced > 0 && !fence_copy_ok(a, devs, n, why, len))
+		count = fenced;
 	return count;
 }
 
@@ -473,7 +504,7 @@ __attribute__((noreturn)) static void fence_watchdog(struct fence_hold *h, int s
 
 static int fence_start_watchdog(struct fence_hold *h, struct rp_error *err)
 {
-	long hold_ms = fence_env_ms("REPLUN_FENCE_HOLD_MS", FENCE_HOLD_MS);
+	long hold_ms = fence_env_long("REPLUN_FENCE_HOLD_MS", FENCE_HOLD_MS);
 	int sv[2], *keep;
 	size_t n_keep = 0, i;
 	pid_t pid;
@@ -674,6 +705,7 @@ int fence_pause(struct fence_hold **out, struct rp_array *a, const struct model_
                 size_t n, struct rp_error *err)
 {
 	struct fence_hold *h;
+	char why[RP_MSG_MAX];
 	int64_t end;
 	size_t i;
 	int rc = 0;
@@ -683,7 +715,7 @@ int fence_pause(struct fence_hold **out, struct rp_array *a, const struct model_
 	if (!h)
 		return rp_error_set(err, RP_ERROR, "out of memory");
 	h->sv = -1;
-	h->timeout_ms = fence_env_ms("REPLUN_FENCE_TIMEOUT_MS", FENCE_TIMEOUT_MS);
+	h->timeout_ms = fence_env_long("REPLUN_FENCE_TIMEOUT_MS", FENCE_TIMEOUT_MS);
 	h->e = rp_calloc(n ? n : 1, sizeof(*h->e));
 	if (!h->e) {
 		rp_free(h);
@@ -691,6 +723,8 @@ int fence_pause(struct fence_hold **out, struct rp_array *a, const struct model_
 	}
 	for (i = 0; rc == 0 && i < n; i++)
 		rc = fence_collect(h, a, &devs[i], err);
+	if (rc == 0 && h->n > 0 && !fence_copy_ok(a, devs, n, why, sizeof(why)))
+		rc = rp_error_set(err, RP_ENOTSUPPORTED, "%s", why);
 	if (rc < 0 || h->n == 0) {
 		fence_hold_free(h);
 		return rc;
@@ -749,7 +783,7 @@ int fence_resume(struct fence_hold *h, struct rp_error *err)
 			                  "the fence watchdog resumed the writers after %ld ms"
 			                  " (hold limit): the snapshots may not be write-order"
 			                  " consistent",
-			                  fence_env_ms("REPLUN_FENCE_HOLD_MS", FENCE_HOLD_MS));
+			                  fence_env_long("REPLUN_FENCE_HOLD_MS", FENCE_HOLD_MS));
 		else if (c != 'k')
 			rc = rp_error_set(
 			        err, RP_ERROR,

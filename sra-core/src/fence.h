@@ -16,13 +16,17 @@
 /* Defaults: wait for a pause to take effect / hold the writers paused at most (watchdog). */
 #define FENCE_TIMEOUT_MS 5000
 #define FENCE_HOLD_MS 15000
+/* Arrays without reflink copy snapshots: groups larger than this (MiB) are not paused. */
+#define FENCE_COPY_MAX_MB 256
 
 struct fence_hold;
 
 /*
  * Writers among @devs that no fence can pause from here: a datapath without a fence
- * (qemu-nbd), or one served on another host. Returns how many; @why (may be NULL) gets
- * "device '<id>' is served by <server> (pid N), which has no write fence" for the first.
+ * (qemu-nbd), or one served on another host; or every fenced writer when the array copies
+ * snapshots (no reflink) and the group is larger than $REPLUN_FENCE_COPY_MAX_MB. Returns how
+ * many; @why (may be NULL) gets "device '<id>' is served by <server> (pid N), which has no
+ * write fence" (or the size reason) for the first.
  */
 size_t fence_unfenced(char *why, size_t len, struct rp_array *a, const struct model_device *devs,
                       size_t n);
@@ -35,7 +39,8 @@ size_t fence_group_unfenced(char *why, size_t len, struct rp_array *a, const cha
  * default FENCE_TIMEOUT_MS) and returns the hold in *out (NULL when no device has a live
  * writer). A watchdog process resumes them if this process dies or holds them longer than
  * $REPLUN_FENCE_HOLD_MS (default FENCE_HOLD_MS). On failure nothing stays paused and @err
- * names the device and why (RP_ENOTSUPPORTED: a writer without a fence; RP_ETIMEOUT; RP_EIO).
+ * names the device and why (RP_ENOTSUPPORTED: a writer without a fence, or a group too large to
+ * copy while paused; RP_ETIMEOUT; RP_EIO).
  */
 int fence_pause(struct fence_hold **out, struct rp_array *a, const struct model_device *devs,
                 size_t n, struct rp_error *err);

@@ -156,6 +156,10 @@ struct wf {
 	int64_t rp_want_ms;
 	bool keep_rp;             /* group_post filled the group item's recovery point itself */
 	struct fence_hold *fence; /* writers paused by group_pre (prepareFailover), or NULL */
+	/* prepareFailover: members whose live object group_pre cloned (to "fence-<id>") while
+	 * their writers were paused; each dev step makes its snapshot from that clone. */
+	char (*pre)[RP_ID_MAX];
+	size_t n_pre;
 };
 
 /* Opens (once per call) the peer @id; NULL with @e set when unreachable. */
@@ -919,12 +923,20 @@ static int failover_group_post(struct wf *w, struct model_group *g, struct rp_it
 	return model_group_store(w->a, &cur, e);
 }
 
+/* Object holding the point-in-time clone of device @id taken under the group's fence. */
+static void wf_fence_obj(char out[ARRAY_OBJ_MAX], const char *id)
+{
+	(void)snprintf(out, ARRAY_OBJ_MAX, "fence-%s", id);
+}
+
 static int prepare_failover_dev(struct wf *w, struct model_device *d, struct rp_item *it,
                                 struct rp_error *e)
 {
 	struct model_snapshot s;
 	struct rp_array *peer;
 	struct rp_error pe;
+	char obj[ARRAY_OBJ_MAX];
+	size_t i;
 	int rc;
 
 	if (d->state == RP_DEV_DEMOTED_SOURCE) {
@@ -936,8 +948,20 @@ static int prepare_failover_dev(struct wf *w, struct model_device *d, struct rp_
 	rc = need_state(d, RP_DEV_SOURCE, " (only replication sources are demoted)", e);
 	if (rc < 0)
 		return rc;
-	rc = recovery_snapshot_take(&s, w->a, d, RECOVERY_KIND_PREFAILOVER, d->recovery_point,
-	                            d->recovery_point_ms, e);
+	for (i = 0; i < w->n_pre && strcmp(w->pre[i], d->id) != 0; i++)
+		;
+	if (i < w->n_pre) { /* cloned under the group's fence */
+		wf_fence_obj(obj, d->id);
+		rc = recovery_snapshot_take_from(&s, w->a, d, obj, RECOVERY_KIND_PREFAILOVER,
+		                                 d->recovery_point, d->recovery_point_ms, e);
+		if (rc == 0) {
+			(void)recovery_drv_delete(w->a, obj, NULL);
+			w->pre[i][0] = '\0';
+		}
+	} else {
+		rc = recovery_snapshot_take(&s, w->a, d, RECOVERY_KIND_PREFAILOVER,
+		                            d->recovery_point, d->recovery_point_ms, e);
+	}
 	if (rc < 0)
 		return rc;
 	rc = dev_set(w->a, d, RP_DEV_DEMOTED_SOURCE, true, NULL, NULL, e);
@@ -962,31 +986,6 @@ static int prepare_failover_dev(struct wf *w, struct model_device *d, struct rp_
 	return 0;
 }
 
-/*
- * The members' 'prefailover' snapshots are one write-order consistent point: the writers of
- * every member (registered write fences, replun/fence.h) are paused from here until the last
- * member is snapshotted (group_post, or group_done on failure). Writers that cannot be paused
- * leave the group item a warning naming the device and why; the demotion goes on.
- */
-static void prepare_failover_fence(struct wf *w, struct model_group *g, struct rp_item *git)
-{
-	struct model_device *mem = NULL;
-	struct rp_error fe;
-	size_t n = 0;
-
-	rp_error_clear(&fe);
-	if (model_device_list(&mem, &n, w->a, g->id, &fe) == 0 && n > 1 &&
-	    fence_pause(&w->fence, w->a, mem, n, &fe) == 0) {
-		rp_free(mem);
-		return;
-	}
-	rp_free(mem);
-	if (fe.code)
-		workflow_item_warn(git, RP_WARN_NO_FREEZE,
-		                   "group '%s' is snapshotted without pausing its writers: %s",
-		                   g->id, fe.msg);
-}
-
 static void prepare_failover_unfence(struct wf *w, struct rp_item *git)
 {
 	struct rp_error fe;
@@ -998,6 +997,67 @@ static void prepare_failover_unfence(struct wf *w, struct rp_item *git)
 		rp_log(RP_LOG_WARNING, "prepareFailover: %s", fe.msg);
 	}
 	w->fence = NULL;
+}
+
+/* Deletes the clones of group_pre not made into snapshots (dev step failed or not run). */
+static void prepare_failover_drop_pre(struct wf *w)
+{
+	char obj[ARRAY_OBJ_MAX];
+	size_t i;
+
+	for (i = 0; i < w->n_pre; i++) {
+		if (!w->pre[i][0])
+			continue;
+		wf_fence_obj(obj, w->pre[i]);
+		(void)recovery_drv_delete(w->a, obj, NULL);
+	}
+	rp_free(w->pre);
+	w->pre = NULL;
+	w->n_pre = 0;
+}
+
+/*
+ * The members' 'prefailover' snapshots are one write-order consistent point: the writers of
+ * every member (registered write fences, replun/fence.h) are paused, every source member's
+ * live object is cloned ("fence-<id>", O(1) with reflink), and the writers resume at once;
+ * each dev step then makes its snapshot from that clone (metadata commits happen with the
+ * writers running). Writers that cannot be paused, or a failed clone, leave the group item a
+ * warning naming the device and why; the snapshots are then taken one by one as before.
+ */
+static void prepare_failover_fence(struct wf *w, struct model_group *g, struct rp_item *git)
+{
+	struct model_device *mem = NULL;
+	char obj[ARRAY_OBJ_MAX];
+	struct rp_error fe;
+	size_t n = 0, i;
+
+	rp_error_clear(&fe);
+	if (model_device_list(&mem, &n, w->a, g->id, &fe) < 0 || n < 2 ||
+	    fence_pause(&w->fence, w->a, mem, n, &fe) < 0 || !w->fence)
+		goto out;
+	w->pre = rp_calloc(n, sizeof(*w->pre));
+	if (!w->pre) {
+		rp_error_set(&fe, RP_ERROR, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (mem[i].state != RP_DEV_SOURCE)
+			continue;
+		wf_fence_obj(obj, mem[i].id);
+		(void)recovery_drv_delete(w->a, obj, NULL); /* left by a crash */
+		if (recovery_drv_clone(w->a, mem[i].obj, obj, &fe) < 0)
+			break;
+		rp_strlcpy(w->pre[w->n_pre++], mem[i].id, RP_ID_MAX);
+	}
+out:
+	prepare_failover_unfence(w, git);
+	if (fe.code) {
+		prepare_failover_drop_pre(w);
+		workflow_item_warn(git, RP_WARN_NO_FREEZE,
+		                   "group '%s' is snapshotted without pausing its writers: %s",
+		                   g->id, fe.msg);
+	}
+	rp_free(mem);
 }
 
 static int prepare_failover_group_pre(struct wf *w, struct model_group *g, struct rp_item *git,
@@ -1016,12 +1076,12 @@ static int prepare_failover_group_pre(struct wf *w, struct model_group *g, struc
 static void prepare_failover_group_done(struct wf *w)
 {
 	prepare_failover_unfence(w, NULL);
+	prepare_failover_drop_pre(w);
 }
 
 static int prepare_failover_group_post(struct wf *w, struct model_group *g, struct rp_item *git,
                                        bool all_done, struct rp_error *e)
 {
-	prepare_failover_unfence(w, git);
 	if (g->role == RP_GROUP_DEMOTED_SOURCE) {
 		if (all_done)
 			workflow_item_warn(git, RP_WARN_ALREADY_DONE,

@@ -189,6 +189,7 @@ static int setup(void **state)
 	}
 	unsetenv("REPLUN_FENCE_TIMEOUT_MS");
 	unsetenv("REPLUN_FENCE_HOLD_MS");
+	unsetenv("REPLUN_FENCE_COPY_MAX_MB");
 	*state = f;
 	return 0;
 }
@@ -415,6 +416,39 @@ static void test_watchdog_hold_limit(void **state)
 	unsetenv("REPLUN_FENCE_HOLD_MS");
 }
 
+static void test_copy_too_large(void **state)
+{
+	struct fx *f = *state;
+	struct fence_hold *h = NULL;
+	struct rp_error err = { 0 };
+	char why[RP_MSG_MAX];
+	struct srv s0, s1;
+
+	if (f->a->drv->caps & ARRAY_CAP_REFLINK) {
+		skip(); /* O(1) clones: no size limit */
+		return;
+	}
+	srv_start(&s0, f, "c0", SRV_OK);
+	srv_start(&s1, f, "c1", SRV_OK);
+	reg(f, 0, RP_FENCE_PAUSE, s0.pid, s0.sock);
+	reg(f, 1, RP_FENCE_PAUSE, s1.pid, s1.sock);
+	setenv("REPLUN_FENCE_COPY_MAX_MB", "1", 1); /* the group holds 2 MiB */
+	assert_int_equal(fence_unfenced(why, sizeof(why), f->a, f->dev, 2), 2);
+	assert_non_null(strstr(why, "copies snapshots"));
+	assert_int_equal(fence_pause(&h, f->a, f->dev, 2, &err), RP_ENOTSUPPORTED);
+	assert_null(h);
+	assert_non_null(strstr(err.msg, "no reflink"));
+	srv_log(why, sizeof(why), &s0);
+	assert_string_equal(why, ""); /* never paused */
+	setenv("REPLUN_FENCE_COPY_MAX_MB", "2", 1);
+	assert_int_equal(fence_unfenced(NULL, 0, f->a, f->dev, 2), 0);
+	assert_int_equal(fence_pause(&h, f->a, f->dev, 2, &err), 0);
+	assert_int_equal(fence_resume(h, &err), 0);
+	unsetenv("REPLUN_FENCE_COPY_MAX_MB");
+	srv_stop(&s0);
+	srv_stop(&s1);
+}
+
 static void test_tapdisk(void **state)
 {
 	struct fx *f = *state;
@@ -511,6 +545,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_server_dies_mid_pause, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watchdog_engine_dies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watchdog_hold_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_too_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tapdisk, setup, teardown),
 	};
 
