@@ -6,9 +6,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/fs.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
@@ -131,7 +132,8 @@ static bool file_is_mount_point(int root_fd)
  * birth time, which a copy, a restore from backup or a recreated filesystem cannot keep); any
  * difference, a missing, torn or foreign file, or a filesystem without birth times means
  * probing again. It is written without fsync (losing it only costs a probe) and renamed into
- * place (readers see all of it or none). A wrong "reflink=1" could not lose data anyway:
+ * place (readers see all of it or none); an inconclusive probe is not cached (file_caps_probe).
+ * A wrong "reflink=1" could not lose data anyway:
  * file_clone falls back to copying when FICLONE fails.
  */
 #define FILE_CAPS_NAME ".caps"
@@ -240,6 +242,37 @@ static void file_caps_store(int data_fd, bool reflink)
 		(void)unlinkat(data_fd, tmp, 0);
 }
 
+/*
+ * The probe itself, with a third answer: 1 FICLONE works in data/, 0 the filesystem refuses it
+ * (the errors file_clone also takes for "not supported"), -1 it could not tell (no space for
+ * the probe block, no O_TMPFILE, ...). Only 1 and 0 are cached: a full filesystem must not be
+ * remembered as one without reflinks.
+ */
+static int file_caps_probe(int data_fd)
+{
+	char block[FILE_BLOCK];
+	int src, dst = -1, rc = -1;
+
+	src = openat(data_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (src < 0)
+		return -1;
+	dst = openat(data_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (dst < 0)
+		goto out;
+	memset(block, 0x5a, sizeof(block));
+	if (file_pwrite_full(src, block, sizeof(block), 0) < 0)
+		goto out;
+	if (ioctl(dst, FICLONE, src) == 0)
+		rc = 1;
+	else if (errno == EOPNOTSUPP || errno == EXDEV || errno == EINVAL || errno == ENOTTY)
+		rc = 0;
+out:
+	if (dst >= 0)
+		(void)close(dst);
+	(void)close(src);
+	return rc;
+}
+
 static int file_open(struct array *a, const char *root, const struct rp_open_opts *opts,
                      struct rp_error *err)
 {
@@ -271,10 +304,11 @@ static int file_open(struct array *a, const char *root, const struct rp_open_opt
 	fa->caps = ARRAY_CAP_LOCAL_PATH;
 	reflink = file_caps_load(fa->data_fd);
 	if (reflink < 0) {
-		reflink = file_reflink_probe(fa->data_fd) ? 1 : 0;
-		file_caps_store(fa->data_fd, reflink != 0);
+		reflink = file_caps_probe(fa->data_fd);
+		if (reflink >= 0)
+			file_caps_store(fa->data_fd, reflink != 0);
 	}
-	if (reflink)
+	if (reflink > 0)
 		fa->caps |= ARRAY_CAP_REFLINK | ARRAY_CAP_EXTENT_DIFF;
 	if (file_freeze_possible(a))
 		fa->caps |= ARRAY_CAP_FREEZE;

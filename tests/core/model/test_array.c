@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* test_array.c - rp_array_*: init, open (paths, URIs, refusals), info, pairing, peers. */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -207,6 +209,56 @@ static void test_array__caps_cache(void **state)
 	assert_true(strncmp(buf, "replun-file-caps 1\n", 19) == 0);
 }
 
+/* The driver alone (no database): its reflink capability after open. */
+static bool drv_reflink(const char *path)
+{
+	struct rp_error err = { 0 };
+	struct array *drv = NULL;
+	bool r;
+
+	assert_int_equal(array_open(&drv, "file", path, NULL, &err), 0);
+	r = (drv->caps & ARRAY_CAP_REFLINK) != 0;
+	array_close(drv);
+	return r;
+}
+
+/*
+ * A probe that cannot conclude (here: its 4 KiB block refused by RLIMIT_FSIZE, as on a full
+ * filesystem) reports no reflink for that open and is not cached; the next open probes again.
+ */
+static void test_array__caps_probe_inconclusive(void **state)
+{
+	const char *dir = *state;
+	char path[PATH_MAX + 16], name[PATH_MAX + 32], buf[512];
+	struct rp_error err = { 0 };
+	struct rlimit old, lim;
+	bool real;
+
+	(void)snprintf(path, sizeof(path), "%s/arr", dir);
+	assert_int_equal(rp_array_init(path, "siteA", NULL, &err), 0);
+	real = drv_reflink(path);
+	caps_read(path, buf, sizeof(buf));
+	if (!buf[0]) {
+		print_message("caps cache: no birth time on TMPDIR's filesystem, not cached\n");
+		return;
+	}
+	(void)snprintf(name, sizeof(name), "%s/data/.caps", path);
+	assert_int_equal(unlink(name), 0);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 1024;
+	assert_true(signal(SIGXFSZ, SIG_IGN) != SIG_ERR);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	assert_false(drv_reflink(path));
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	(void)signal(SIGXFSZ, SIG_DFL);
+	caps_read(path, buf, sizeof(buf));
+	assert_string_equal(buf, ""); /* nothing remembered */
+	assert_true(drv_reflink(path) == real);
+	caps_read(path, buf, sizeof(buf));
+	assert_non_null(strstr(buf, real ? "reflink=1\n" : "reflink=0\n"));
+}
+
 static void test_array__open_refusals(void **state)
 {
 	const char *dir = *state;
@@ -347,6 +399,8 @@ int model_array_tests(void)
 		                                dfx_teardown),
 		cmocka_unit_test_setup_teardown(test_array__open_refusals, dfx_setup, dfx_teardown),
 		cmocka_unit_test_setup_teardown(test_array__caps_cache, dfx_setup, dfx_teardown),
+		cmocka_unit_test_setup_teardown(test_array__caps_probe_inconclusive, dfx_setup,
+		                                dfx_teardown),
 		cmocka_unit_test_setup_teardown(test_array__init_refusals, dfx_setup, dfx_teardown),
 		cmocka_unit_test_setup_teardown(test_array__pair_and_peers, fx_setup_fake,
 		                                fx_teardown),
