@@ -157,12 +157,15 @@ int sm_relay_open(void)
 	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/" SM_RELAY_SOCK, relay_dirp) >=
 	    (int)sizeof(sa.sun_path))
 		return relay_fail(false, "socket path too long");
-	relay_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* non-blocking: a full backlog (relay stopped) answers EAGAIN instead of waiting */
+	relay_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (relay_fd < 0)
 		return relay_fail(false, strerror(errno));
 	if (connect(relay_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		(void)snprintf(why, sizeof(why), "%s: %s", sa.sun_path, strerror(errno));
-		return relay_fail(errno == ENOENT || errno == ECONNREFUSED, why);
+		int e2 = errno;
+
+		(void)snprintf(why, sizeof(why), "%s: %s", sa.sun_path, strerror(e2));
+		return relay_fail(e2 == ENOENT || e2 == ECONNREFUSED, why);
 	}
 	if (getsockopt(relay_fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 || cr.uid != geteuid())
 		return relay_fail(false, "the socket's owner is another user");
