@@ -5,9 +5,12 @@
  * changed vs rsync --inplace --no-whole-file. Prints markdown tables.
  */
 #include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "bench_common.h"
@@ -74,6 +77,23 @@ static double sync_once(const char *id, struct rp_sync_session *s)
 	}
 	rp_result_free(res);
 	return t;
+}
+
+/* Number of extents of the file at @path (FIEMAP count only), -1 if unknown. */
+static long extent_count(const char *path)
+{
+	struct fiemap fm;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	long n = -1;
+
+	if (fd < 0)
+		return -1;
+	memset(&fm, 0, sizeof(fm));
+	fm.fm_length = FIEMAP_MAX_OFFSET;
+	if (ioctl(fd, FS_IOC_FIEMAP, &fm) == 0)
+		n = (long)fm.fm_mapped_extents;
+	close(fd);
+	return n;
 }
 
 static void check_equal(const char *src_id, const char *tgt_id)
@@ -231,6 +251,10 @@ static void bench_incremental(void)
 			exit(1);
 		}
 		check_equal(dev.id, dev.peer_device);
+		if (getenv("BENCH_SYNC_LOG"))
+			fprintf(stderr,
+			        "bench_sync: round %d: %.0f ms, extents: source %ld, target %ld\n",
+			        r + 1, te[r], extent_count(src), extent_count(tgt));
 
 		warm_path(src);
 		warm_path(rsdst);
