@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2227,6 +2228,10 @@ static void sync_worker_main(void)
 	(void)unsetenv(SYNC_ENV_SESSION);
 	(void)unsetenv(SYNC_ENV_SOURCE);
 	(void)unsetenv(SYNC_ENV_TARGET);
+	/* no front end here: warnings (e.g. a group snapshot whose writers could not be paused,
+	 * with the device and why) go to syslog instead of nowhere */
+	openlog("replun-sync", LOG_PID, LOG_DAEMON);
+	rp_log_set_sink(rp_log_sink_syslog, RP_LOG_WARNING, NULL);
 	if (rp_array_open(&tgt, turi, NULL, &err) < 0)
 		goto out;
 	if (rp_array_open(&src, suri, NULL, &err) < 0) {

@@ -159,8 +159,10 @@ with open(os.path.join(broken, "qemu-nbd"), "w") as f:
     f.write("#!/bin/sh\necho 'qemu-nbd: cannot open image' >&2\nexit 1\n")
 os.chmod(os.path.join(broken, "qemu-nbd"), 0o755)
 x.sm.env_extra["PATH"] = broken + ":/sbin:/usr/sbin:/bin:/usr/bin"
+x.sm.env_extra["REPLUN_NBD_SERVER"] = "qemu-nbd"  # nbdkit is the default when installed
 f = fails(X.sm, srref, "vdi_activate", vdi=vref, args=["true"])
 del x.sm.env_extra["PATH"]
+del x.sm.env_extra["REPLUN_NBD_SERVER"]
 check(f is not None and f.code == "SR_BACKEND_FAILURE_46" and "exited with 1" in f.params[1],
       "activate whose NBD server fails: VDIUnavailable (46): %s" % (f,))
 check(not os.path.exists(sock) and not os.path.exists(sock + ".pid"),
