@@ -691,7 +691,7 @@ int sm_vdi_attach(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 }
 
 /* Presents the LUN to this host and starts the server; undoes both on failure. */
-static int activate(struct sm_ctx *ctx, bool rw, struct sm_fault *f)
+static int activate(struct sm_ctx *ctx, bool rw, bool shared, struct sm_fault *f)
 {
 	struct rp_error err = { 0 };
 	struct rp_device dev;
@@ -703,7 +703,8 @@ static int activate(struct sm_ctx *ctx, bool rw, struct sm_fault *f)
 
 	if (dp_prepare(ctx, &dev, image, sizeof(image), &p, f) < 0)
 		return -1;
-	rc = rp_lun_present(ctx->array, dev.id, ctx->host, rw, &err);
+	rc = shared ? rp_lun_present_shared(ctx->array, dev.id, ctx->host, &err)
+	            : rp_lun_present(ctx->array, dev.id, ctx->host, rw, &err);
 	if (rc == RP_EBUSY)
 		return sm_fault_set(f, SM_VDI_IN_USE, "VDI '%s': %s", call_key(ctx->call), err.msg);
 	if (rc == RP_EPERM)
@@ -779,7 +780,7 @@ static int deactivate(struct sm_ctx *ctx, struct sm_fault *f)
 
 int sm_vdi_activate(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 {
-	if (activate(ctx, arg_writable(ctx->call), f) < 0)
+	if (activate(ctx, arg_writable(ctx->call), false, f) < 0)
 		return -1;
 	*out = sm_val_nil(f);
 	return *out ? 0 : -1;
@@ -886,8 +887,13 @@ int sm_vdi_attach_from_config(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_
 	char image[DP_PATH_MAX];
 	struct sm_fault lf = { 0 };
 
-	/* static VDIs (HA statefile, redo log) come up read-write before XAPI: attach+activate */
-	if (dp_prepare(ctx, &dev, image, sizeof(image), &p, f) < 0 || activate(ctx, true, f) < 0)
+	/*
+	 * Static VDIs (HA statefile, redo log) come up read-write before XAPI: attach+activate.
+	 * Every host of the pool attaches the HA statefile at once and writes its own slot, so
+	 * the LUN is presented as a shared writer (refused only against an exclusive writer).
+	 */
+	if (dp_prepare(ctx, &dev, image, sizeof(image), &p, f) < 0 ||
+	    activate(ctx, true, true, f) < 0)
 		return -1;
 	if (attach_result(out, ctx->call, &p, image, f) < 0) {
 		(void)deactivate(ctx, &lf);

@@ -391,10 +391,16 @@ int cmd_lun_present(struct cli_args *a)
 	rc = check_host(cli_opt(a, "host"));
 	if (rc)
 		return rc;
+	if (cli_flag(a, "rw") && cli_flag(a, "shared"))
+		return cli_usage("lun present: give at most one of --rw and --shared");
 	rc = cli_open(&x, a->pos[0]);
 	if (rc)
 		return rc;
-	if (rp_lun_present(x, a->pos[1], cli_opt(a, "host"), cli_flag(a, "rw"), &err) < 0)
+	if (cli_flag(a, "shared"))
+		rc = rp_lun_present_shared(x, a->pos[1], cli_opt(a, "host"), &err);
+	else
+		rc = rp_lun_present(x, a->pos[1], cli_opt(a, "host"), cli_flag(a, "rw"), &err);
+	if (rc < 0)
 		rc = cli_fail(&err);
 	rp_array_close(x);
 	return rc;
@@ -428,6 +434,7 @@ int cmd_lun_presented(struct cli_args *a)
 
 			cli_json_str(o, "host", p[i].host);
 			cli_json_bool(o, "rw", p[i].rw);
+			cli_json_bool(o, "shared", p[i].shared);
 			(void)json_object_array_add(arr, o);
 		}
 		cli_json_print(arr);
@@ -435,7 +442,9 @@ int cmd_lun_presented(struct cli_args *a)
 	}
 	t = cli_table_new(2, head);
 	for (i = 0; i < n; i++) {
-		const char *row[2] = { p[i].host, p[i].rw ? "rw" : "ro" };
+		const char *row[2] = { p[i].host, p[i].shared ? "rw-shared"
+			                          : p[i].rw   ? "rw"
+			                                      : "ro" };
 
 		(void)cli_table_add(t, row);
 	}

@@ -56,6 +56,7 @@ static const struct cli_optspec opts_meta[] = { { "delete", false, false },
 	                                        { NULL, false, false } };
 static const struct cli_optspec opts_present[] = { { "host", true, false },
 	                                           { "rw", false, false },
+	                                           { "shared", false, false },
 	                                           { NULL, false, false } };
 static const struct cli_optspec opts_unpresent[] = { { "host", true, false },
 	                                             { "all", false, false },
@@ -145,13 +146,15 @@ static const struct cli_cmd commands[] = {
 	  "it; --delete KEY removes it. Metadata replicates with the data.\n",
 	  "list, get or set LUN metadata", opts_meta, 2, 4 },
 	{ "lun present", cmd_lun_present,
-	  "usage: replun lun present PATH ID --host H [--rw]\n\n"
+	  "usage: replun lun present PATH ID --host H [--rw | --shared]\n\n"
 	  "Records that LUN ID is presented to host H, read-only unless --rw. One host may\n"
-	  "have it read-write, and then no other host at all (exit 4 otherwise).\n",
+	  "have it read-write, and then no other host at all (exit 4 otherwise). --shared\n"
+	  "presents it read-write to several hosts that coordinate their writes (an HA\n"
+	  "statefile); shared writers exclude readers and exclusive writers.\n",
 	  "present a LUN to a host", opts_present, 2, 2 },
 	{ "lun presented", cmd_lun_presented,
 	  "usage: replun lun presented PATH ID [--json]\n\n"
-	  "Lists the hosts LUN ID is presented to and their access (rw or ro).\n",
+	  "Lists the hosts LUN ID is presented to and their access (rw, rw-shared or ro).\n",
 	  "list a LUN's presentations", opts_json, 2, 2 },
 	{ "lun unpresent", cmd_lun_unpresent,
 	  "usage: replun lun unpresent PATH ID (--host H | --all)\n\n"

@@ -1234,11 +1234,23 @@ int rp_lun_meta_set_many(struct rp_array *a, const char *id, const char *const *
 /* ------------------------------------------------------------------------------------------ */
 /* Presentation                                                                                */
 
-int rp_lun_present(struct rp_array *a, const char *id, const char *host, bool rw,
-                   struct rp_error *err)
+/* Stored in presentations.rw: how a host has the LUN. */
+enum lun_access {
+	LUN_RO = 0,
+	LUN_RW = 1,        /* the only host with it */
+	LUN_RW_SHARED = 2, /* one of several writers that coordinate (HA statefile) */
+};
+
+/*
+ * Access rules, checked against the other hosts' presentations in one transaction: an
+ * exclusive writer is alone; a reader shares only with readers; a shared writer only with
+ * shared writers.
+ */
+static int lun_present(struct rp_array *a, const char *id, const char *host, enum lun_access acc,
+                       struct rp_error *err)
 {
 	struct model_device d;
-	int64_t others_rw = 0, others = 0;
+	int64_t others = 0, others_acc = 0;
 	int rc;
 
 	rc = lun_arg(a, id, err);
@@ -1253,44 +1265,53 @@ int rp_lun_present(struct rp_array *a, const char *id, const char *host, bool rw
 	rc = model_device_load(&d, a, id, err);
 	if (rc < 0)
 		goto fail;
-	if (rw && d.read_only) {
+	if (acc != LUN_RO && d.read_only) {
 		rc = rp_error_set(err, RP_EPERM, "LUN '%s' is read-only (%s)", id,
 		                  rp_dev_state_name(d.state));
 		goto fail;
 	}
-	rc = meta_query_int(&others_rw, a->db, err,
-	                    "SELECT COUNT(*) FROM presentations WHERE device = ? AND host != ?"
-	                    " AND rw != 0",
+	rc = meta_query_int(&others, a->db, err,
+	                    "SELECT COUNT(*) FROM presentations WHERE device = ? AND host != ?",
 	                    "tt", id, host);
 	if (rc == 0)
-		rc = meta_query_int(&others, a->db, err,
+		rc = meta_query_int(&others_acc, a->db, err,
 		                    "SELECT COUNT(*) FROM presentations WHERE device = ? AND"
-		                    " host != ?",
-		                    "tt", id, host);
+		                    " host != ? AND rw = ?",
+		                    "tti", id, host, (int64_t)acc);
 	if (rc < 0)
 		goto fail;
-	if (others_rw > 0) {
-		rc = rp_error_set(err, RP_EBUSY, "LUN '%s' is presented read-write to another host",
-		                  id);
-		goto fail;
-	}
-	if (rw && others > 0) {
-		rc = rp_error_set(err, RP_EBUSY,
-		                  "LUN '%s' is presented to another host: read-write access needs "
-		                  "it alone",
-		                  id);
+	if (others > 0 && (acc == LUN_RW || others_acc < others)) {
+		static const char *const why[] = {
+			[LUN_RO] = "presented read-write to another host",
+			[LUN_RW] = "presented to another host: read-write access needs it alone",
+			[LUN_RW_SHARED] = "presented to another host other than as a shared writer",
+		};
+
+		rc = rp_error_set(err, RP_EBUSY, "LUN '%s' is %s", id, why[acc]);
 		goto fail;
 	}
 	rc = meta_run(NULL, a->db, err,
 	              "INSERT INTO presentations(device, host, rw) VALUES(?, ?, ?)"
 	              " ON CONFLICT(device, host) DO UPDATE SET rw = excluded.rw",
-	              "ttb", id, host, rw ? 1 : 0);
+	              "tti", id, host, (int64_t)acc);
 	if (rc < 0)
 		goto fail;
 	return meta_txn_commit(a->db, err);
 fail:
 	meta_txn_rollback(a->db);
 	return rc;
+}
+
+int rp_lun_present(struct rp_array *a, const char *id, const char *host, bool rw,
+                   struct rp_error *err)
+{
+	return lun_present(a, id, host, rw ? LUN_RW : LUN_RO, err);
+}
+
+int rp_lun_present_shared(struct rp_array *a, const char *id, const char *host,
+                          struct rp_error *err)
+{
+	return lun_present(a, id, host, LUN_RW_SHARED, err);
 }
 
 int rp_lun_unpresent(struct rp_array *a, const char *id, const char *host, struct rp_error *err)
@@ -1339,7 +1360,8 @@ int rp_lun_presentations(struct rp_presentation **out, size_t *n, struct rp_arra
 		}
 		memset(&v[cnt], 0, sizeof(v[cnt]));
 		meta_col_text(v[cnt].host, sizeof(v[cnt].host), st, 0);
-		v[cnt].rw = sqlite3_column_int(st, 1) != 0;
+		v[cnt].rw = sqlite3_column_int(st, 1) != LUN_RO;
+		v[cnt].shared = sqlite3_column_int(st, 1) == LUN_RW_SHARED;
 		cnt++;
 	}
 	sqlite3_finalize(st);

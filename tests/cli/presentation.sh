@@ -57,6 +57,29 @@ eq "host-b remains, read-only" "$(pj '[(p["host"], p["rw"]) for p in d]' <<<"$OU
 must "snapshot" lun snapshot "$A" "$L2" snap1
 S1=$OUT
 must_fail "rw on a snapshot" 4 lun present "$A" "$S1" --host host-c --rw
+must_fail "shared on a snapshot" 4 lun present "$A" "$S1" --host host-c --shared
+
+# Shared writers (an HA statefile every host writes its own slot of).
+must "create the statefile LUN" lun create "$A" statefile 4M
+L3=$OUT
+must "host-1 shared writer" lun present "$A" "$L3" --host host-1 --shared
+must "host-2 shared writer" lun present "$A" "$L3" --host host-2 --shared
+must "host-2 shared again (idempotent)" lun present "$A" "$L3" --host host-2 --shared
+must "presented of the statefile" lun presented "$A" "$L3" --json
+eq "both hosts rw and shared" "$(pj '[(p["host"], p["rw"], p["shared"]) for p in d]' <<<"$OUT")" "[('host-1', True, True), ('host-2', True, True)]"
+must "presented table" lun presented "$A" "$L3"
+check "table says rw-shared" grep -q "^host-2 *rw-shared" <<<"$OUT"
+BEFORE=$("$BIN" lun presented "$A" "$L3" --json)
+must_fail "an exclusive writer while shared writers are there" 4 lun present "$A" "$L3" --host host-3 --rw
+must_fail "a reader while shared writers are there" 4 lun present "$A" "$L3" --host host-3
+must_fail "--rw and --shared together" 2 lun present "$A" "$L3" --host host-3 --rw --shared
+AFTER=$("$BIN" lun presented "$A" "$L3" --json)
+eq "refused presentations changed nothing" "$AFTER" "$BEFORE"
+must "host-2 writes vm1 exclusively" lun present "$A" "$L1" --host host-2 --rw
+must_fail "shared while another host writes exclusively" 4 lun present "$A" "$L1" --host host-3 --shared
+must_fail "shared while another host reads" 4 lun present "$A" "$L2" --host host-3 --shared
+must "host-1 and host-2 let go" lun unpresent "$A" "$L3" --all
+must "then an exclusive writer" lun present "$A" "$L3" --host host-3 --rw
 
 # Unique names, on the array and on the peer.
 must_fail "a second LUN named vm1" 4 lun create "$A" vm1 1M

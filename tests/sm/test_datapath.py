@@ -194,6 +194,20 @@ check(rc == 0 and r[0] == "ok" and r[1].get("params_nbd") == att["params_nbd"],
       "vdi_attach_from_config (the generated config as argv[1]): attach struct")
 got = subprocess.run(["nbdinfo", "--size", uri], capture_output=True, text=True)
 check(got.stdout.strip() == str(64 * MiB), "vdi_attach_from_config: the VDI is served")
+# The HA statefile is attached by every host of the pool at once: a shared writer each.
+(params,), _ = xmlrpc.client.loads(cfg)
+params["host_ref"] = hb
+rc, out, err = run_raw(xmlrpc.client.dumps((params,), "vdi_attach_from_config"), env.env())
+check(rc == 0 and parse(out)[0] == "ok",
+      "vdi_attach_from_config on a second host while the first has it: attach struct (%s)"
+      % out.strip()[:200])
+f = fails(X.sm, srref, "vdi_activate", vdi=vref, args=["true"], host=hb)
+check(f is not None and f.code == "VDI_IN_USE",
+      "an exclusive read-write activation while static VDI writers share it: VDIInUse (%s)"
+      % (f,))
+params["command"] = "vdi_detach_from_config"
+rc, out, err = run_raw(xmlrpc.client.dumps((params,), "vdi_detach_from_config"), env.env())
+check(parse(out) == ("ok", None), "vdi_detach_from_config on the second host: nil")
 (params,), _ = xmlrpc.client.loads(cfg)
 params["command"] = "vdi_detach_from_config"
 rc, out, err = run_raw(xmlrpc.client.dumps((params,), "vdi_detach_from_config"), env.env())

@@ -230,15 +230,25 @@ RP_EXTERN int rp_lun_meta_set_many(struct rp_array *a, const char *id, const cha
                                    const char *const *values, size_t n, struct rp_error *err);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Presentation (who has a LUN attached). One read-write host at a time.                      */
+/* Presentation (who has a LUN attached). One read-write host at a time, or shared writers.    */
 
 /*
  * Presents LUN @id to @host (any string naming an initiator/host). @rw asks for write access.
- * Idempotent for the same host. Errors: RP_EBUSY (another host has it read-write, or rw asked
- * while another host has it), RP_EPERM (rw on a read-only device).
+ * Idempotent for the same host (a later call changes its access). Errors: RP_EBUSY (another
+ * host has it read-write, or rw asked while another host has it), RP_EPERM (rw on a read-only
+ * device).
  */
 RP_EXTERN int rp_lun_present(struct rp_array *a, const char *id, const char *host, bool rw,
                              struct rp_error *err);
+/*
+ * Presents LUN @id read-write to @host as one of several writers that coordinate among
+ * themselves (an HA statefile every host of a pool writes its own slot of). Shared writers
+ * coexist only with shared writers: RP_EBUSY when another host has the LUN read-only or
+ * exclusively read-write; an exclusive rp_lun_present(rw) is refused while any shared writer
+ * remains. RP_EPERM on a read-only device.
+ */
+RP_EXTERN int rp_lun_present_shared(struct rp_array *a, const char *id, const char *host,
+                                    struct rp_error *err);
 /* Idempotent: unpresenting a LUN not presented to @host succeeds. */
 RP_EXTERN int rp_lun_unpresent(struct rp_array *a, const char *id, const char *host,
                                struct rp_error *err);
@@ -246,6 +256,7 @@ RP_EXTERN int rp_lun_unpresent(struct rp_array *a, const char *id, const char *h
 struct rp_presentation {
 	char host[RP_NAME_MAX];
 	bool rw;
+	bool shared; /* rw as one of several shared writers (rp_lun_present_shared) */
 };
 /*
  * Lists the hosts LUN @id is presented to, sorted by host. *out is owned by the caller
