@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -132,15 +133,16 @@ static int walk_write(int dst, const void *p, size_t len, uint64_t off, const ch
 }
 
 /*
- * Reads every data range of @src (holes are skipped: their sums stay 0), fills @sums and, when
- * @dst >= 0, writes the non-zero blocks to @dst at the same offsets.
+ * Reads every data range of @src in [@from, @to) (holes are skipped: their sums stay 0), fills
+ * the map's sums and, when @dst >= 0, writes the non-zero blocks to @dst at the same offsets.
+ * @from and @to are block-aligned (or @to is the object size).
  */
-static int csum_walk(int src, int dst, struct file_csum_map *m, const char *obj,
-                     struct rp_error *err)
+static int csum_walk_range(int src, int dst, struct file_csum_map *m, uint64_t from, uint64_t to,
+                           const char *obj, struct rp_error *err)
 {
-	uint64_t size = m->size;
+	uint64_t size = to;
 	char *buf = NULL;
-	uint64_t pos = 0;
+	uint64_t pos = from;
 	int rc = 0;
 
 	buf = rp_malloc(FILE_IO_BUF);
@@ -210,6 +212,61 @@ static int csum_walk(int src, int dst, struct file_csum_map *m, const char *obj,
 	}
 out:
 	rp_free(buf);
+	return rc;
+}
+
+/* The second half of a parallel walk (csum_walk). */
+struct csum_half {
+	int src, dst;
+	struct file_csum_map *m;
+	uint64_t from, to;
+	const char *obj;
+	struct rp_error err;
+	int rc;
+};
+
+static void *csum_half_main(void *arg)
+{
+	struct csum_half *h = arg;
+
+	rp_error_clear(&h->err);
+	h->rc = csum_walk_range(h->src, h->dst, h->m, h->from, h->to, h->obj, &h->err);
+	return NULL;
+}
+
+/*
+ * csum_walk_range over the whole object. From 1 GiB on, the two halves (split at a map chunk
+ * boundary, so the threads never touch the same `dirty` byte) run in two threads: a copy is
+ * bound by one core's copying into the page cache (read, hash, write), and two cores take a
+ * 1 GiB copy from ~265 to ~175 ms here (medians of 5). Both threads use the same descriptors:
+ * pread/pwrite carry their offsets, and lseek(SEEK_DATA/SEEK_HOLE) returns its result (the
+ * shared file position it also sets is never read).
+ */
+static int csum_walk(int src, int dst, struct file_csum_map *m, const char *obj,
+                     struct rp_error *err)
+{
+	const uint64_t chunk = (uint64_t)FILE_CSUM_CHUNK * FILE_BLOCK;
+	struct csum_half h;
+	pthread_t th;
+	uint64_t mid = m->size / 2 / chunk * chunk;
+	int rc;
+
+	if (mid == 0)
+		return csum_walk_range(src, dst, m, 0, m->size, obj, err);
+	(void)file_zero_block_hash(); /* initialised before the threads share it */
+	memset(&h, 0, sizeof(h));
+	h.src = src;
+	h.dst = dst;
+	h.m = m;
+	h.from = mid;
+	h.to = m->size;
+	h.obj = obj;
+	if (pthread_create(&th, NULL, csum_half_main, &h) != 0)
+		return csum_walk_range(src, dst, m, 0, m->size, obj, err);
+	rc = csum_walk_range(src, dst, m, 0, mid, obj, err);
+	(void)pthread_join(th, NULL);
+	if (rc == 0 && h.rc < 0)
+		rc = rp_error_set(err, h.rc, "%s", h.err.msg);
 	return rc;
 }
 

@@ -674,6 +674,51 @@ static void test_file__sparse_large_diff(void **state)
 	}
 }
 
+static void test_file__large_copy_halves(void **state)
+{
+	struct fx *f = *state;
+	/* From 1 GiB on a copy runs in two threads, split at 512 MiB (file_clone.c). */
+	const uint64_t size = 1024 * MIB + 3 * BLK + 100, mid = 512 * MIB;
+	const uint64_t at[] = { 0, mid - 8 * BLK, mid + 5 * BLK, 1000 * MIB, size - 100 };
+	char *w = malloc(64 * 1024), sa[40], sb[40];
+	struct collect c;
+	uint64_t i;
+	size_t k;
+
+	printf("checking a copy of a sparse 1 GiB object done in two halves: same data, exact "
+	       "diffs on both sides of the split\n");
+	assert_non_null(w);
+	assert_int_equal(OPS(f)->obj_create(f->a, "lun", size, E(f)), 0);
+	fill_random(w, 64 * 1024);
+	assert_int_equal(OPS(f)->write(f->a, "lun", at[0], w, 64 * 1024, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", at[1], w, 16 * BLK, E(f)), 0); /* across */
+	assert_int_equal(OPS(f)->write(f->a, "lun", at[3], w, BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", at[4], w, 100, E(f)), 0); /* partial block */
+	assert_int_equal(OPS(f)->clone(f->a, "lun", "snap", E(f)), 0);
+	assert_int_equal(OPS(f)->checksum(sa, f->a, "lun", E(f)), 0);
+	assert_int_equal(OPS(f)->checksum(sb, f->a, "snap", E(f)), 0);
+	assert_string_equal(sa, sb);
+	run_diff(f, "snap", "lun", &c, size);
+	assert_int_equal(c.calls, 0);
+	free(c.changed);
+	/* one block changed in each half, right next to the split */
+	fill_random(w, BLK);
+	assert_int_equal(OPS(f)->write(f->a, "lun", mid - BLK, w, BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", at[2], w, BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->clone(f->a, "lun", "snap2", E(f)), 0);
+	for (k = 0; k < 2; k++) {
+		run_diff(f, "snap", k ? "snap2" : "lun", &c, size);
+		for (i = 0; i < c.nblocks; i++)
+			assert_int_equal(c.changed[i],
+			                 i == (mid - BLK) / BLK || i == at[2] / BLK ? 1 : 0);
+		free(c.changed);
+	}
+	assert_int_equal(OPS(f)->checksum(sa, f->a, "lun", E(f)), 0);
+	assert_int_equal(OPS(f)->checksum(sb, f->a, "snap2", E(f)), 0);
+	assert_string_equal(sa, sb);
+	free(w);
+}
+
 static void test_file__many_extents(void **state)
 {
 	struct fx *f = *state;
@@ -787,6 +832,7 @@ int main(void)
 		T(test_file__rename_replaces),
 		T(test_file__stale_map_ignored),
 		T(test_file__sparse_large_diff),
+		T(test_file__large_copy_halves),
 		T(test_file__many_extents),
 		T(test_file__freeze),
 	};
