@@ -691,6 +691,105 @@ int sm_vdi_attach(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 }
 
 /* Presents the LUN to this host and starts the server; undoes both on failure. */
+/*
+ * XAPI's answer whether host @ref is gone: 1 when its host_metrics say it is not live or the
+ * ref is no longer a host (HANDLE_INVALID: removed from the pool), 0 when live, -1 when XAPI
+ * cannot tell (then nothing is taken over).
+ */
+static int host_gone(struct sm_xapi *x, const char *ref)
+{
+	xmlrpc_env env;
+	xmlrpc_value *p = NULL, *v = NULL;
+	struct sm_fault lf = { 0 };
+	const char *metrics = NULL;
+	xmlrpc_bool live = 1;
+	int rc = -1;
+
+	xmlrpc_env_init(&env);
+	p = xmlrpc_build_value(&env, "(s)", ref);
+	if (env.fault_occurred)
+		goto out;
+	if (sm_xapi_call(x, &v, "host.get_metrics", p, &lf) < 0) {
+		if (strstr(lf.msg, "HANDLE_INVALID"))
+			rc = 1;
+		goto out;
+	}
+	xmlrpc_read_string(&env, v, &metrics);
+	xmlrpc_DECREF(p);
+	xmlrpc_DECREF(v);
+	p = v = NULL;
+	if (env.fault_occurred)
+		goto out;
+	p = xmlrpc_build_value(&env, "(s)", metrics);
+	if (env.fault_occurred || sm_xapi_call(x, &v, "host_metrics.get_live", p, &lf) < 0)
+		goto out;
+	xmlrpc_read_bool(&env, v, &live);
+	if (!env.fault_occurred)
+		rc = live ? 0 : 1;
+out:
+	if (rc < 0 && lf.msg[0])
+		sm_log("host '%s': liveness unknown: %s", ref, lf.msg);
+	free((void *)metrics);
+	if (v)
+		xmlrpc_DECREF(v);
+	if (p)
+		xmlrpc_DECREF(p);
+	xmlrpc_env_clean(&env);
+	return rc;
+}
+
+/*
+ * Another host has LUN @dev_id and XAPI asks this host to write it. XAPI moves a VM's disks
+ * only once it holds the first host for gone (HA fenced it, or an admin reset the VM's power
+ * state after the host died), so XAPI's view decides: presentations of hosts XAPI reports not
+ * live (or no longer in the pool) are removed. Returns the number removed; 0 when any other
+ * host is live or unknown (identity not a host ref, no session, XAPI cannot tell): then the
+ * caller answers VDIInUse as before.
+ */
+static int take_over_dead_hosts(struct sm_ctx *ctx, const char *dev_id)
+{
+	struct rp_presentation *pr = NULL;
+	struct rp_error err = { 0 };
+	struct sm_fault lf = { 0 };
+	struct sm_xapi *x = NULL;
+	size_t n = 0, i, gone = 0, others = 0;
+	int rc = 0;
+
+	if (!ctx->call->session_ref || !*ctx->call->session_ref)
+		return 0;
+	if (rp_lun_presentations(&pr, &n, ctx->array, dev_id, &err) < 0)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (strcmp(pr[i].host, ctx->host) == 0)
+			continue;
+		others++;
+		if (strncmp(pr[i].host, "OpaqueRef:", 10) != 0)
+			goto out; /* not a XAPI host: cannot ask */
+		if (!x && sm_ctx_xapi(ctx, &x, &lf) < 0)
+			goto out;
+		if (host_gone(x, pr[i].host) != 1)
+			goto out;
+		gone++;
+	}
+	if (gone == 0 || gone != others)
+		goto out;
+	for (i = 0; i < n; i++) {
+		if (strcmp(pr[i].host, ctx->host) == 0)
+			continue;
+		if (rp_lun_unpresent(ctx->array, dev_id, pr[i].host, &err) < 0) {
+			sm_log("take-over of LUN '%s' from '%s' failed: %s", dev_id, pr[i].host,
+			       err.msg);
+			goto out;
+		}
+		sm_log("warning: LUN '%s' taken over from host '%s', which XAPI reports gone",
+		       dev_id, pr[i].host);
+		rc++;
+	}
+out:
+	rp_free(pr);
+	return rc;
+}
+
 static int activate(struct sm_ctx *ctx, bool rw, bool shared, struct sm_fault *f)
 {
 	struct rp_error err = { 0 };
@@ -705,6 +804,10 @@ static int activate(struct sm_ctx *ctx, bool rw, bool shared, struct sm_fault *f
 		return -1;
 	rc = shared ? rp_lun_present_shared(ctx->array, dev.id, ctx->host, &err)
 	            : rp_lun_present(ctx->array, dev.id, ctx->host, rw, &err);
+	if (rc == RP_EBUSY && !shared && take_over_dead_hosts(ctx, dev.id) > 0) {
+		rp_error_clear(&err);
+		rc = rp_lun_present(ctx->array, dev.id, ctx->host, rw, &err);
+	}
 	if (rc == RP_EBUSY)
 		return sm_fault_set(f, SM_VDI_IN_USE, "VDI '%s': %s", call_key(ctx->call), err.msg);
 	if (rc == RP_EPERM)

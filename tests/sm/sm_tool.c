@@ -194,6 +194,12 @@ int main(int argc, char **argv)
 			rc = fail("present", &err);
 		else
 			rc = 0;
+	} else if (strcmp(argv[1], "unpresent") == 0 && argc == 5) {
+		if (rp_lun_get(&dev, a, argv[3], &err) < 0 ||
+		    rp_lun_unpresent(a, dev.id, argv[4], &err) < 0)
+			rc = fail("unpresent", &err);
+		else
+			rc = 0;
 	} else if ((strcmp(argv[1], "failover") == 0 || strcmp(argv[1], "reverse") == 0) &&
 	           argc == 4) {
 		const char *groups[1] = { argv[3] };

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import xmlrpc.client
 
-from smtest import Env, check, done, parse, run_raw, tool, xapi_sim, xe
+from smtest import Env, check, done, luns, parse, run_raw, tool, xapi_sim, xe
 
 env = Env("datapath")
 x, X = env.sim()
@@ -113,6 +113,32 @@ check(True, "vdi_deactivate again and vdi_detach: idempotent")
 X.sm(srref, "vdi_attach", vdi=vref, args=["true"], host=hb)
 X.sm(srref, "vdi_activate", vdi=vref, args=["true"], host=hb)
 check(alive(server_pid(sock)), "after deactivate another host may activate read-write")
+# host-b dies with the VDI active; XAPI (HA, or an admin's vm-reset-powerstate) restarts the VM
+# on host-a: the presentation of a host XAPI reports not live is taken over, a live one is not.
+f = fails(X.sm, srref, "vdi_activate", vdi=vref, args=["true"])
+check(f is not None and f.code == "VDI_IN_USE", "host-b live: host-a's activation is VDI_IN_USE")
+x.set_host_live(hb, False)
+lun_id = luns(env.a, sr)[v]["id"]
+X.sm(srref, "vdi_activate", vdi=vref, args=["true"])
+with open(env.log) as fh:
+    smlog = fh.read()
+check("taken over from host '%s'" % hb in smlog,
+      "host-b not live: host-a's read-write activation takes the LUN over (SMlog says so)")
+x.set_host_live(hb, True)
+f = fails(X.sm, srref, "vdi_activate", vdi=vref, args=["true"], host=hb)
+check(f is not None and f.code == "VDI_IN_USE", "host-b back: its presentation is gone, VDI_IN_USE")
+X.sm(srref, "vdi_deactivate", vdi=vref)
+X.sm(srref, "vdi_detach", vdi=vref)
+tool("present", env.a, lun_id, "OpaqueRef:no-such-host", "rw")
+f = fails(X.sm, srref, "vdi_activate", vdi=vref, args=["true"])
+check(f is None, "a presentation to a host no longer in the pool (HANDLE_INVALID) is taken over"
+      " (%s)" % (f,))
+X.sm(srref, "vdi_deactivate", vdi=vref)
+tool("present", env.a, lun_id, "host:not-a-xapi-host", "rw")
+f = fails(X.sm, srref, "vdi_activate", vdi=vref, args=["true"])
+check(f is not None and f.code == "VDI_IN_USE",
+      "a holder XAPI cannot be asked about is never taken over: VDI_IN_USE")
+tool("unpresent", env.a, lun_id, "host:not-a-xapi-host")
 X.sm(srref, "vdi_deactivate", vdi=vref, host=hb)
 X.sm(srref, "vdi_detach", vdi=vref, host=hb)
 

@@ -99,7 +99,10 @@ CLASSES = {
         "uuid": "str", "name_label": "str", "name_description": "str", "hostname": "str",
         "address": "str", "enabled": "bool", "other_config": "map", "PBDs": "set",
         "resident_VMs": "set", "API_version_major": "int", "API_version_minor": "int",
-        "software_version": "map",
+        "software_version": "map", "metrics": "ref:host_metrics",
+    },
+    "host_metrics": {
+        "uuid": "str", "live": "bool", "other_config": "map",
     },
     "SR": {
         "uuid": "str", "name_label": "str", "name_description": "str",
@@ -794,6 +797,7 @@ class Xapi:
         db = self.db
         host = db.create("host", name_label=hostname, hostname=hostname, address="127.0.0.1",
                          enabled=True, API_version_major=2, API_version_minor=21,
+                         metrics=db.create("host_metrics", live=True),
                          software_version={"product_brand": "replun-xapi-sim",
                                            "xapi": "24.39"})
         db.create("pool", name_label="", master=host)
@@ -804,10 +808,15 @@ class Xapi:
         """A pool member (not the master) with its control domain."""
         host = self.db.create("host", name_label=hostname, hostname=hostname,
                               address="127.0.0.%d" % (len(self.db.all("host")) + 1), enabled=True,
-                              API_version_major=2, API_version_minor=21)
+                              API_version_major=2, API_version_minor=21,
+                              metrics=self.db.create("host_metrics", live=True))
         self.db.create("VM", name_label="Control domain on host: " + hostname,
                        power_state="Running", is_control_domain=True, resident_on=host)
         return host
+
+    def set_host_live(self, host, live):
+        """What xapi's heartbeat / HA monitor records: host_metrics.live of @host."""
+        self.db.set("host_metrics", self.db.field("host", host, "metrics"), "live", bool(live))
 
     def save(self, path=None):
         path = path or self.state_file
