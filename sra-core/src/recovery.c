@@ -136,7 +136,10 @@ int recovery_snapshot_take_from(struct model_snapshot *out, struct rp_array *a,
 	rc = recovery_drv_clone(a, src_obj, s.obj, err);
 	if (rc < 0)
 		return rc;
-	rc = model_snapshot_insert(a, &s, err);
+	/* durable (data, name) before the row that names it commits */
+	rc = model_obj_persist(a, s.obj, err);
+	if (rc == 0)
+		rc = model_snapshot_insert(a, &s, err);
 	if (rc < 0) {
 		(void)recovery_drv_delete(a, s.obj, NULL);
 		return rc;

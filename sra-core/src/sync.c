@@ -728,6 +728,13 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 	rp_error_clear(&fe);
 	if (fence_resume(fh, &fe) < 0)
 		rp_log(RP_LOG_WARNING, "sync session '%s': %s", c->row.id, fe.msg);
+	/*
+	 * Durable before a row names them (a resumed session copies from them, also after a power
+	 * loss): file and directory flushed, once the writers run again. On reflink arrays that is
+	 * a log force; a copy on a plain directory is written back here.
+	 */
+	for (i = 0; rc == 0 && i < p->n; i++)
+		rc = model_obj_persist(c->src, p->dev[i].snap_obj, err);
 	if (rc < 0)
 		goto undo;
 
@@ -1080,11 +1087,11 @@ static bool sync_use_rpcopy(const struct sync_ctx *c, const struct sync_dev *d)
 }
 
 /*
- * The recovery point's copy is written in pieces below the file array's write-back threshold
- * (1 MiB): like a ->clone it stays in the page cache, so its write-back does not compete with
- * the flush of the stage that the sync waits for.
+ * The recovery point's copy is flushed before its row commits, like the stage: it is written
+ * in pieces at or above the file array's write-back threshold (1 MiB) so its write-back starts
+ * during the copy instead of all at the end.
  */
-#define SYNC_RPCOPY_PIECE (512u << 10)
+#define SYNC_RPCOPY_PIECE (4u << 20)
 
 static int sync_rpcopy_write(struct sync_ctx *c, struct sync_dev *d, uint64_t off, const char *buf,
                              size_t len, struct rp_error *err)
@@ -1819,6 +1826,9 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 			rc = c->tgt->drv->ops->obj_rename(c->tgt->drv, d->rpcopy, obj, err);
 		else
 			rc = recovery_drv_clone(c->tgt, tdev[i].obj, obj, err);
+		/* the recovery point's data and both names durable before its row commits */
+		if (rc == 0)
+			rc = model_obj_persist(c->tgt, obj, err);
 		if (rc < 0)
 			goto out;
 	}
