@@ -259,31 +259,37 @@ def profile(plugin, docs, env, n=15):
             subprocess.run([plugin, docs[name]], env=env, capture_output=True)
         if name in CALLS_BACK:
             wait_relay(relay_dir)
-        e = dict(env, REPLUN_SM_TIMING="1")
-        phases, walls = {}, []
-        order = []
-        for _ in range(n):
-            t0 = time.monotonic()
-            p = subprocess.run([plugin, docs[name]], env=e, capture_output=True, text=True)
-            walls.append((time.monotonic() - t0) * 1000.0)
-            prev = 0.0
-            for line in p.stderr.splitlines():
-                if not line.startswith("ReplunSR timing:"):
-                    continue
-                f = line.split(None, 4)
-                t, what = float(f[2]), f[4]
-                if what not in phases:
-                    phases[what] = []
-                    order.append(what)
-                phases[what].append(t - prev)
-                prev = t
-        print("--- %s: phases over %d calls (ms since the previous mark: median / lowest)"
-              % (name, n), file=sys.stderr)
-        for what in order:
-            print("  %-45s %7.3f / %7.3f" % (what, statistics.median(phases[what]),
-                                             min(phases[what])), file=sys.stderr)
-        print("  %-45s %7.3f / %7.3f" % ("wall (as the caller sees it)", statistics.median(walls),
-                                         min(walls)), file=sys.stderr)
+        modes = [("relay warm", env)]
+        if name in CALLS_BACK:
+            modes.append(("in-process libcurl, REPLUN_XAPI_RELAY=0",
+                          dict(env, REPLUN_XAPI_RELAY="0")))
+        for mode, menv in modes:
+            e = dict(menv, REPLUN_SM_TIMING="1")
+            phases, walls = {}, []
+            order = []
+            for _ in range(n):
+                t0 = time.monotonic()
+                p = subprocess.run([plugin, docs[name]], env=e, capture_output=True, text=True)
+                walls.append((time.monotonic() - t0) * 1000.0)
+                prev = 0.0
+                for line in p.stderr.splitlines():
+                    if not line.startswith("ReplunSR timing:"):
+                        continue
+                    f = line.split(None, 4)
+                    t, what = float(f[2]), f[4]
+                    if what not in phases:
+                        phases[what] = []
+                        order.append(what)
+                    phases[what].append(t - prev)
+                    prev = t
+            print("--- %s, %s: phases over %d calls (ms since the previous mark: median / "
+                  "lowest)" % (name, mode, n), file=sys.stderr)
+            for what in order:
+                print("  %-45s %7.3f / %7.3f" % (what, statistics.median(phases[what]),
+                                                 min(phases[what])), file=sys.stderr)
+            print("  %-45s %7.3f / %7.3f" % ("wall (as the caller sees it)",
+                                             statistics.median(walls), min(walls)),
+                  file=sys.stderr)
         if shutil.which("strace"):
             p = subprocess.run(["strace", "-f", "-c", "-o", "/dev/stderr", plugin, docs[name]],
                                env=env, capture_output=True, text=True)
