@@ -350,6 +350,57 @@ static void add_time(xmlrpc_env *env, xmlrpc_value *a, const char *t)
 	}
 }
 
+/*
+ * After a failed VDI.db_introduce: whether XAPI already has the record it would have made (the
+ * same uuid, SR and location). 0 with *ref (a string value) when it does, -1 otherwise.
+ */
+static int vdi_already_introduced(struct sm_xapi *x, xmlrpc_value **ref, const struct sm_vdi_rec *v)
+{
+	xmlrpc_env env;
+	xmlrpc_value *p = NULL, *r = NULL, *got = NULL;
+	struct sm_fault lf = { 0 };
+	const char *s = NULL, *sr = NULL, *loc = NULL;
+	int rc = -1;
+
+	xmlrpc_env_init(&env);
+	p = xmlrpc_array_new(&env);
+	add_str(&env, p, v->uuid);
+	if (env.fault_occurred || sm_xapi_call(x, &r, "VDI.get_by_uuid", p, &lf) < 0)
+		goto out;
+	xmlrpc_read_string(&env, r, &s);
+	if (env.fault_occurred)
+		goto out;
+	xmlrpc_DECREF(p);
+	p = xmlrpc_array_new(&env);
+	add_str(&env, p, s);
+	if (env.fault_occurred || sm_xapi_call(x, &got, "VDI.get_SR", p, &lf) < 0)
+		goto out;
+	xmlrpc_read_string(&env, got, &sr);
+	xmlrpc_DECREF(got);
+	got = NULL;
+	if (env.fault_occurred || strcmp(sr, v->sr_ref) != 0 ||
+	    sm_xapi_call(x, &got, "VDI.get_location", p, &lf) < 0)
+		goto out;
+	xmlrpc_read_string(&env, got, &loc);
+	if (env.fault_occurred || strcmp(loc, v->location) != 0)
+		goto out;
+	*ref = r;
+	r = NULL;
+	rc = 0;
+out:
+	free((void *)s);
+	free((void *)sr);
+	free((void *)loc);
+	if (got)
+		xmlrpc_DECREF(got);
+	if (r)
+		xmlrpc_DECREF(r);
+	if (p)
+		xmlrpc_DECREF(p);
+	xmlrpc_env_clean(&env);
+	return rc;
+}
+
 int sm_xapi_vdi_introduce(struct sm_xapi *x, char **vdi_ref, const struct sm_vdi_rec *v,
                           struct sm_fault *f)
 {
@@ -382,8 +433,15 @@ int sm_xapi_vdi_introduce(struct sm_xapi *x, char **vdi_ref, const struct sm_vdi
 		sm_fault_set(f, SM_GENERAL, "building VDI.db_introduce: %s", env.fault_string);
 		goto out;
 	}
-	if (sm_xapi_call(x, &res, "VDI.db_introduce", p, f) < 0)
-		goto out;
+	if (sm_xapi_call(x, &res, "VDI.db_introduce", p, f) < 0) {
+		/* e.g. a retry after a relay lost mid-call: the first post may have landed */
+		if (vdi_already_introduced(x, &res, v) < 0)
+			goto out;
+		sm_log("VDI.db_introduce of '%s' failed (%s), but XAPI has the record: kept",
+		       v->uuid, f->msg);
+		f->code = 0;
+		f->msg[0] = '\0';
+	}
 	if (vdi_ref) {
 		const char *s = NULL;
 

@@ -777,6 +777,7 @@ class Xapi:
         self.db = Database()
         self.calls = []          # every XenAPI call: dict(method, params, ok, result/error)
         self.violations = []     # protocol violations by callers
+        self.lose_answer = set()  # methods whose next answer is lost after taking effect
         self.warnings = []       # things xapi would only log
         self.extra = {"attachments": {}}  # xe-front private state (VBD attach results)
         self.host_env = {}       # host ref -> environment of that host's plugin processes
@@ -1223,7 +1224,14 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?")[0] not in ("/", "/RPC2"):
             self.send_error(404)
             return
-        out = self.xapi.handle_xml(body.decode("utf-8", errors="replace")).encode()
+        text = body.decode("utf-8", errors="replace")
+        out = self.xapi.handle_xml(text).encode()
+        m = re.search(r"<methodName>\s*([^<\s]*)\s*</methodName>", text)
+        if m and m.group(1) in self.xapi.lose_answer:
+            # fault injection: the call took effect, its answer is lost (connection closed)
+            self.xapi.lose_answer.discard(m.group(1))
+            self.close_connection = True
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/xml")
         self.send_header("Content-Length", str(len(out)))
