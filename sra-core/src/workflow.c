@@ -136,6 +136,10 @@ struct wf_ops {
 	                  struct rp_error *e);
 	/* After the group, always (may be NULL): frees what group_pre kept in the wf. */
 	void (*group_done)(struct wf *w);
+	/* The workflow sets the direction of replication: a member of a group is refused when
+	 * asked alone (a group replicates one way; SRM names the group). Failover and
+	 * prepareFailover stay per device: SRM allows partial failovers. */
+	bool whole_groups;
 };
 
 struct rev_plan;
@@ -347,6 +351,13 @@ static int wf_device(struct wf *w, struct rp_result *res, size_t *cap, const cha
 	if (!workflow_name_matches(w->req->name_filter, d.name)) {
 		workflow_item_warn(it, RP_WARN_FILTERED, "device '%s' does not match '%s'", d.id,
 		                   w->req->name_filter);
+		return 0;
+	}
+	if (w->ops->whole_groups && d.group[0]) {
+		rp_error_set(&e, RP_EINVAL,
+		             "device '%s' belongs to consistency group '%s': %s it with its group",
+		             d.id, d.group, w->ops->name);
+		workflow_item_fail(it, &e, RP_EINVAL);
 		return 0;
 	}
 	w->g = NULL;
@@ -1835,11 +1846,13 @@ __attribute__((constructor)) static void workflow_register_recovery(void)
 
 static const struct wf_ops wf_prepare_reverse = {
 	.name = "prepareReverseReplication",
+	.whole_groups = true,
 	.group_pre = prepare_reverse_group,
 	.dev = prepare_reverse_dev,
 };
 static const struct wf_ops wf_reverse = {
 	.name = "reverseReplication",
+	.whole_groups = true,
 	.needs_peer = true,
 	.group_pre = reverse_group_pre,
 	.dev = reverse_any_dev,
@@ -2011,11 +2024,13 @@ static int restore_group_post(struct wf *w, struct model_group *g, struct rp_ite
 
 static const struct wf_ops wf_prepare_restore = {
 	.name = "prepareRestoreReplication",
+	.whole_groups = true,
 	.group_pre = prepare_restore_group,
 	.dev = prepare_restore_dev,
 };
 static const struct wf_ops wf_restore = {
 	.name = "restoreReplication",
+	.whole_groups = true,
 	.needs_peer = true,
 	.group_pre = restore_group_pre,
 	.dev = restore_dev,

@@ -1153,10 +1153,28 @@ static void test_wrong_state__each_workflow(void **state)
 	assert_int_equal(r->items[0].code, RP_ESTATE);
 	rp_result_free(r);
 	printf("# prepareRestore on a non-promoted target -> ALREADY_DONE (target already)\n");
-	r = run_wf(rp_prepare_restore, f->b, NULL, f->key1);
+	r = run_wf(rp_prepare_restore, f->b, "g1", NULL);
 	assert_all_ok(r);
-	assert_all_warn(r, RP_WARN_ALREADY_DONE);
+	for (size_t i = 0; i < r->n; i++)
+		if (!r->items[i].is_group)
+			assert_true(has_warning(&r->items[i], RP_WARN_ALREADY_DONE));
 	rp_result_free(r);
+	printf("# reverse / restore / their prepares of one member of a group -> RP_EINVAL\n");
+	r = run_wf(rp_reverse, f->b, NULL, f->key1);
+	assert_int_equal(r->items[0].code, RP_EINVAL);
+	assert_non_null(strstr(r->items[0].msg, "g1"));
+	rp_result_free(r);
+	r = run_wf(rp_prepare_reverse, f->b, NULL, f->key1);
+	assert_int_equal(r->items[0].code, RP_EINVAL);
+	rp_result_free(r);
+	r = run_wf(rp_restore, f->a, NULL, f->lun1);
+	assert_int_equal(r->items[0].code, RP_EINVAL);
+	rp_result_free(r);
+	r = run_wf(rp_prepare_restore, f->b, NULL, f->key1);
+	assert_int_equal(r->items[0].code, RP_EINVAL);
+	rp_result_free(r);
+	dev_state(f->a, f->lun1, RP_DEV_SOURCE, false);
+	dev_state(f->b, f->key1, RP_DEV_TARGET, true);
 }
 
 static void test_filter__name_prefix(void **state)
