@@ -18,6 +18,7 @@
 #ifndef REPLUN_SM_RELAY_H
 #define REPLUN_SM_RELAY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -69,5 +70,19 @@ int sm_relay_dir(char *out, size_t len);
 /* 0 when @dir is a directory (not a link) owned by the effective uid with no group/other
  * access; else -1 with the reason in @why. */
 int sm_relay_dir_check(const char *dir, char *why, size_t len);
+
+/*
+ * Shared by both XenAPI transports (the relay's POST and ReplunSR's in-process one): the answer
+ * body as libcurl's write callback collects it (NUL-terminated, malloc'ed; more than
+ * SM_RELAY_FIELD_MAX stops the transfer with @toobig set), and the check that a value from the
+ * call may go into an HTTP header (no control characters).
+ */
+struct sm_http_body {
+	char *p;
+	size_t len;
+	bool toobig;
+};
+size_t sm_http_body_write(char *data, size_t size, size_t nmemb, void *body);
+bool sm_http_header_safe(const char *s);
 
 #endif

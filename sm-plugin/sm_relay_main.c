@@ -75,45 +75,11 @@ static void relay_log(const char *fmt, ...)
 	pthread_mutex_unlock(&relay_log_mu);
 }
 
-struct relay_body {
-	char *p;
-	size_t len;
-	bool toobig;
-};
-
-static size_t relay_body_write(char *data, size_t size, size_t nmemb, void *payload)
-{
-	struct relay_body *b = payload;
-	size_t n = size * nmemb;
-	char *np;
-
-	if (b->len + n > SM_RELAY_FIELD_MAX) {
-		b->toobig = true;
-		return 0;
-	}
-	np = realloc(b->p, b->len + n + 1);
-	if (!np)
-		return 0;
-	b->p = np;
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-	return n;
-}
-
-/* A header value must not split the request (ReplunSR checks too). */
-static bool relay_header_safe(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20)
-			return false;
-	return true;
-}
-
 /* POSTs the REQ @rq; answers RESULT on @fd. -1 when the client is gone. */
 static int relay_post(int fd, CURL *c, const struct sm_relay_frame *rq)
 {
 	struct curl_slist *h = NULL;
-	struct relay_body b = { 0 };
+	struct sm_http_body b = { 0 };
 	char errbuf[CURL_ERROR_SIZE] = "", hdr[600], code[32];
 	const char *f[2];
 	size_t len[2];
@@ -123,7 +89,7 @@ static int relay_post(int fd, CURL *c, const struct sm_relay_frame *rq)
 
 	h = curl_slist_append(h, "Content-Type: text/xml");
 	h = curl_slist_append(h, "Expect:");
-	if (rq->len[1] && rq->len[1] < 500 && relay_header_safe(rq->f[1])) {
+	if (rq->len[1] && rq->len[1] < 500 && sm_http_header_safe(rq->f[1])) {
 		(void)snprintf(hdr, sizeof(hdr), "Subtask-of: %s", rq->f[1]);
 		h = curl_slist_append(h, hdr);
 	}
@@ -138,7 +104,7 @@ static int relay_post(int fd, CURL *c, const struct sm_relay_frame *rq)
 	(void)curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	(void)curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->f[2]);
 	(void)curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)rq->len[2]);
-	(void)curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, relay_body_write);
+	(void)curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sm_http_body_write);
 	(void)curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	cc = h ? curl_easy_perform(c) : CURLE_OUT_OF_MEMORY;
 	if (cc != CURLE_OK) {

@@ -227,3 +227,31 @@ int sm_relay_dir_check(const char *dir, char *why, size_t len)
 	}
 	return 0;
 }
+
+size_t sm_http_body_write(char *data, size_t size, size_t nmemb, void *body)
+{
+	struct sm_http_body *b = body;
+	size_t n = size * nmemb;
+	char *np;
+
+	if (b->len + n > SM_RELAY_FIELD_MAX) {
+		b->toobig = true;
+		return 0;
+	}
+	np = realloc(b->p, b->len + n + 1);
+	if (!np)
+		return 0;
+	b->p = np;
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return n;
+}
+
+bool sm_http_header_safe(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20)
+			return false;
+	return true;
+}

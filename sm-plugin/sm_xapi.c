@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "sm.h"
+#include "sm_relay.h"
 
 struct sm_xapi {
 	CURL *curl;
@@ -18,41 +19,6 @@ struct sm_xapi {
 	char subtask[500]; /* Subtask-of header value, "" = none */
 	char errbuf[CURL_ERROR_SIZE];
 };
-
-struct body {
-	char *p;
-	size_t len;
-	bool toobig;
-};
-
-static size_t body_write(char *data, size_t size, size_t nmemb, void *payload)
-{
-	struct body *b = payload;
-	size_t n = size * nmemb;
-	char *np;
-
-	if (b->len + n > SM_XML_MAX) {
-		b->toobig = true;
-		return 0;
-	}
-	np = rp_realloc(b->p, b->len + n + 1);
-	if (!np)
-		return 0;
-	b->p = np;
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return n;
-}
-
-/* Header values from the call must not split the request. */
-static bool header_safe(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20)
-			return false;
-	return true;
-}
 
 /* The in-process transport: libcurl, loaded now if the prefetch has not done it. */
 static int xapi_curl_setup(struct sm_xapi *x, struct sm_fault *f)
@@ -82,7 +48,7 @@ static int xapi_curl_setup(struct sm_xapi *x, struct sm_fault *f)
 	(void)sm_curl.easy_setopt(x->curl, CURLOPT_CONNECTTIMEOUT, 10L);
 	(void)sm_curl.easy_setopt(x->curl, CURLOPT_TIMEOUT, 600L);
 	(void)sm_curl.easy_setopt(x->curl, CURLOPT_NOSIGNAL, 1L);
-	(void)sm_curl.easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, body_write);
+	(void)sm_curl.easy_setopt(x->curl, CURLOPT_WRITEFUNCTION, sm_http_body_write);
 	return 0;
 }
 
@@ -102,7 +68,8 @@ int sm_xapi_open(struct sm_xapi **out, const char *session_ref, const char *subt
 		sm_fault_set(f, SM_API_SESSION, "XAPI socket path too long");
 		goto fail;
 	}
-	if (subtask_of && *subtask_of && header_safe(subtask_of) && strlen(subtask_of) < 500)
+	if (subtask_of && *subtask_of && sm_http_header_safe(subtask_of) &&
+	    strlen(subtask_of) < 500)
 		rp_strlcpy(x->subtask, subtask_of, sizeof(x->subtask));
 	x->session = rp_strdup(session_ref);
 	if (!x->session) {
@@ -165,7 +132,7 @@ out:
 }
 
 /* POSTs @req with libcurl in this process (no relay). */
-static int xapi_perform(struct sm_xapi *x, long *http, struct body *b, const char *method,
+static int xapi_perform(struct sm_xapi *x, long *http, struct sm_http_body *b, const char *method,
                         xmlrpc_mem_block *req, struct sm_fault *f)
 {
 	CURLcode cc;
@@ -192,7 +159,7 @@ int sm_xapi_call(struct sm_xapi *x, xmlrpc_value **out, const char *method, xmlr
 	xmlrpc_env env;
 	xmlrpc_value *all = NULL, *sess = NULL, *res = NULL, *val = NULL;
 	xmlrpc_mem_block *req = NULL;
-	struct body b = { 0 };
+	struct sm_http_body b = { 0 };
 	const char *fstr = NULL;
 	char *status = NULL;
 	char detail[600];

@@ -154,6 +154,32 @@ static void test_sm_relay_wire__dir_check(void **state)
 	rmdir(base);
 }
 
+static void test_sm_relay_wire__http_body_and_headers(void **state)
+{
+	struct sm_http_body b = { 0 };
+	char big[4096];
+
+	(void)state;
+	printf("# the answer body grows chunk by chunk and stays NUL-terminated\n");
+	assert_int_equal(sm_http_body_write((char *)"<methodResponse>", 1, 16, &b), 16);
+	assert_int_equal(sm_http_body_write((char *)"</methodResponse>", 17, 1, &b), 17);
+	assert_int_equal(b.len, 33);
+	assert_string_equal(b.p, "<methodResponse></methodResponse>");
+	assert_false(b.toobig);
+	printf("# past SM_RELAY_FIELD_MAX the transfer stops (0 written), nothing appended\n");
+	memset(big, 'x', sizeof(big));
+	b.len = SM_RELAY_FIELD_MAX - 100;
+	assert_int_equal(sm_http_body_write(big, 1, sizeof(big), &b), 0);
+	assert_true(b.toobig);
+	assert_int_equal(b.len, SM_RELAY_FIELD_MAX - 100);
+	free(b.p);
+	printf("# header values: printable passes, CR/LF/TAB and other controls do not\n");
+	assert_true(sm_http_header_safe("OpaqueRef:2b7a1c1e-task"));
+	assert_true(sm_http_header_safe(""));
+	assert_false(sm_http_header_safe("a\r\nX-Injected: 1"));
+	assert_false(sm_http_header_safe("a\tb"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -162,6 +188,7 @@ int main(void)
 		cmocka_unit_test(test_sm_relay_wire__times_out),
 		cmocka_unit_test(test_sm_relay_wire__identity_follows_the_file),
 		cmocka_unit_test(test_sm_relay_wire__dir_check),
+		cmocka_unit_test(test_sm_relay_wire__http_body_and_headers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
