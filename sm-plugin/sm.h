@@ -204,6 +204,13 @@ void sm_xapi_close(struct sm_xapi *x);
  */
 int sm_xapi_call(struct sm_xapi *x, xmlrpc_value **out, const char *method, xmlrpc_value *params,
                  struct sm_fault *f);
+/* sm_xapi_call with @n string arguments after the session (refs, uuids, decimal int64s). */
+int sm_xapi_call_strs(struct sm_xapi *x, xmlrpc_value **out, const char *method,
+                      const char *const *args, size_t n, struct sm_fault *f);
+/* @method(session, @arg) whose Value is a string (a ref, a field): *out owned by the caller
+ * (rp_free). Fault 153 (APIFailure) when the Value is not a string. */
+int sm_xapi_get_str(struct sm_xapi *x, const char *method, const char *arg, char **out,
+                    struct sm_fault *f);
 
 /* A VDI as XAPI's VDI.db_introduce wants it. */
 struct sm_vdi_rec {

@@ -699,29 +699,21 @@ int sm_vdi_attach(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 static int host_gone(struct sm_xapi *x, const char *ref)
 {
 	xmlrpc_env env;
-	xmlrpc_value *p = NULL, *v = NULL;
+	xmlrpc_value *v = NULL;
 	struct sm_fault lf = { 0 };
-	const char *metrics = NULL;
+	char *metrics = NULL;
+	const char *arg;
 	xmlrpc_bool live = 1;
 	int rc = -1;
 
 	xmlrpc_env_init(&env);
-	p = xmlrpc_build_value(&env, "(s)", ref);
-	if (env.fault_occurred)
-		goto out;
-	if (sm_xapi_call(x, &v, "host.get_metrics", p, &lf) < 0) {
+	if (sm_xapi_get_str(x, "host.get_metrics", ref, &metrics, &lf) < 0) {
 		if (strstr(lf.msg, "HANDLE_INVALID"))
 			rc = 1;
 		goto out;
 	}
-	xmlrpc_read_string(&env, v, &metrics);
-	xmlrpc_DECREF(p);
-	xmlrpc_DECREF(v);
-	p = v = NULL;
-	if (env.fault_occurred)
-		goto out;
-	p = xmlrpc_build_value(&env, "(s)", metrics);
-	if (env.fault_occurred || sm_xapi_call(x, &v, "host_metrics.get_live", p, &lf) < 0)
+	arg = metrics;
+	if (sm_xapi_call_strs(x, &v, "host_metrics.get_live", &arg, 1, &lf) < 0)
 		goto out;
 	xmlrpc_read_bool(&env, v, &live);
 	if (!env.fault_occurred)
@@ -729,11 +721,9 @@ static int host_gone(struct sm_xapi *x, const char *ref)
 out:
 	if (rc < 0 && lf.msg[0])
 		sm_log("host '%s': liveness unknown: %s", ref, lf.msg);
-	free((void *)metrics);
+	rp_free(metrics);
 	if (v)
 		xmlrpc_DECREF(v);
-	if (p)
-		xmlrpc_DECREF(p);
 	xmlrpc_env_clean(&env);
 	return rc;
 }

@@ -103,17 +103,12 @@ static void sr_names(struct sm_ctx *ctx, char **name, char **desc)
 {
 	struct sm_fault f = { 0 };
 	struct sm_xapi *x = NULL;
-	xmlrpc_env env;
-	xmlrpc_value *p = NULL, *s = NULL, *rec = NULL;
+	xmlrpc_value *rec = NULL;
+	const char *sr_ref = ctx->call->sr_ref;
 
 	*name = *desc = NULL;
-	xmlrpc_env_init(&env);
-	if (!ctx->call->sr_ref || sm_ctx_xapi(ctx, &x, &f) < 0)
-		goto out;
-	p = xmlrpc_array_new(&env);
-	s = xmlrpc_string_new(&env, ctx->call->sr_ref);
-	xmlrpc_array_append_item(&env, p, s);
-	if (env.fault_occurred || sm_xapi_call(x, &rec, "SR.get_record", p, &f) < 0)
+	if (!sr_ref || sm_ctx_xapi(ctx, &x, &f) < 0 ||
+	    sm_xapi_call_strs(x, &rec, "SR.get_record", &sr_ref, 1, &f) < 0)
 		goto out;
 	*name = sm_struct_get_str(rec, "name_label");
 	*desc = sm_struct_get_str(rec, "name_description");
@@ -122,11 +117,6 @@ out:
 		sm_log("warning: SR name not read from XAPI: %s", f.msg);
 	if (rec)
 		xmlrpc_DECREF(rec);
-	if (s)
-		xmlrpc_DECREF(s);
-	if (p)
-		xmlrpc_DECREF(p);
-	xmlrpc_env_clean(&env);
 }
 
 /* Applies device_config:rpo to the group, keeping its retention. */

@@ -560,30 +560,20 @@ int sm_vdi_update(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 	struct rp_error err = { 0 };
 	struct rp_device dev;
 	struct sm_xapi *x = NULL;
-	xmlrpc_env env;
-	xmlrpc_value *p = NULL, *s = NULL, *rec = NULL;
+	xmlrpc_value *rec = NULL;
 	char *name = NULL, *desc = NULL;
 	const char *keys[2] = { "vdi.name_label", "vdi.name_description" };
-	const char *vals[2];
+	const char *vals[2], *vdi_ref = c->vdi_ref;
 	int rc = -1;
 
-	xmlrpc_env_init(&env);
 	if (sm_vdi_lun(ctx, &dev, f) < 0)
 		goto out;
 	if (!c->vdi_ref || !*c->vdi_ref || !c->session_ref) {
 		rc = 0; /* nothing to read the record with: the metadata stays */
 		goto done;
 	}
-	if (sm_ctx_xapi(ctx, &x, f) < 0)
-		goto out;
-	p = xmlrpc_array_new(&env);
-	s = xmlrpc_string_new(&env, c->vdi_ref);
-	xmlrpc_array_append_item(&env, p, s);
-	if (env.fault_occurred) {
-		sm_fault_set(f, SM_GENERAL, "xml-rpc: %s", env.fault_string);
-		goto out;
-	}
-	if (sm_xapi_call(x, &rec, "VDI.get_record", p, f) < 0)
+	if (sm_ctx_xapi(ctx, &x, f) < 0 ||
+	    sm_xapi_call_strs(x, &rec, "VDI.get_record", &vdi_ref, 1, f) < 0)
 		goto out;
 	name = sm_struct_get_str(rec, "name_label");
 	desc = sm_struct_get_str(rec, "name_description");
@@ -601,11 +591,6 @@ out:
 	rp_free(desc);
 	if (rec)
 		xmlrpc_DECREF(rec);
-	if (s)
-		xmlrpc_DECREF(s);
-	if (p)
-		xmlrpc_DECREF(p);
-	xmlrpc_env_clean(&env);
 	return rc;
 }
 

@@ -317,54 +317,76 @@ static void add_time(xmlrpc_env *env, xmlrpc_value *a, const char *t)
 	}
 }
 
-/*
- * After a failed VDI.db_introduce: whether XAPI already has the record it would have made (the
- * same uuid, SR and location). 0 with *ref (a string value) when it does, -1 otherwise.
- */
-static int vdi_already_introduced(struct sm_xapi *x, xmlrpc_value **ref, const struct sm_vdi_rec *v)
+int sm_xapi_call_strs(struct sm_xapi *x, xmlrpc_value **out, const char *method,
+                      const char *const *args, size_t n, struct sm_fault *f)
 {
 	xmlrpc_env env;
-	xmlrpc_value *p = NULL, *r = NULL, *got = NULL;
-	struct sm_fault lf = { 0 };
-	const char *s = NULL, *sr = NULL, *loc = NULL;
+	xmlrpc_value *p;
+	size_t i;
 	int rc = -1;
 
 	xmlrpc_env_init(&env);
 	p = xmlrpc_array_new(&env);
-	add_str(&env, p, v->uuid);
-	if (env.fault_occurred || sm_xapi_call(x, &r, "VDI.get_by_uuid", p, &lf) < 0)
-		goto out;
-	xmlrpc_read_string(&env, r, &s);
-	if (env.fault_occurred)
-		goto out;
-	xmlrpc_DECREF(p);
-	p = xmlrpc_array_new(&env);
-	add_str(&env, p, s);
-	if (env.fault_occurred || sm_xapi_call(x, &got, "VDI.get_SR", p, &lf) < 0)
-		goto out;
-	xmlrpc_read_string(&env, got, &sr);
-	xmlrpc_DECREF(got);
-	got = NULL;
-	if (env.fault_occurred || strcmp(sr, v->sr_ref) != 0 ||
-	    sm_xapi_call(x, &got, "VDI.get_location", p, &lf) < 0)
-		goto out;
-	xmlrpc_read_string(&env, got, &loc);
-	if (env.fault_occurred || strcmp(loc, v->location) != 0)
-		goto out;
-	*ref = r;
-	r = NULL;
-	rc = 0;
-out:
-	free((void *)s);
-	free((void *)sr);
-	free((void *)loc);
-	if (got)
-		xmlrpc_DECREF(got);
-	if (r)
-		xmlrpc_DECREF(r);
+	for (i = 0; i < n && !env.fault_occurred; i++)
+		add_str(&env, p, args[i]);
+	if (!env.fault_occurred)
+		rc = sm_xapi_call(x, out, method, p, f);
+	else
+		sm_fault_set(f, SM_GENERAL, "building %s: %s", method, env.fault_string);
 	if (p)
 		xmlrpc_DECREF(p);
 	xmlrpc_env_clean(&env);
+	return rc;
+}
+
+int sm_xapi_get_str(struct sm_xapi *x, const char *method, const char *arg, char **out,
+                    struct sm_fault *f)
+{
+	xmlrpc_env env;
+	xmlrpc_value *v = NULL;
+	const char *s = NULL;
+	int rc = -1;
+
+	*out = NULL;
+	if (sm_xapi_call_strs(x, &v, method, &arg, 1, f) < 0)
+		return -1;
+	xmlrpc_env_init(&env);
+	if (xmlrpc_value_type(v) == XMLRPC_TYPE_STRING)
+		xmlrpc_read_string(&env, v, &s);
+	if (!s || env.fault_occurred)
+		sm_fault_set(f, SM_API_FAILURE, "%s: answer is not a string", method);
+	else if (!(*out = rp_strdup(s)))
+		sm_fault_set(f, SM_GENERAL, "out of memory");
+	else
+		rc = 0;
+	free((void *)s);
+	xmlrpc_DECREF(v);
+	xmlrpc_env_clean(&env);
+	return rc;
+}
+
+/*
+ * After a failed VDI.db_introduce: whether XAPI already has the record it would have made (the
+ * same uuid, SR and location). 0 with *ref (owned by the caller) when it does, -1 otherwise.
+ */
+static int vdi_already_introduced(struct sm_xapi *x, char **ref, const struct sm_vdi_rec *v)
+{
+	struct sm_fault lf = { 0 };
+	char *sr = NULL, *loc = NULL;
+	int rc = -1;
+
+	if (sm_xapi_get_str(x, "VDI.get_by_uuid", v->uuid, ref, &lf) < 0)
+		return -1;
+	if (sm_xapi_get_str(x, "VDI.get_SR", *ref, &sr, &lf) == 0 && strcmp(sr, v->sr_ref) == 0 &&
+	    sm_xapi_get_str(x, "VDI.get_location", *ref, &loc, &lf) == 0 &&
+	    strcmp(loc, v->location) == 0)
+		rc = 0;
+	rp_free(sr);
+	rp_free(loc);
+	if (rc < 0) {
+		rp_free(*ref);
+		*ref = NULL;
+	}
 	return rc;
 }
 
@@ -401,13 +423,21 @@ int sm_xapi_vdi_introduce(struct sm_xapi *x, char **vdi_ref, const struct sm_vdi
 		goto out;
 	}
 	if (sm_xapi_call(x, &res, "VDI.db_introduce", p, f) < 0) {
+		char *known = NULL;
+
 		/* e.g. a retry after a relay lost mid-call: the first post may have landed */
-		if (vdi_already_introduced(x, &res, v) < 0)
+		if (vdi_already_introduced(x, &known, v) < 0)
 			goto out;
 		sm_log("VDI.db_introduce of '%s' failed (%s), but XAPI has the record: kept",
 		       v->uuid, f->msg);
 		f->code = 0;
 		f->msg[0] = '\0';
+		if (vdi_ref)
+			*vdi_ref = known;
+		else
+			rp_free(known);
+		rc = 0;
+		goto out;
 	}
 	if (vdi_ref) {
 		const char *s = NULL;
@@ -429,61 +459,22 @@ out:
 
 int sm_xapi_vdi_forget(struct sm_xapi *x, const char *vdi_ref, struct sm_fault *f)
 {
-	xmlrpc_env env;
-	xmlrpc_value *p;
-	int rc = -1;
-
-	xmlrpc_env_init(&env);
-	p = xmlrpc_array_new(&env);
-	add_str(&env, p, vdi_ref);
-	if (!env.fault_occurred)
-		rc = sm_xapi_call(x, NULL, "VDI.db_forget", p, f);
-	else
-		sm_fault_set(f, SM_GENERAL, "building VDI.db_forget: %s", env.fault_string);
-	if (p)
-		xmlrpc_DECREF(p);
-	xmlrpc_env_clean(&env);
-	return rc;
+	return sm_xapi_call_strs(x, NULL, "VDI.db_forget", &vdi_ref, 1, f);
 }
 
 int sm_xapi_set_int(struct sm_xapi *x, const char *method, const char *ref, uint64_t value,
                     struct sm_fault *f)
 {
-	xmlrpc_env env;
-	xmlrpc_value *p;
-	int rc = -1;
+	char buf[32];
 
-	xmlrpc_env_init(&env);
-	p = xmlrpc_array_new(&env);
-	add_str(&env, p, ref);
-	add_u64(&env, p, value);
-	if (!env.fault_occurred)
-		rc = sm_xapi_call(x, NULL, method, p, f);
-	else
-		sm_fault_set(f, SM_GENERAL, "building %s: %s", method, env.fault_string);
-	if (p)
-		xmlrpc_DECREF(p);
-	xmlrpc_env_clean(&env);
-	return rc;
+	(void)snprintf(buf, sizeof(buf), "%llu", (unsigned long long)value);
+	return sm_xapi_set_str(x, method, ref, buf, f);
 }
 
 int sm_xapi_set_str(struct sm_xapi *x, const char *method, const char *ref, const char *value,
                     struct sm_fault *f)
 {
-	xmlrpc_env env;
-	xmlrpc_value *p;
-	int rc = -1;
+	const char *args[2] = { ref, value };
 
-	xmlrpc_env_init(&env);
-	p = xmlrpc_array_new(&env);
-	add_str(&env, p, ref);
-	add_str(&env, p, value);
-	if (!env.fault_occurred)
-		rc = sm_xapi_call(x, NULL, method, p, f);
-	else
-		sm_fault_set(f, SM_GENERAL, "building %s: %s", method, env.fault_string);
-	if (p)
-		xmlrpc_DECREF(p);
-	xmlrpc_env_clean(&env);
-	return rc;
+	return sm_xapi_call_strs(x, NULL, method, args, 2, f);
 }
