@@ -33,6 +33,15 @@ def wait_relay(old=None, timeout=5.0):
     return pid
 
 
+def exits(proc, timeout):
+    """Whether the child @proc exits within @timeout seconds."""
+    try:
+        proc.wait(timeout=timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
 def smlog():
     try:
         with open(env.log) as f:
@@ -191,12 +200,7 @@ n = len(stub.calls)
 r, secs, me = replay()
 check(r[0] == "ok" and posted_by(n) == [me],
       "other build: not used, the plugin posted itself (%s)" % (posted_by(n),))
-try:
-    op.wait(timeout=5)
-    gone = True
-except subprocess.TimeoutExpired:
-    gone = False
-check(gone, "the relay of another build exited when told")
+check(exits(op, 5), "the relay of another build exited when told")
 pid = wait_relay(old=op.pid)
 check(pid is not None and os.path.realpath("/proc/%d/exe" % pid) == os.path.realpath(RELAY),
       "the right relay was started instead")
@@ -212,24 +216,14 @@ stray.append(op.pid)
 wait_relay(old=pid)
 shutil.copy2(RELAY, other + ".new")
 os.rename(other + ".new", other)
-try:
-    op.wait(timeout=10)
-    gone = True
-except subprocess.TimeoutExpired:
-    gone = False
-check(gone, "a relay whose binary was replaced exits")
+check(exits(op, 10), "a relay whose binary was replaced exits")
 
 # --- idle timeout -----------------------------------------------------------------------------
 op = subprocess.Popen([RELAY], env=dict(base_env, REPLUN_XAPI_RELAY_IDLE_S="1"),
                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                       stderr=subprocess.DEVNULL)
 stray.append(op.pid)
-try:
-    op.wait(timeout=10)
-    gone = True
-except subprocess.TimeoutExpired:
-    gone = False
-check(gone, "a relay idle for REPLUN_XAPI_RELAY_IDLE_S=1 exits")
+check(exits(op, 10), "a relay idle for REPLUN_XAPI_RELAY_IDLE_S=1 exits")
 check(not os.path.exists(os.path.join(rdir, "relay.sock")), "... removing its socket")
 
 # --- socket directory with the wrong mode / owner: not used, no relay started -----------------

@@ -347,6 +347,12 @@ def encode_record(cls, rec):
 _TOK = re.compile(r'\s*(?:(\()|(\))|(=|<>)|"((?:[^"\\]|\\.)*)"|([A-Za-z_]+))')
 
 
+def field_text(v):
+    """A field's value as XAPI's where-expressions and xe's filters compare it: true/false for
+    booleans, str() for the rest."""
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
 def where_filter(expr):
     toks, pos = [], 0
     expr = expr.strip()
@@ -398,8 +404,7 @@ def where_filter(expr):
                 raise Failure("INTERNAL_ERROR", "Expression parse error: %s" % expr)
 
             def test(r, f=f[1], op=op[1], v=v[1]):
-                x = r.get(f)
-                x = ("true" if x else "false") if isinstance(x, bool) else str(x)
+                x = field_text(r.get(f))
                 return (x == v) if op == "=" else (x != v)
 
             return test
