@@ -11,6 +11,7 @@ results=$build/bench-results.md
 bin=$build/bin/bench_arrays
 sync_bin=$build/bin/bench_sync
 [ -x "$bin" ] || { echo "bench_arrays not built in $build (cmake --build $build)"; exit 1; }
+. "$here/../tests/lib/loopfs.sh"
 # Runs the driver benchmarks and, when built, the engine's sync on directory $1 labelled $2.
 run_arrays() {
 	"$bin" "$1" "$2" | out
@@ -22,12 +23,8 @@ run_arrays() {
 }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/replun-bench-XXXXXX")
-loop=""
 cleanup() {
-	if mountpoint -q "$work/xfs" 2>/dev/null; then
-		umount "$work/xfs" || umount -l "$work/xfs" || true
-	fi
-	if [ -n "$loop" ]; then losetup -d "$loop" 2>/dev/null || true; fi
+	loopfs_umount "$work/xfs"
 	rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -56,17 +53,10 @@ sync "$work/warm"
 rm -f "$work/warm"
 
 # Loop-mounted xfs with reflink (sparse 16 GiB image on the same disk).
-if [ "$(id -u)" -eq 0 ] && command -v mkfs.xfs >/dev/null && [ -e /dev/loop-control ]; then
-	truncate -s 16G "$work/xfs.img"
-	loop=$(losetup -f --show "$work/xfs.img")
-	mkfs.xfs -q -f -m reflink=1 "$loop"
-	mkdir "$work/xfs"
-	mount "$loop" "$work/xfs"
+if loopfs_usable xfs >/dev/null; then
+	loopfs_mount xfs 16G "$work/xfs.img" "$work/xfs"
 	run_arrays "$work/xfs" "xfs on loop (reflink=1)"
-	umount "$work/xfs"
-	losetup -d "$loop"
-	loop=""
-	rm -f "$work/xfs.img"
+	loopfs_umount "$work/xfs"
 else
 	echo "SKIPPED xfs: needs root, mkfs.xfs and loop devices" | out
 fi

@@ -21,7 +21,6 @@
 #define REPS 5
 #define SNAP_REPS 5
 
-static const char *label = "?";
 static struct array *src_arr, *dst_arr;
 
 static void obj_path(char *buf, size_t len, struct array *a, const char *obj)
@@ -253,19 +252,8 @@ static double full_mover(const char *src, uint64_t *moved, bool verify)
 /* cp of the same file on the same disk, also fsynced. */
 static double full_cp(const char *src, const char *dst)
 {
-	char *cp[] = { "cp", "--reflink=never", "--sparse=auto", (char *)src, (char *)dst, NULL };
-	double t0, t;
-
-	(void)unlink(dst);
 	warm_path(src);
-	settle();
-	t0 = now_ms();
-	(void)run_cmd(cp);
-	fsync_path(dst);
-	t = now_ms() - t0;
-	(void)unlink(dst);
-	unsettle();
-	return t;
+	return cp_round(src, dst);
 }
 
 static void bench_full(void)
@@ -297,13 +285,9 @@ static void bench_full(void)
 	printf("| method | median of %d (all runs) | MB/s | bytes moved (%% of LUN) |\n", REPS);
 	printf("|---|---|---|---|\n");
 	{
-		double a[REPS], b[REPS], mm, mc;
+		double mm = median_of(tm, REPS), mc = median_of(tc, REPS);
 		char rb[128];
 
-		memcpy(a, tm, sizeof(a));
-		memcpy(b, tc, sizeof(b));
-		mm = median(a, REPS);
-		mc = median(b, REPS);
 		printf("| replun mover (changed_extents(NULL) + read/write 4 MiB + fsync) | **%.0f "
 		       "ms** "
 		       "(%s) | %.0f | %llu (%.1f%%) |\n",
@@ -396,7 +380,7 @@ static void bench_incremental(void)
 	struct inc_result res[REPS];
 	const uint64_t nblocks = GIB / BLK, nchange = nblocks / 100;
 	char rs_src[2048], rs_dst[2048], base_path[2048], rb[128];
-	double ts[REPS], ti[REPS], rs[REPS], diffs[REPS], tmp[REPS], mts, mti, mr;
+	double ts[REPS], ti[REPS], rs[REPS], diffs[REPS], mts, mti, mr;
 	uint64_t moved_max = 0, sent_max = 0;
 	unsigned char *touched = malloc(nblocks);
 	int r, mid = 0;
@@ -424,26 +408,16 @@ static void bench_incremental(void)
 
 		/* 1% of the 4 KiB blocks rewritten with new random data. */
 		memset(touched, 0, nblocks);
-		for (i = 0; i < nchange;) {
-			uint64_t b = rng() % nblocks;
+		for (i = 0; i < nchange; i++) {
+			uint64_t b = pick_new_block(touched, nblocks);
 
-			if (touched[b])
-				continue;
-			touched[b] = 1;
-			i++;
 			fill_random(iobuf, BLK);
 			obj_write(src_arr, "lun-sync", b * BLK, iobuf, BLK);
 		}
 		obj_flush(src_arr, "lun-sync");
 		/* rsync's destination starts as the base content (independent copy, untimed). */
 		obj_path(base_path, sizeof(base_path), src_arr, "snap-base");
-		{
-			char *cp[] = { "cp", "--reflink=never", base_path, rs_dst, NULL };
-
-			(void)unlink(rs_dst);
-			(void)run_cmd(cp);
-			fsync_path(rs_dst);
-		}
+		copy_synced(base_path, rs_dst);
 		/* Diff alone, for the breakdown: a separate snapshot, not counted in the sync. */
 		obj_clone(src_arr, "lun-sync", "snap-probe");
 		t0 = now_ms();
@@ -467,23 +441,12 @@ static void bench_incremental(void)
 		check_same(src_arr, "snap-base", dst_arr, "lun-dst");
 		check_same(src_arr, "snap-base", dst_arr, "lun-inplace");
 
-		/* rsync of the same change: source = the new snapshot's content. */
+		/* rsync of the same change: source = the new snapshot's content (and its result
+		 * checked against it). */
 		obj_path(rs_src, sizeof(rs_src), src_arr, "snap-base");
-		warm_path(rs_src);
-		warm_path(rs_dst);
-		settle();
-		t0 = now_ms();
-		(void)run_rsync(rs_src, rs_dst, &sent);
-		fsync_path(rs_dst);
-		rs[r] = now_ms() - t0;
-		unsettle();
+		rs[r] = rsync_round(rs_src, rs_dst, &sent);
 		if (sent > sent_max)
 			sent_max = sent;
-		{
-			char *cmp[] = { "cmp", "-s", rs_src, rs_dst, NULL };
-
-			(void)run_cmd(cmp); /* rsync's result is right too */
-		}
 		if (res[r].moved > moved_max)
 			moved_max = res[r].moved;
 		ts[r] = res[r].staged;
@@ -494,12 +457,9 @@ static void bench_incremental(void)
 	obj_delete(dst_arr, "lun-dst");
 	obj_delete(dst_arr, "lun-inplace");
 
-	memcpy(tmp, ts, sizeof(tmp));
-	mts = median(tmp, REPS);
-	memcpy(tmp, ti, sizeof(tmp));
-	mti = median(tmp, REPS);
-	memcpy(tmp, rs, sizeof(tmp));
-	mr = median(tmp, REPS);
+	mts = median_of(ts, REPS);
+	mti = median_of(ti, REPS);
+	mr = median_of(rs, REPS);
 	for (r = 0; r < REPS; r++)
 		if (ts[r] == mts)
 			mid = r;
@@ -522,12 +482,11 @@ static void bench_incremental(void)
 	       "(%.2f%%) |\n",
 	       mr, runs(rb, sizeof(rb), rs, REPS), (unsigned long long)sent_max,
 	       100.0 * (double)sent_max / GIB);
-	memcpy(tmp, diffs, sizeof(tmp));
 	printf("\nBreakdown of the median staged run: snapshot %.1f ms, stage clone %.1f ms, "
 	       "diff+apply+fsync+rename %.1f ms (%u extents), commit (drop old base, rename) %.1f "
 	       "ms; in-place apply+fsync %.1f ms; diff alone (median) %.1f ms.\n",
 	       res[mid].snap, res[mid].stage, res[mid].apply_staged, res[mid].extents,
-	       res[mid].commit, res[mid].apply_inplace, median(tmp, REPS));
+	       res[mid].commit, res[mid].apply_inplace, median_of(diffs, REPS));
 	free(touched);
 }
 
@@ -560,22 +519,9 @@ int main(int argc, char **argv)
 {
 	struct array_stat st;
 	struct rp_error e = { 0 };
-	const char *what = "all";
+	const char *what = bench_init(argc, argv, "bench_arrays", "snap|full|inc|all");
 
-	if (argc < 3) {
-		fprintf(stderr, "usage: bench_arrays DIR LABEL [snap|full|inc|all]\n");
-		return 2;
-	}
-	(void)snprintf(dir, sizeof(dir), "%s", argv[1]);
-	label = argv[2];
-	if (argc > 3)
-		what = argv[3];
-	iobuf = aligned_alloc(4096, MOVE_BUF);
-	if (!iobuf)
-		die("alloc", NULL);
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	open_arrays();
-	memset(iobuf, 0x5a, MOVE_BUF);
 	if (src_arr->ops->stat(&st, src_arr, &e) != 0)
 		die("stat", &e);
 	printf("\n### %s: %s, reflink %s, %s\n", label, st.fs_type,

@@ -15,8 +15,32 @@
 
 extern char **environ;
 
+const char *prog = "bench";
+const char *label = "?";
 char dir[1024];
 char *iobuf;
+
+/*
+ * Parses "NAME DIR LABEL [PART]" into dir and label, allocates iobuf (filled with 0x5a) and
+ * line-buffers stdout. Returns PART, "all" when absent; a short command line prints the usage
+ * (@parts: the parts, e.g. "full|inc|all") and exits 2.
+ */
+const char *bench_init(int argc, char **argv, const char *name, const char *parts)
+{
+	prog = name;
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s DIR LABEL [%s]\n", name, parts);
+		exit(2);
+	}
+	(void)snprintf(dir, sizeof(dir), "%s", argv[1]);
+	label = argv[2];
+	iobuf = aligned_alloc(4096, MOVE_BUF);
+	if (!iobuf)
+		die("alloc", NULL);
+	memset(iobuf, 0x5a, MOVE_BUF);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	return argc > 3 ? argv[3] : "all";
+}
 
 double now_ms(void)
 {
@@ -28,7 +52,7 @@ double now_ms(void)
 
 void die(const char *what, const struct rp_error *err)
 {
-	fprintf(stderr, "bench_arrays: %s: %s\n", what, err ? err->msg : strerror(errno));
+	fprintf(stderr, "%s: %s: %s\n", prog, what, err ? err->msg : strerror(errno));
 	exit(1);
 }
 
@@ -51,6 +75,19 @@ void fill_random(void *buf, size_t len)
 		p[i] = rng();
 }
 
+/* A random block below @nblocks that @touched does not mark yet, marked now: the blocks of a
+ * "1% changed" round, each written once. */
+uint64_t pick_new_block(unsigned char *touched, uint64_t nblocks)
+{
+	uint64_t b;
+
+	do
+		b = rng() % nblocks;
+	while (touched[b]);
+	touched[b] = 1;
+	return b;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -62,6 +99,19 @@ double median(double *v, int n)
 {
 	qsort(v, (size_t)n, sizeof(*v), cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The median of @v without reordering it. */
+double median_of(const double *v, int n)
+{
+	double tmp[64];
+
+	if (n < 1 || n > (int)(sizeof(tmp) / sizeof(tmp[0]))) {
+		fprintf(stderr, "%s: median of %d values\n", prog, n);
+		exit(1);
+	}
+	memcpy(tmp, v, (size_t)n * sizeof(*v));
+	return median(tmp, n);
 }
 
 /* "a/b/c" of all runs, in run order. */
@@ -91,7 +141,7 @@ double run_cmd(char *const argv[])
 	if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0)
 		die(argv[0], NULL);
 	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "bench_arrays: '%s' failed\n", argv[0]);
+		fprintf(stderr, "%s: '%s' failed\n", prog, argv[0]);
 		exit(1);
 	}
 	return now_ms() - t0;
@@ -156,6 +206,36 @@ void warm_path(const char *path)
 	close(fd);
 }
 
+/* An independent copy of @src at @dst (cp --reflink=never, then fsync), untimed. */
+void copy_synced(const char *src, const char *dst)
+{
+	char *cp[] = { "cp", "--reflink=never", (char *)src, (char *)dst, NULL };
+
+	(void)unlink(dst);
+	(void)run_cmd(cp);
+	fsync_path(dst);
+}
+
+/*
+ * The cp side of a full-sync comparison: cp --reflink=never of @src to a new @dst + fsync,
+ * timed between settle() and unsettle(); @dst is deleted after. Warming @src is the caller's.
+ */
+double cp_round(const char *src, const char *dst)
+{
+	char *cp[] = { "cp", "--reflink=never", (char *)src, (char *)dst, NULL };
+	double t0, t;
+
+	(void)unlink(dst);
+	settle();
+	t0 = now_ms();
+	(void)run_cmd(cp);
+	fsync_path(dst);
+	t = now_ms() - t0;
+	(void)unlink(dst);
+	unsettle();
+	return t;
+}
+
 uint64_t rsync_sent_bytes(const char *out)
 {
 	const char *p = strstr(out, "Total bytes sent: ");
@@ -196,4 +276,26 @@ double run_rsync(const char *src, const char *dst, uint64_t *sent)
 	}
 	*sent = rsync_sent_bytes(out);
 	return now_ms() - t0;
+}
+
+/*
+ * The rsync side of an incremental-sync comparison: @src and @dst warmed, then rsync of @src
+ * onto @dst + fsync timed between settle() and unsettle(); then cmp checks that @dst equals
+ * @src (untimed, exits on a difference). Returns ms, *sent the bytes rsync sent.
+ */
+double rsync_round(const char *src, const char *dst, uint64_t *sent)
+{
+	char *cmp[] = { "cmp", "-s", (char *)src, (char *)dst, NULL };
+	double t0, t;
+
+	warm_path(src);
+	warm_path(dst);
+	settle();
+	t0 = now_ms();
+	(void)run_rsync(src, dst, sent);
+	fsync_path(dst);
+	t = now_ms() - t0;
+	unsettle();
+	(void)run_cmd(cmp);
+	return t;
 }

@@ -19,7 +19,6 @@
 #define FULL_REPS 3
 #define INC_REPS 5
 
-static const char *label = "?";
 static struct rp_array *arr_a, *arr_b;
 
 static void check(int rc, const char *what, const struct rp_error *err)
@@ -151,17 +150,7 @@ static void bench_full(void)
 				if (r >= 0)
 					te[r] = t;
 			} else {
-				char *cp[] = { "cp", "--reflink=never", src, cpdst, NULL };
-				double t0;
-
-				(void)unlink(cpdst);
-				settle();
-				t0 = now_ms();
-				(void)run_cmd(cp);
-				fsync_path(cpdst);
-				t = now_ms() - t0;
-				(void)unlink(cpdst);
-				unsettle();
+				t = cp_round(src, cpdst);
 				if (r >= 0)
 					tc[r] = t;
 			}
@@ -209,28 +198,17 @@ static void bench_incremental(void)
 	(void)snprintf(rsdst, sizeof(rsdst), "%s/rsync-dst.img", dir);
 	for (r = 0; r < INC_REPS; r++) {
 		uint64_t i, sent = 0;
-		double t0;
 
 		/* rsync's destination = the target's current content (the base), untimed. */
-		{
-			char *cp[] = { "cp", "--reflink=never", tgt, rsdst, NULL };
-
-			(void)unlink(rsdst);
-			(void)run_cmd(cp);
-			fsync_path(rsdst);
-		}
+		copy_synced(tgt, rsdst);
 		/* 1% of the 4 KiB blocks rewritten through the image file, like a VM would. */
 		fd = open(src, O_WRONLY | O_CLOEXEC);
 		if (fd < 0)
 			die(src, NULL);
 		memset(touched, 0, nblocks);
-		for (i = 0; i < nchange;) {
-			uint64_t b = rng() % nblocks;
+		for (i = 0; i < nchange; i++) {
+			uint64_t b = pick_new_block(touched, nblocks);
 
-			if (touched[b])
-				continue;
-			touched[b] = 1;
-			i++;
 			fill_random(iobuf, BLK);
 			if (pwrite(fd, iobuf, BLK, (off_t)(b * BLK)) != (ssize_t)BLK)
 				die(src, NULL);
@@ -256,21 +234,9 @@ static void bench_incremental(void)
 			        "bench_sync: round %d: %.0f ms, extents: source %ld, target %ld\n",
 			        r + 1, te[r], extent_count(src), extent_count(tgt));
 
-		warm_path(src);
-		warm_path(rsdst);
-		settle();
-		t0 = now_ms();
-		(void)run_rsync(src, rsdst, &sent);
-		fsync_path(rsdst);
-		tr[r] = now_ms() - t0;
-		unsettle();
+		tr[r] = rsync_round(src, rsdst, &sent);
 		if (sent > sent_max)
 			sent_max = sent;
-		{
-			char *cmp[] = { "cmp", "-s", src, rsdst, NULL };
-
-			(void)run_cmd(cmp);
-		}
 	}
 	(void)unlink(rsdst);
 	check(rp_lun_delete(arr_a, dev.id, &e), "rp_lun_delete", &e);
@@ -301,22 +267,9 @@ int main(int argc, char **argv)
 	struct rp_error e = { 0 };
 	struct rp_array_info info;
 	char a[1100], b[1100], cmd[2400];
-	const char *what = "all";
+	const char *what = bench_init(argc, argv, "bench_sync", "full|inc|all");
 
-	if (argc < 3) {
-		fprintf(stderr, "usage: bench_sync DIR LABEL [full|inc|all]\n");
-		return 2;
-	}
-	(void)snprintf(dir, sizeof(dir), "%s", argv[1]);
-	label = argv[2];
-	if (argc > 3)
-		what = argv[3];
-	iobuf = aligned_alloc(4096, MOVE_BUF);
-	if (!iobuf)
-		die("alloc", NULL);
-	memset(iobuf, 0x5a, MOVE_BUF);
 	scratch_mib = 3584; /* a sync on a plain directory makes three 1 GiB copies */
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	/* BENCH_SYNC_LOG=verbose: the engine's phase times on stderr. */
 	if (getenv("BENCH_SYNC_LOG") && rp_log_level_parse(getenv("BENCH_SYNC_LOG")) >= 0)
 		rp_log_set_sink(rp_log_sink_stderr,

@@ -7,10 +7,6 @@
 # it with xmlrpc.client and printing a response. Prints a markdown table with medians.
 import argparse
 import os
-import signal
-import socket
-import threading
-import uuid as uuidlib
 import shutil
 import statistics
 import subprocess
@@ -23,57 +19,6 @@ PY_FLOOR = ("import sys, xmlrpc.client\n"
             "sys.stdout.write(xmlrpc.client.dumps((None,), methodresponse=True,"
             " allow_none=True))\n")
 TARGET_MS = 5.0
-
-
-class FastXapi:
-    """Answers every XenAPI call at once with Success and a fresh ref (no parsing, no DB), so
-    the table shows the plugin and the array, not the Python simulator's own latency."""
-
-    def __init__(self, path):
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if os.path.exists(path):
-            os.unlink(path)
-        self.sock.bind(path)
-        self.sock.listen(64)
-        self.calls = 0
-        threading.Thread(target=self.loop, daemon=True).start()
-
-    def loop(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
-
-    def serve(self, c):
-        with c:
-            buf = b""
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    d = c.recv(65536)
-                    if not d:
-                        return
-                    buf += d
-                head, _, buf = buf.partition(b"\r\n\r\n")
-                n = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        n = int(line.split(b":")[1])
-                while len(buf) < n:
-                    buf += c.recv(65536)
-                buf = buf[n:]
-                self.calls += 1
-                body = ("<?xml version='1.0'?><methodResponse><params><param><value><struct>"
-                        "<member><name>Status</name><value>Success</value></member><member>"
-                        "<name>Value</name><value>OpaqueRef:%s</value></member></struct></value>"
-                        "</param></params></methodResponse>" % uuidlib.uuid4()).encode()
-                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: %d"
-                          b"\r\n\r\n" % len(body) + body)
-
-    def close(self):
-        self.sock.close()
 TARGET_RATIO = 10.0
 
 
@@ -90,8 +35,11 @@ def main():
     a = ap.parse_args()
     src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     sys.path.insert(0, os.path.join(src, "tests", "xapi"))
+    sys.path.insert(0, os.path.join(src, "tests", "sm"))
+    import smtest
     import xapi_sim
     import xe
+    from xapi_stub import StubXapi
 
     plugin = os.path.join(a.build, "bin", "ReplunSR")
     tool = os.path.join(a.build, "bin", "sm_bench_tool")
@@ -139,11 +87,11 @@ def main():
         env = x.sm.env()
         x.stop()
         x = None
-        fast = FastXapi(sock)
+        fast = StubXapi(sock, record=False, backlog=64)
         rows = []
+        relay = smtest.Relay(env["REPLUN_RUN_DIR"])
         if a.profile:
-            profile(plugin, docs, env)
-        relay_dir = os.path.join(env["REPLUN_RUN_DIR"], "xapi-relay")
+            profile(plugin, docs, env, relay)
         off = dict(env, REPLUN_XAPI_RELAY="0")
         other = os.path.join(a.compare, "bin", "ReplunSR") if a.compare else None
         if other:  # both binaries use this build's relay
@@ -159,7 +107,7 @@ def main():
 
         compared = []
         call("vdi_create", env)  # starts the relay
-        wait_relay(relay_dir)
+        wait_relay(relay)
         for name in ("sr_get_driver_info", "vdi_create", "vdi_snapshot", "vdi_clone",
                      "vdi_attach"):
             warm, inproc, cmp = [], [], []
@@ -174,9 +122,9 @@ def main():
             cold = []
             if name in CALLS_BACK:
                 for _ in range(max(3, a.runs // 6)):  # relay absent: fallback + spawn
-                    kill_relay(relay_dir)
+                    relay.kill(forget=True)
                     cold.append(call(name, env))
-                    wait_relay(relay_dir)
+                    wait_relay(relay)
             floor = []
             for _ in range(max(5, a.runs // 3)):
                 t0 = time.monotonic()
@@ -187,7 +135,7 @@ def main():
                          statistics.median(inproc),
                          statistics.median(cold) if cold else None,
                          statistics.median(floor)))
-        kill_relay(relay_dir)
+        relay.kill(forget=True)
         fast.close()
         # the same array work through libreplun in one process per op (open, op, close)
         alone = {}
@@ -250,15 +198,14 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def profile(plugin, docs, env, n=15):
+def profile(plugin, docs, env, relay, n=15):
     """Per call kind: median / lowest time of each phase of the plugin's phase timer over n
     calls (the relay warm), then one call under strace -c -f; to stderr."""
-    relay_dir = os.path.join(env["REPLUN_RUN_DIR"], "xapi-relay")
     for name in ("sr_get_driver_info", "vdi_create", "vdi_snapshot", "vdi_clone", "vdi_attach"):
         for _ in range(3):  # warm the page cache (and start the relay)
             subprocess.run([plugin, docs[name]], env=env, capture_output=True)
         if name in CALLS_BACK:
-            wait_relay(relay_dir)
+            wait_relay(relay)
         modes = [("relay warm", env)]
         if name in CALLS_BACK:
             modes.append(("in-process libcurl, REPLUN_XAPI_RELAY=0",
@@ -299,42 +246,10 @@ def profile(plugin, docs, env, n=15):
 CALLS_BACK = ("vdi_create", "vdi_snapshot", "vdi_clone")
 
 
-def relay_pid(relay_dir):
-    try:
-        with open(os.path.join(relay_dir, "relay.pid")) as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def wait_relay(relay_dir, timeout=5.0):
-    """Until the relay started by a call listens (its socket and pid file exist)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if relay_pid(relay_dir) and os.path.exists(os.path.join(relay_dir, "relay.sock")):
-            return
-        time.sleep(0.01)
-    sys.exit("bench/sm: no relay came up in %s" % relay_dir)
-
-
-def kill_relay(relay_dir):
-    pid = relay_pid(relay_dir)
-    if not pid:
-        return
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    for _ in range(500):  # until it is gone, so the next call finds no relay
-        if not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().rsplit(
-                ")", 1)[1].split()[0] == "Z":
-            break
-        time.sleep(0.002)
-    for f in ("relay.pid", "relay.sock"):
-        try:
-            os.unlink(os.path.join(relay_dir, f))
-        except OSError:
-            pass
+def wait_relay(relay):
+    """Until the relay started by a call listens (a live pid and its socket)."""
+    if not relay.wait():
+        sys.exit("bench/sm: no relay came up in %s" % relay.dir)
 
 
 def fs_type(path):

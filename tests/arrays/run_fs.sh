@@ -6,37 +6,26 @@
 set -euo pipefail
 fs=$1
 bin=$2
+. "$(dirname "$0")/../lib/loopfs.sh"
 
 skip() { echo "SKIP: $*"; exit 77; }
-[ "$(id -u)" -eq 0 ] || skip "not root: cannot create a loop-mounted $fs"
-command -v losetup >/dev/null || skip "losetup missing"
 case $fs in
-xfs) command -v mkfs.xfs >/dev/null || skip "mkfs.xfs missing" ;;
-btrfs) command -v mkfs.btrfs >/dev/null || skip "mkfs.btrfs missing" ;;
+xfs | btrfs) ;;
 *) echo "unknown fs '$fs'"; exit 2 ;;
 esac
-[ -e /dev/loop-control ] || skip "no /dev/loop-control"
+why=$(loopfs_usable "$fs") || skip "$why"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/replun-arrays-$fs-XXXXXX")
-loop=""
 cleanup() {
-	if mountpoint -q "$work/mnt" 2>/dev/null; then
-		fsfreeze -u "$work/mnt" 2>/dev/null || true
-		umount "$work/mnt" || umount -l "$work/mnt" || true
-	fi
-	[ -n "$loop" ] && losetup -d "$loop" 2>/dev/null || true
+	loopfs_umount "$work/mnt"
 	rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
 
-truncate -s 1G "$work/fs.img"
-loop=$(losetup -f --show "$work/fs.img") || skip "no free loop device"
-case $fs in
-xfs) mkfs.xfs -q -f -m reflink=1 "$loop" ;;
-btrfs) mkfs.btrfs -q -f "$loop" >/dev/null ;;
-esac
-mkdir "$work/mnt"
-mount "$loop" "$work/mnt"
-echo "testing on $fs at $work/mnt ($loop)"
+rc=0
+loopfs_mount "$fs" 1G "$work/fs.img" "$work/mnt" || rc=$?
+[ "$rc" -ne 2 ] || skip "no free loop device"
+[ "$rc" -eq 0 ] || exit 1
+echo "testing on $fs at $work/mnt ($loopfs_dev)"
 REPLUN_TEST_DIR="$work/mnt" REPLUN_TEST_MOUNT=1 REPLUN_TEST_EXPECT_REFLINK=1 \
 	REPLUN_TEST_EXPECT_FREEZE=1 "$bin"

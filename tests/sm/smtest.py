@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 # Shared helpers of the tests/sm Python tests: temp dirs with cleanup, two file arrays (sites A
-# and B, paired), the XAPI simulator of tests/xapi running ReplunSR, raw calls in both dialects.
+# and B, paired), the XAPI simulator of tests/xapi running ReplunSR, raw calls in both dialects,
+# the XenAPI callback relay's pid file and socket (also used by bench/sm).
 import atexit
 import os
 import shutil
@@ -8,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import xmlrpc.client
 
 SIM_DIR = os.environ.get("XAPI_SIM_DIR") or os.path.join(
@@ -146,13 +148,9 @@ def meta(array, lun):
 
 def run_raw(document, env=None, argv=None):
     """Runs ReplunSR with argv[1] = document as sm_exec does; returns (rc, stdout, stderr)."""
-    e = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin", "ORIGINATOR": "SM"}
-    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TMPDIR"):
-        if k in os.environ:
-            e[k] = os.environ[k]
-    e.update(env or {})
     args = [PLUGIN] + ([document] if argv is None else argv)
-    p = subprocess.run(args, env=e, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    p = subprocess.run(args, env=xapi_sim.sm_exec_env(env), capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -173,3 +171,64 @@ def xapi_doc(members):
 def python_doc(members):
     """The same call as Python tools (static-vdis) write it: declaration, <string>, newlines."""
     return xmlrpc.client.dumps((members,), members["command"])
+
+
+def alive(pid):
+    """Whether process @pid runs (a zombie does not)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_for(cond, timeout, step=0.01):
+    """Polls cond() until it is true or @timeout seconds passed; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
+
+
+class Relay:
+    """The XenAPI callback relay (replun-xapi-relay) that ReplunSR starts for the run dir
+    @run_dir: <run_dir>/xapi-relay holds its pid file and its socket."""
+
+    def __init__(self, run_dir):
+        self.dir = os.path.join(run_dir, "xapi-relay")
+        self.pidfile = os.path.join(self.dir, "relay.pid")
+        self.sockfile = os.path.join(self.dir, "relay.sock")
+
+    def pid(self):
+        """The pid its pid file names, or None."""
+        try:
+            with open(self.pidfile) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def wait(self, old=None, timeout=5.0):
+        """The pid of a listening relay (pid file of a live process, socket file present)
+        other than @old, or None after @timeout seconds."""
+        ok = wait_for(lambda: self.pid() not in (None, old) and alive(self.pid())
+                      and os.path.exists(self.sockfile), timeout)
+        return self.pid() if ok else None
+
+    def kill(self, forget=False):
+        """SIGKILLs the relay its pid file names and waits until it is gone. forget: also
+        removes its pid file and socket (SIGKILL leaves them), so the next call finds none."""
+        pid = self.pid()
+        if pid and alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            wait_for(lambda: not alive(pid), 5)
+        if forget:
+            for f in (self.pidfile, self.sockfile):
+                try:
+                    os.unlink(f)
+                except OSError:
+                    pass

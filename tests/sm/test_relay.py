@@ -9,124 +9,37 @@
 import os
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import threading
 import time
-import uuid as uuidlib
 import xmlrpc.client
 
-from smtest import PLUGIN, Env, check, done, parse
+from smtest import PLUGIN, Env, Relay, alive, check, done, parse, wait_for, xapi_sim
+from xapi_stub import StubXapi
 
 RELAY = os.path.join(os.path.dirname(PLUGIN), "replun-xapi-relay")
 
-
-class StubXapi:
-    """A XAPI socket answering every call with Success, recording the pid of each client
-    (SO_PEERCRED) and the session it carried; delays[i] seconds before the i-th answer."""
-
-    def __init__(self, path):
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(path)
-        self.sock.listen(16)
-        self.calls = []  # (pid, method, session)
-        self.delays = []
-        self.got = threading.Event()
-        threading.Thread(target=self.loop, daemon=True).start()
-
-    def loop(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
-
-    def serve(self, c):
-        pid = struct.unpack("3i", c.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
-        with c:
-            buf = b""
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    d = c.recv(65536)
-                    if not d:
-                        return
-                    buf += d
-                head, _, buf = buf.partition(b"\r\n\r\n")
-                n = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        n = int(line.split(b":")[1])
-                while len(buf) < n:
-                    buf += c.recv(65536)
-                body, buf = buf[:n], buf[n:]
-                params, method = xmlrpc.client.loads(body)
-                i = len(self.calls)
-                self.calls.append((pid, method, params[0]))
-                self.got.set()
-                if i < len(self.delays):
-                    time.sleep(self.delays[i])
-                out = xmlrpc.client.dumps(({"Status": "Success",
-                                            "Value": "OpaqueRef:%s" % uuidlib.uuid4()},),
-                                          methodresponse=True).encode()
-                try:
-                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: "
-                              b"%d\r\n\r\n" % len(out) + out)
-                except OSError:
-                    return
-
-    def close(self):
-        self.sock.close()
-
-
 env = Env("relay")
-rdir = os.path.join(env.run_dir, "xapi-relay")
-pidfile = os.path.join(rdir, "relay.pid")
+relay = Relay(env.run_dir)
+rdir = relay.dir
 stray = []  # relay pids to kill at the end
-
-
-def relay_pid():
-    try:
-        with open(pidfile) as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_for(cond, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 def wait_relay(old=None, timeout=5.0):
     """The pid of a listening relay other than @old, or None."""
-    ok = wait_for(lambda: relay_pid() not in (None, old) and alive(relay_pid())
-                  and os.path.exists(os.path.join(rdir, "relay.sock")), timeout)
-    pid = relay_pid() if ok else None
+    pid = relay.wait(old, timeout)
     if pid:
         stray.append(pid)
     return pid
 
 
-def kill_relay():
-    pid = relay_pid()
-    if pid and alive(pid):
-        os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not alive(pid), 5)
+def exits(proc, timeout):
+    """Whether the child @proc exits within @timeout seconds."""
+    try:
+        proc.wait(timeout=timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def smlog():
@@ -149,10 +62,7 @@ sr = X("sr-create", "type=replun", "name-label=relay", "device-config:array=" + 
 # --- relay absent: the call works in-process and starts one -----------------------------------
 # sr-create's sr_scan called back, found no relay and started one: let it come up, then kill it
 wait_relay(timeout=3)
-kill_relay()
-for f in ("relay.pid", "relay.sock"):
-    if os.path.exists(os.path.join(rdir, f)):
-        os.unlink(os.path.join(rdir, f))
+relay.kill(forget=True)
 before = fallback_lines()
 v1 = X("vdi-create", "sr-uuid=" + sr, "name-label=one", "virtual-size=8MiB")
 check(db.by_uuid("VDI", v1) is not None, "relay absent: vdi-create succeeds (in-process)")
@@ -192,7 +102,7 @@ check(all(db.by_uuid("VDI", u) for u in (v2, s2, c2)),
 check(db.field("VDI", db.by_uuid("VDI", s2), "is_a_snapshot") is True,
       "relay warm: the snapshot's record came through (is_a_snapshot)")
 check(fallback_lines() == before + 1, "relay warm: no new fallback in SMlog")
-check(relay_pid() == pid, "relay warm: the same relay served them")
+check(relay.pid() == pid, "relay warm: the same relay served them")
 
 # a vdi_create request as XAPI sent it, replayed below against a stub XAPI that tells who
 # posted (the relay or ReplunSR itself)
@@ -201,11 +111,7 @@ sessions = {xmlrpc.client.loads(e["request"])[0][0].get("session_ref") for e in 
 sessions.discard(None)
 stub_path = os.path.join(env.tmp, "stub.sock")
 stub = StubXapi(stub_path)
-base_env = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin"}
-for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TMPDIR"):
-    if k in os.environ:
-        base_env[k] = os.environ[k]
-base_env.update(env.env(REPLUN_XAPI_SOCKET=stub_path))
+base_env = xapi_sim.sm_exec_env(env.env(REPLUN_XAPI_SOCKET=stub_path))
 
 
 def replay(extra=None, timeout=30):
@@ -233,7 +139,7 @@ check(r[0] == "ok" and posted_by(n) == [pid], "replayed vdi_create: the warm rel
       "callback (posters %s, relay %s, plugin %s)" % (posted_by(n), pid, me))
 
 # --- relay absent, plugin run with pipes: EOF is not held by the relay it starts --------------
-kill_relay()  # SIGKILL leaves the socket file behind: connect() is refused
+relay.kill()  # SIGKILL leaves the socket file behind: connect() is refused
 n = len(stub.calls)
 r, secs, me = replay(timeout=10)
 check(r[0] == "ok" and posted_by(n) == [me],
@@ -285,7 +191,7 @@ other_dir = os.path.join(env.tmp, "other")
 os.makedirs(other_dir)
 other = os.path.join(other_dir, "replun-xapi-relay")
 shutil.copy2(RELAY, other)
-kill_relay()
+relay.kill()
 op = subprocess.Popen([other], env=base_env, stdin=subprocess.DEVNULL,
                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 stray.append(op.pid)
@@ -294,12 +200,7 @@ n = len(stub.calls)
 r, secs, me = replay()
 check(r[0] == "ok" and posted_by(n) == [me],
       "other build: not used, the plugin posted itself (%s)" % (posted_by(n),))
-try:
-    op.wait(timeout=5)
-    gone = True
-except subprocess.TimeoutExpired:
-    gone = False
-check(gone, "the relay of another build exited when told")
+check(exits(op, 5), "the relay of another build exited when told")
 pid = wait_relay(old=op.pid)
 check(pid is not None and os.path.realpath("/proc/%d/exe" % pid) == os.path.realpath(RELAY),
       "the right relay was started instead")
@@ -308,31 +209,21 @@ r, secs, me = replay()
 check(r[0] == "ok" and posted_by(n) == [pid], "... and serves the next call")
 
 # --- binary replaced: the relay exits by itself -----------------------------------------------
-kill_relay()
+relay.kill()
 op = subprocess.Popen([other], env=base_env, stdin=subprocess.DEVNULL,
                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 stray.append(op.pid)
 wait_relay(old=pid)
 shutil.copy2(RELAY, other + ".new")
 os.rename(other + ".new", other)
-try:
-    op.wait(timeout=10)
-    gone = True
-except subprocess.TimeoutExpired:
-    gone = False
-check(gone, "a relay whose binary was replaced exits")
+check(exits(op, 10), "a relay whose binary was replaced exits")
 
 # --- idle timeout -----------------------------------------------------------------------------
 op = subprocess.Popen([RELAY], env=dict(base_env, REPLUN_XAPI_RELAY_IDLE_S="1"),
                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                       stderr=subprocess.DEVNULL)
 stray.append(op.pid)
-try:
-    op.wait(timeout=10)
-    gone = True
-except subprocess.TimeoutExpired:
-    gone = False
-check(gone, "a relay idle for REPLUN_XAPI_RELAY_IDLE_S=1 exits")
+check(exits(op, 10), "a relay idle for REPLUN_XAPI_RELAY_IDLE_S=1 exits")
 check(not os.path.exists(os.path.join(rdir, "relay.sock")), "... removing its socket")
 
 # --- socket directory with the wrong mode / owner: not used, no relay started -----------------
@@ -340,7 +231,7 @@ for what, fix in (("mode 0755", lambda: os.chmod(rdir, 0o755)),
                   ("owner nobody", lambda: os.chown(rdir, 65534, -1))):
     os.chmod(rdir, 0o700)
     os.chown(rdir, os.geteuid(), -1)
-    kill_relay()
+    relay.kill()
     fix()
     before = fallback_lines()
     n = len(stub.calls)
@@ -350,7 +241,7 @@ for what, fix in (("mode 0755", lambda: os.chmod(rdir, 0o755)),
     check(fallback_lines() == before + 1 and "no group/other access" in smlog(),
           "... and SMlog says why")
     time.sleep(0.3)
-    check(relay_pid() is None or not alive(relay_pid()), "... and no relay was started")
+    check(relay.pid() is None or not alive(relay.pid()), "... and no relay was started")
 os.chmod(rdir, 0o700)
 os.chown(rdir, os.geteuid(), -1)
 

@@ -204,24 +204,33 @@ class Site:
                 e["command"], e["rc"], e["stdout"][:1500], e["stderr"][:1500], e.get("error")))
 
 
+def procs_naming(text):
+    """[(pid, command line, state)] of the processes but this one whose command line contains
+    @text."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            if text not in cmd:
+                continue
+            with open("/proc/%s/stat" % pid) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        found.append((int(pid), cmd, state))
+    return found
+
+
 def servers_running(run_dir, wait=3.0):
     """Processes whose command line names run_dir (the plugin's NBD servers), after giving
     stopped ones a moment to exit."""
     deadline = time.monotonic() + wait
     while True:
-        found = []
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit() or int(pid) == os.getpid():
-                continue
-            try:
-                with open("/proc/%s/cmdline" % pid, "rb") as f:
-                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-                with open("/proc/%s/stat" % pid) as f:
-                    zombie = f.read().rsplit(")", 1)[1].split()[0] == "Z"
-            except OSError:
-                continue
-            if run_dir in cmd and not zombie:
-                found.append("%s: %s" % (pid, cmd[:100]))
+        found = ["%d: %s" % (pid, cmd[:100]) for pid, cmd, state in procs_naming(run_dir)
+                 if state != "Z"]
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(0.1)
@@ -229,21 +238,12 @@ def servers_running(run_dir, wait=3.0):
 
 def kill_leftovers(root):
     """Stop processes the plugin started for this test (NBD servers) that are still running."""
-    me = os.getpid()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == me:
-            continue
+    for pid, cmd, _state in procs_naming(root):
+        log("cleanup: killing leftover pid %d: %s" % (pid, cmd[:120]))
         try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            os.kill(pid, signal.SIGTERM)
         except OSError:
-            continue
-        if root in cmd:
-            log("cleanup: killing leftover pid %s: %s" % (pid, cmd[:120]))
-            try:
-                os.kill(int(pid), signal.SIGTERM)
-            except OSError:
-                pass
+            pass
 
 
 def qemu_io(params_nbd, *cmds):

@@ -347,6 +347,12 @@ def encode_record(cls, rec):
 _TOK = re.compile(r'\s*(?:(\()|(\))|(=|<>)|"((?:[^"\\]|\\.)*)"|([A-Za-z_]+))')
 
 
+def field_text(v):
+    """A field's value as XAPI's where-expressions and xe's filters compare it: true/false for
+    booleans, str() for the rest."""
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
+
 def where_filter(expr):
     toks, pos = [], 0
     expr = expr.strip()
@@ -398,8 +404,7 @@ def where_filter(expr):
                 raise Failure("INTERNAL_ERROR", "Expression parse error: %s" % expr)
 
             def test(r, f=f[1], op=op[1], v=v[1]):
-                x = r.get(f)
-                x = ("true" if x else "false") if isinstance(x, bool) else str(x)
+                x = field_text(r.get(f))
                 return (x == v) if op == "=" else (x != v)
 
             return test
@@ -657,6 +662,27 @@ SM_MEMBER_ORDER = ["host_ref", "command", "args", "device_config", "session_ref"
                    "vdi_allow_caching", "local_cache_sr"]
 
 
+# XAPI runs plugins with this PATH and nothing else of its own environment. A test run hands
+# down the sanitizer options (ASan builds) and its temp dir on top.
+XAPI_PATH = "/sbin:/usr/sbin:/bin:/usr/bin"
+PASSED_ENV = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TMPDIR")
+
+
+def passed_env(keys=PASSED_ENV):
+    """Those of @keys that this process has, with its values."""
+    return {k: os.environ[k] for k in keys if k in os.environ}
+
+
+def sm_exec_env(*extras):
+    """The environment sm_exec.ml runs an SMAPIv1 plugin with (PATH, ORIGINATOR=SM), plus
+    passed_env(), then each dict of @extras (None: nothing) in order."""
+    env = {"PATH": XAPI_PATH, "ORIGINATOR": "SM"}
+    env.update(passed_env())
+    for extra in extras:
+        env.update(extra or {})
+    return env
+
+
 class SmExec:
     """Runs SMAPIv1 plugins as xapi's sm_exec.ml does and keeps a log of every call."""
 
@@ -668,13 +694,7 @@ class SmExec:
         self.lock = threading.Lock()
 
     def env(self, extra=None):
-        env = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin", "ORIGINATOR": "SM"}
-        for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TMPDIR"):
-            if k in os.environ:
-                env[k] = os.environ[k]
-        env.update(self.env_extra)
-        env.update(extra or {})
-        return env
+        return sm_exec_env(self.env_extra, extra)
 
     @staticmethod
     def build_call(members):
@@ -1044,11 +1064,9 @@ class Xapi:
         if "/" in plugin or not os.path.isfile(path) or not os.access(path, os.X_OK):
             raise Failure("XENAPI_MISSING_PLUGIN", plugin)
         doc = xapi_method_call(fn, [session, args])
-        env = {"PATH": "/sbin:/usr/sbin:/bin:/usr/bin"}
+        env = {"PATH": XAPI_PATH}
         env.update(self.plugin_env)
-        for k in ("REPLUN_BIN", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TMPDIR"):
-            if k in os.environ:
-                env[k] = os.environ[k]
+        env.update(passed_env(("REPLUN_BIN",) + PASSED_ENV))
         p = subprocess.run([path, doc], env=env, stdin=subprocess.DEVNULL, capture_output=True,
                            timeout=600)
         out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")

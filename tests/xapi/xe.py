@@ -857,9 +857,7 @@ class Xe:
                     ok = ok and r is not None and self.db.valid(target, r) and \
                         self.db.field(target, r, "uuid") == v
                 else:
-                    x = rec.get(f)
-                    x = ("true" if x else "false") if isinstance(x, bool) else str(x)
-                    ok = ok and x == v
+                    ok = ok and xapi_sim.field_text(rec.get(f)) == v
             if ok:
                 out.append(rec)
         if "minimal" in flags:
