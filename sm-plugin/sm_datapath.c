@@ -778,6 +778,11 @@ static int take_over_dead_hosts(struct sm_ctx *ctx, const char *dev_id)
 		}
 		sm_log("warning: LUN '%s' taken over from host '%s', which XAPI reports gone",
 		       dev_id, pr[i].host);
+		/* its writer record too: another host's record is never judged stale here */
+		rp_error_clear(&err);
+		if (rp_fence_unregister_writer(ctx->array, dev_id, pr[i].host, &err) < 0)
+			sm_log("warning: write fence of '%s' for host '%s' left registered: %s",
+			       dev_id, pr[i].host, err.msg);
 		rc++;
 	}
 out:
