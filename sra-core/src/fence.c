@@ -1,21 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fence.c - write fences (replun/fence.h): one record per (LUN, writer) under
- * <array root>/fences/<device id>@<writer>, and pause / resume of a group's writers around its
- * snapshots.
- *
- * A record is a few "key value" lines written with rename (no fsync: it describes running
- * processes, and a record from before a reboot is stale by its boot id). The writer part of the
- * file name is the writer name with every byte outside [A-Za-z0-9._:-] written %XX ('@' never
- * occurs in a device id, so "<id>@" prefixes exactly the records of <id>). A record of the
- * first format (one per LUN: fences/<device id>) is read as one writer, named by its fence
- * ("<host>:<pid>"), and moved to the new name by the next registration of that LUN. Changes
- * (register, unregister, removal of stale records) hold an flock on fences/.lock, so a stale
- * record is removed only while no one re-registers it; readers do not lock (every change is a
- * rename or an unlink). Pausing forks a watchdog that shares the control connections: it
- * resumes the writers when the engine dies (its end of a socketpair closes) or holds them past
- * the hold limit, so neither a crash nor a hung clone leaves writers paused for longer than
- * that. The watchdog only makes async-signal-safe calls (the engine may be multi-threaded).
+ * <array root>/fences/<device id>@<writer, %XX-escaped> (first-format fences/<device id> read
+ * as one writer), and pause / resume of every writer of a group around its snapshots, bounded
+ * by a watchdog process. Record format, stale rules and locking: docs/internals/fence.md.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -584,22 +572,24 @@ static int fence_write(const char *dir, const char *file, const struct fence_rec
 /*
  * The first-format record of LUN @id (fences/<id>), if any, becomes a record of its own writer
  * ("<host>:<pid>"): dropped when that is @writer (just registered) or stale, else written under
- * its new name and then removed (readers count it once meanwhile). Holds the lock.
+ * its new name and then removed (readers count it once meanwhile). Holds the lock. On failure
+ * it stays where it is (still read as one writer).
  */
-static int fence_upgrade_locked(struct rp_array *a, const char *id, const char *dir,
-                                const char *writer, struct rp_error *err)
+static int fence_upgrade_locked(const char *id, const char *dir, const char *writer,
+                                struct rp_error *err)
 {
 	char path[PATH_MAX + FENCE_FILE_MAX + 8], file[FENCE_FILE_MAX + 1];
 	struct fence_rec r;
+	bool keep;
 	int rc;
 
-	(void)a;
 	(void)snprintf(path, sizeof(path), "%s/%s", dir, id);
 	rc = fence_parse(&r, path, NULL);
 	if (rc <= 0)
 		return 0; /* none; a malformed one stays for readers to report */
 	fence_self_writer(r.writer, r.host, &r.f);
-	if (strcmp(r.writer, writer) != 0 && fence_classify(&r) != FENCE_NO_WRITER) {
+	keep = strcmp(r.writer, writer) != 0 && fence_classify(&r) != FENCE_NO_WRITER;
+	if (keep) {
 		if (!fence_file_name(file, id, r.writer))
 			return rp_error_set(err, RP_ECORRUPT,
 			                    "fence record '%s': host name too long", path);
@@ -609,8 +599,9 @@ static int fence_upgrade_locked(struct rp_array *a, const char *id, const char *
 	}
 	if (unlink(path) < 0 && errno != ENOENT)
 		return rp_error_set_os(err, RP_EIO, errno, "fence record '%s'", path);
-	rp_log(RP_LOG_VERBOSE, "fence: record of '%s' (%s pid %lld) moved to the per-writer format",
-	       id, r.f.server, (long long)r.f.pid);
+	rp_log(RP_LOG_VERBOSE, "fence: first-format record of '%s' (%s pid %lld) %s", id,
+	       r.f.server, (long long)r.f.pid,
+	       keep ? "moved to its writer's name" : "dropped (stale, or re-registered)");
 	return 0;
 }
 
@@ -647,10 +638,14 @@ int rp_fence_register_writer(struct rp_array *a, const char *id, const char *wri
 	if (rc < 0)
 		return rc;
 	rc = fence_write(dir, file, &r, err);
-	if (rc == 0)
-		rc = fence_upgrade_locked(a, id, dir, writer, err);
-	if (rc == 0)
+	if (rc == 0) {
+		struct rp_error ue = { 0 };
+
+		if (fence_upgrade_locked(id, dir, writer, &ue) < 0)
+			rp_log(RP_LOG_WARNING,
+			       "fence: %s (left as it is: still read as one writer)", ue.msg);
 		fence_clean_locked(a, id, dir, file);
+	}
 	fence_unlock(fd);
 	if (rc < 0)
 		return rc;
