@@ -6,8 +6,10 @@
  * NBD server (nbdkit with the pause filter, else qemu-nbd) on a Unix socket, export name = the
  * VDI's location. Paths are deterministic: $REPLUN_RUN_DIR (default /run/replun/sm)/nbd/
  * <sr_uuid>/<vdi> (+ ".ctl": the pause filter's control socket). A read-write server registers
- * its write fence with libreplun (rp_fence_register: pause socket, tap-ctl pause/unpause, or
- * none for qemu-nbd) so group snapshots can quiesce it; deactivate unregisters it.
+ * its write fence with libreplun as this host's writer of the LUN (rp_fence_register_writer,
+ * writer = the host identity the LUN is presented to: pause socket, tap-ctl pause/unpause, or
+ * none for qemu-nbd) so group snapshots can quiesce it; deactivate unregisters this host's
+ * record only (hosts sharing the HA statefile each have one).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -583,7 +585,10 @@ static const char *nbd_server_name(const struct dp_paths *p)
 	return pid_serves(read_pid(p->pid), "qemu-nbd") ? "qemu-nbd" : "nbdkit";
 }
 
-/* Registers the fence of the server just started for LUN @dev_id read-write. */
+/*
+ * Registers the fence of the server just started for LUN @dev_id read-write, as this host's
+ * writer of the LUN (the other hosts sharing it keep theirs).
+ */
 static int fence_register(struct sm_ctx *ctx, const char *dev_id, const struct dp_paths *p,
                           enum dp_mode mode, bool fenced, struct sm_fault *f)
 {
@@ -611,7 +616,7 @@ static int fence_register(struct sm_ctx *ctx, const char *dev_id, const struct d
 		if (fenced)
 			rp_strlcpy(fc.control, p->ctl, sizeof(fc.control));
 	}
-	if (rp_fence_register(ctx->array, dev_id, &fc, &err) < 0)
+	if (rp_fence_register_writer(ctx->array, dev_id, ctx->host, &fc, &err) < 0)
 		return sm_fault_set(f, SM_VDI_UNAVAILABLE,
 		                    "cannot register the write fence of '%s': %s", dev_id, err.msg);
 	return 0;
@@ -773,6 +778,11 @@ static int take_over_dead_hosts(struct sm_ctx *ctx, const char *dev_id)
 		}
 		sm_log("warning: LUN '%s' taken over from host '%s', which XAPI reports gone",
 		       dev_id, pr[i].host);
+		/* its writer record too: another host's record is never judged stale here */
+		rp_error_clear(&err);
+		if (rp_fence_unregister_writer(ctx->array, dev_id, pr[i].host, &err) < 0)
+			sm_log("warning: write fence of '%s' for host '%s' left registered: %s",
+			       dev_id, pr[i].host, err.msg);
 		rc++;
 	}
 out:
@@ -863,7 +873,8 @@ static int deactivate(struct sm_ctx *ctx, struct sm_fault *f)
 		*f = lf;
 		return -1;
 	}
-	if (rp_fence_unregister(ctx->array, dev.id, &err) < 0) /* after the stop: stale is fine */
+	/* this host's record only; after the stop: stale is fine */
+	if (rp_fence_unregister_writer(ctx->array, dev.id, ctx->host, &err) < 0)
 		sm_log("warning: write fence of '%s' left registered: %s", dev.id, err.msg);
 	rp_error_clear(&err);
 	if (rp_lun_unpresent(ctx->array, dev.id, ctx->host, &err) < 0)

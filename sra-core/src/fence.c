@@ -1,15 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fence.c - write fences (replun/fence.h): records under <array root>/fences/<device id>, and
- * pause / resume of a group's writers around its snapshots.
- *
- * A record is a few "key value" lines written with rename (no fsync: it describes running
- * processes, and a record from before a reboot is stale by its boot id). Pausing forks a
- * watchdog that shares the control connections: it resumes the writers when the engine dies
- * (its end of a socketpair closes) or holds them past the hold limit, so neither a crash nor a
- * hung clone leaves writers paused for longer than that. The watchdog only makes
- * async-signal-safe calls (the engine may be multi-threaded).
+ * fence.c - write fences (replun/fence.h): one record per (LUN, writer) under
+ * <array root>/fences/<device id>@<writer, %XX-escaped> (first-format fences/<device id> read
+ * as one writer), and pause / resume of every writer of a group around its snapshots, bounded
+ * by a watchdog process. Record format, stale rules and locking: docs/internals/fence.md.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -33,16 +30,31 @@ extern char **environ;
 #define FENCE_HOST_MAX 256
 #define FENCE_BOOT_MAX 40
 #define FENCE_TAP_ARGS 8
+#define FENCE_SEP '@'      /* <device id>@<writer>: never in a device id */
+#define FENCE_FILE_MAX 250 /* longest record file name (NAME_MAX 255, less a margin) */
+#define FENCE_LOCK ".lock" /* flock of every change under FENCE_DIR */
+#define FENCE_WHAT_MAX (RP_ID_MAX + RP_FENCE_WRITER_MAX + 32)
+
+enum fence_state {
+	FENCE_NO_WRITER = 0, /* a stale record: its server is gone */
+	FENCE_LOCAL = 1,     /* a live writer on this host */
+	FENCE_FOREIGN = 2,   /* a writer registered by another host */
+};
 
 struct fence_rec {
 	struct rp_fence f;
 	char host[FENCE_HOST_MAX];
 	char boot[FENCE_BOOT_MAX];
+	unsigned long long start;         /* server's start time (clock ticks); 0: unknown */
+	char writer[RP_FENCE_WRITER_MAX]; /* whose record */
+	char file[FENCE_FILE_MAX + 8];    /* its file name under FENCE_DIR */
+	bool legacy;                      /* first format: fences/<device id> */
+	enum fence_state state;           /* set by fence_classify_all */
 };
 
 /* One paused writer. */
 struct fence_ent {
-	char dev[RP_ID_MAX];
+	char what[FENCE_WHAT_MAX]; /* "device 'x'" or "device 'x' (writer 'w')", for messages */
 	int kind;
 	int fd;       /* RP_FENCE_PAUSE: the control connection */
 	bool paused;  /* 'P' seen / tap-ctl pause succeeded */
@@ -53,7 +65,7 @@ struct fence_ent {
 
 struct fence_hold {
 	struct fence_ent *e;
-	size_t n;
+	size_t n, cap;
 	int sv;         /* engine end of the socketpair to the watchdog */
 	pid_t watchdog; /* 0: none */
 	char tapctl[PATH_MAX];
@@ -121,18 +133,6 @@ static bool fence_text_ok(const char *s)
 	return true;
 }
 
-static int fence_path(char *buf, size_t len, struct rp_array *a, const char *id,
-                      struct rp_error *err)
-{
-	char rel[RP_ID_MAX + 16];
-	int rc = rp_id_check(id, "device id", err);
-
-	if (rc < 0)
-		return rc;
-	(void)snprintf(rel, sizeof(rel), FENCE_DIR "/%s", id);
-	return engine_path(buf, len, a, rel, err);
-}
-
 static int fence_check(const struct rp_fence *f, struct rp_error *err)
 {
 	if (!f)
@@ -160,84 +160,166 @@ static int fence_check(const struct rp_fence *f, struct rp_error *err)
 	return 0;
 }
 
-int rp_fence_register(struct rp_array *a, const char *id, const struct rp_fence *f,
-                      struct rp_error *err)
+static bool fence_plain(unsigned char c)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 32], dir[PATH_MAX], host[FENCE_HOST_MAX];
-	char boot[FENCE_BOOT_MAX];
-	struct model_device d;
-	FILE *fp = NULL;
-	int rc;
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == ':' || c == '-';
+}
 
-	if (!a || !id)
-		return rp_error_set(err, RP_EINVAL, "invalid argument");
-	rc = fence_path(path, sizeof(path), a, id, err);
-	if (rc < 0)
-		return rc;
-	rc = fence_check(f, err);
-	if (rc < 0)
-		return rc;
-	rc = model_device_load(&d, a, id, err);
-	if (rc < 0)
-		return rc;
-	rc = engine_path(dir, sizeof(dir), a, FENCE_DIR, err);
-	if (rc < 0)
-		return rc;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return rp_error_set_os(err, RP_EIO, errno, "fence directory '%s'", dir);
-	(void)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+/* "<id>@<writer, %XX-escaped>" into @out (FENCE_FILE_MAX + 1 bytes); false when longer. */
+static bool fence_file_name(char *out, const char *id, const char *writer)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = (size_t)snprintf(out, FENCE_FILE_MAX + 1, "%s%c", id, FENCE_SEP);
+
+	for (; *writer && o <= FENCE_FILE_MAX; writer++) {
+		unsigned char c = (unsigned char)*writer;
+
+		if (fence_plain(c)) {
+			out[o++] = (char)c;
+			continue;
+		}
+		if (o + 3 > FENCE_FILE_MAX)
+			return false;
+		out[o++] = '%';
+		out[o++] = hex[c >> 4];
+		out[o++] = hex[c & 15];
+	}
+	if (o > FENCE_FILE_MAX)
+		return false;
+	out[o] = '\0';
+	return true;
+}
+
+static int fence_hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The writer name of a record file name's writer part; false when malformed. */
+static bool fence_unescape(char out[RP_FENCE_WRITER_MAX], const char *s)
+{
+	size_t o = 0;
+
+	for (; *s; s++) {
+		int c = (unsigned char)*s;
+
+		if (c == '%') {
+			int hi = fence_hex(s[1]), lo = hi >= 0 ? fence_hex(s[2]) : -1;
+
+			if (lo < 0)
+				return false;
+			c = hi * 16 + lo;
+			s += 2;
+		}
+		if (c < 0x20 || c == 0x7f || o + 1 >= RP_FENCE_WRITER_MAX)
+			return false;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return o > 0;
+}
+
+static int fence_writer_check(char file[FENCE_FILE_MAX + 1], const char *id, const char *writer,
+                              struct rp_error *err)
+{
+	if (!writer || !*writer)
+		return rp_error_set(err, RP_EINVAL, "fence: writer name is empty");
+	if (strlen(writer) >= RP_FENCE_WRITER_MAX || !fence_text_ok(writer))
+		return rp_error_set(err, RP_EINVAL,
+		                    "fence: writer name is longer than %d bytes or has control"
+		                    " characters",
+		                    RP_FENCE_WRITER_MAX - 1);
+	if (!fence_file_name(file, id, writer))
+		return rp_error_set(
+		        err, RP_EINVAL,
+		        "fence: writer name '%s' is too long once escaped for a file name", writer);
+	return 0;
+}
+
+/* The writer name a fence gives itself: "<host>:<pid>" ("<host>:<pid>:<minor>": tapdisk). */
+static void fence_self_writer(char out[RP_FENCE_WRITER_MAX], const char *host,
+                              const struct rp_fence *f)
+{
+	if (f->kind == RP_FENCE_TAPDISK)
+		(void)snprintf(out, RP_FENCE_WRITER_MAX, "%.64s:%lld:%d", host, (long long)f->pid,
+		               f->minor);
+	else
+		(void)snprintf(out, RP_FENCE_WRITER_MAX, "%.64s:%lld", host, (long long)f->pid);
+}
+
+/*
+ * State and start time (field 22 of /proc/<pid>/stat) of process @pid: 0, or -1 when it cannot
+ * be read (no such process, or no /proc).
+ */
+static int fence_proc(int64_t pid, char *state, unsigned long long *start)
+{
+	char path[64], buf[1024], *p;
+	int fd, i;
+	ssize_t n;
+
+	(void)snprintf(path, sizeof(path), "/proc/%lld/stat", (long long)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	(void)close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the command name may hold spaces and ')' */
+	if (!p || p[1] != ' ')
+		return -1;
+	p += 2;
+	*state = *p;
+	for (i = 3; i < 22 && p; i++) { /* p is at field i */
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	if (!p)
+		return -1;
+	*start = strtoull(p, NULL, 10);
+	return 0;
+}
+
+static enum fence_state fence_classify(const struct fence_rec *r)
+{
+	char host[FENCE_HOST_MAX], boot[FENCE_BOOT_MAX], state = 0;
+	unsigned long long start = 0;
+
 	fence_host(host);
+	if (strcmp(host, r->host) != 0)
+		return FENCE_FOREIGN;
 	fence_boot_id(boot);
-	fp = fopen(tmp, "we");
-	if (!fp)
-		return rp_error_set_os(err, RP_EIO, errno, "fence record '%s'", tmp);
-	(void)fprintf(fp, "kind %s\npid %lld\nminor %d\nserver %s\nhost %s\nboot %s\n",
-	              fence_kinds[f->kind], (long long)f->pid,
-	              f->kind == RP_FENCE_TAPDISK ? f->minor : -1, f->server, host, boot);
-	if (f->kind == RP_FENCE_PAUSE)
-		(void)fprintf(fp, "control %s\n", f->control);
-	if (ferror(fp) | (fclose(fp) != 0)) {
-		rc = rp_error_set_os(err, RP_EIO, errno, "writing fence record '%s'", tmp);
-		(void)unlink(tmp);
-		return rc;
+	if (strcmp(boot, r->boot) != 0)
+		return FENCE_NO_WRITER; /* registered before a reboot */
+	if (fence_proc(r->f.pid, &state, &start) == 0) {
+		if (state == 'Z' || state == 'X')
+			return FENCE_NO_WRITER; /* exited, not yet reaped */
+		if (r->start && start != r->start)
+			return FENCE_NO_WRITER; /* the pid was reused */
+		return FENCE_LOCAL;
 	}
-	if (rename(tmp, path) < 0) {
-		rc = rp_error_set_os(err, RP_EIO, errno, "fence record '%s'", path);
-		(void)unlink(tmp);
-		return rc;
-	}
-	rp_log(RP_LOG_VERBOSE, "fence of '%s' registered: %s, %s pid %lld", id,
-	       fence_kinds[f->kind], f->server, (long long)f->pid);
-	return 0;
+	if (kill((pid_t)r->f.pid, 0) < 0 && errno == ESRCH)
+		return FENCE_NO_WRITER;
+	return FENCE_LOCAL;
 }
 
-int rp_fence_unregister(struct rp_array *a, const char *id, struct rp_error *err)
+/* Parses record file @path: 1 read, 0 none (ENOENT), < 0 unreadable or malformed (@err set). */
+static int fence_parse(struct fence_rec *r, const char *path, struct rp_error *err)
 {
-	char path[PATH_MAX];
-	int rc;
-
-	if (!a || !id)
-		return rp_error_set(err, RP_EINVAL, "invalid argument");
-	rc = fence_path(path, sizeof(path), a, id, err);
-	if (rc < 0)
-		return rc;
-	if (unlink(path) < 0 && errno != ENOENT)
-		return rp_error_set_os(err, RP_EIO, errno, "fence record '%s'", path);
-	return 0;
-}
-
-/* Loads the record of @id: 1 found, 0 none, < 0 unreadable or malformed (@err set). */
-static int fence_load(struct fence_rec *r, struct rp_array *a, const char *id, struct rp_error *err)
-{
-	char path[PATH_MAX], line[512], kind[16] = "";
+	char line[512], kind[16] = "";
 	FILE *fp;
-	int rc;
 
 	memset(r, 0, sizeof(*r));
 	r->f.minor = -1;
-	rc = fence_path(path, sizeof(path), a, id, err);
-	if (rc < 0)
-		return rc;
 	fp = fopen(path, "re");
 	if (!fp) {
 		if (errno == ENOENT)
@@ -255,6 +337,8 @@ static int fence_load(struct fence_rec *r, struct rp_array *a, const char *id, s
 			rp_strlcpy(kind, v, sizeof(kind));
 		else if (strcmp(line, "pid") == 0)
 			r->f.pid = strtoll(v, NULL, 10);
+		else if (strcmp(line, "start") == 0)
+			r->start = strtoull(v, NULL, 10);
 		else if (strcmp(line, "minor") == 0)
 			r->f.minor = (int)strtol(v, NULL, 10);
 		else if (strcmp(line, "server") == 0)
@@ -276,25 +360,380 @@ static int fence_load(struct fence_rec *r, struct rp_array *a, const char *id, s
 	return 1;
 }
 
-enum fence_state {
-	FENCE_NO_WRITER = 0, /* no record, or a stale one */
-	FENCE_LOCAL = 1,     /* a live writer on this host */
-	FENCE_FOREIGN = 2,   /* a writer registered by another host */
-};
-
-static enum fence_state fence_classify(const struct fence_rec *r)
+/*
+ * Loads every record of LUN @id (both formats; a first-format record that a registration is
+ * moving and that therefore also exists under its new name counts once) into *out (rp_free).
+ * No record: 0 and *n = 0. < 0: unreadable or malformed (@err set).
+ */
+static int fence_load_all(struct fence_rec **out, size_t *n, struct rp_array *a, const char *id,
+                          struct rp_error *err)
 {
-	char host[FENCE_HOST_MAX], boot[FENCE_BOOT_MAX];
+	char dir[PATH_MAX], path[PATH_MAX + FENCE_FILE_MAX + 8];
+	size_t idlen, k = 0, cap = 0, i, j;
+	struct fence_rec *v = NULL;
+	struct dirent *de;
+	DIR *d;
+	int rc = rp_id_check(id, "device id", err);
 
+	*out = NULL;
+	*n = 0;
+	if (rc < 0)
+		return rc;
+	rc = engine_path(dir, sizeof(dir), a, FENCE_DIR, err);
+	if (rc < 0)
+		return rc;
+	d = opendir(dir);
+	if (!d) {
+		if (errno == ENOENT)
+			return 0;
+		return rp_error_set_os(err, RP_EIO, errno, "fence directory '%s'", dir);
+	}
+	idlen = strlen(id);
+	while ((de = readdir(d)) != NULL) {
+		const char *nm = de->d_name;
+		struct fence_rec *r;
+
+		if (strncmp(nm, id, idlen) != 0 || (nm[idlen] && nm[idlen] != FENCE_SEP) ||
+		    strlen(nm) > FENCE_FILE_MAX)
+			continue;
+		if (k == cap) {
+			struct fence_rec *nv = rp_realloc(v, (cap ? cap * 2 : 4) * sizeof(*v));
+
+			if (!nv) {
+				rc = rp_error_set(err, RP_ERROR, "out of memory");
+				goto out;
+			}
+			v = nv;
+			cap = cap ? cap * 2 : 4;
+		}
+		r = &v[k];
+		(void)snprintf(path, sizeof(path), "%s/%s", dir, nm);
+		rc = fence_parse(r, path, err);
+		if (rc == 0)
+			continue; /* removed meanwhile */
+		if (rc < 0)
+			goto out;
+		rc = 0;
+		rp_strlcpy(r->file, nm, sizeof(r->file));
+		r->legacy = nm[idlen] == '\0';
+		if (r->legacy) {
+			fence_self_writer(r->writer, r->host, &r->f);
+		} else if (!fence_unescape(r->writer, nm + idlen + 1)) {
+			rc = rp_error_set(err, RP_ECORRUPT, "fence record '%s': bad writer name",
+			                  path);
+			goto out;
+		}
+		k++;
+	}
+	for (i = 0; i < k; i++) { /* a first-format record also under its new name: once */
+		if (!v[i].legacy)
+			continue;
+		for (j = 0; j < k && (v[j].legacy || strcmp(v[j].writer, v[i].writer) != 0); j++)
+			;
+		if (j < k) {
+			memmove(&v[i], &v[i + 1], (k - i - 1) * sizeof(*v));
+			k--;
+			i--;
+		}
+	}
+out:
+	(void)closedir(d);
+	if (rc < 0) {
+		rp_free(v);
+		return rc;
+	}
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+/* Sets ->state of @n records; returns how many are live (local or foreign). */
+static size_t fence_classify_all(struct fence_rec *r, size_t n)
+{
+	size_t i, live = 0;
+
+	for (i = 0; i < n; i++) {
+		r[i].state = fence_classify(&r[i]);
+		if (r[i].state != FENCE_NO_WRITER)
+			live++;
+	}
+	return live;
+}
+
+/*
+ * Takes the flock of FENCE_DIR (created when @create) into *fd; *fd = -1 and 0 when the
+ * directory does not exist and !@create (then there is no record to change).
+ */
+static int fence_lock(int *fd, char dir[PATH_MAX], struct rp_array *a, bool create,
+                      struct rp_error *err)
+{
+	char path[PATH_MAX + 16];
+	int rc = engine_path(dir, PATH_MAX, a, FENCE_DIR, err);
+
+	*fd = -1;
+	if (rc < 0)
+		return rc;
+	if (create && mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return rp_error_set_os(err, RP_EIO, errno, "fence directory '%s'", dir);
+	(void)snprintf(path, sizeof(path), "%s/" FENCE_LOCK, dir);
+	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (*fd < 0) {
+		if (errno == ENOENT && !create)
+			return 0;
+		return rp_error_set_os(err, RP_EIO, errno, "fence lock '%s'", path);
+	}
+	while (flock(*fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			rc = rp_error_set_os(err, RP_EIO, errno, "fence lock '%s'", path);
+			(void)close(*fd);
+			*fd = -1;
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static void fence_unlock(int fd)
+{
+	if (fd >= 0)
+		(void)close(fd); /* releases the flock */
+}
+
+/* Removes the stale records of LUN @id except file @keep (may be NULL); holds the lock. */
+static void fence_clean_locked(struct rp_array *a, const char *id, const char *dir,
+                               const char *keep)
+{
+	char path[PATH_MAX + FENCE_FILE_MAX + 8];
+	struct fence_rec *r = NULL;
+	size_t n = 0, i;
+
+	if (fence_load_all(&r, &n, a, id, NULL) < 0)
+		return;
+	(void)fence_classify_all(r, n);
+	for (i = 0; i < n; i++) {
+		if (r[i].state != FENCE_NO_WRITER || (keep && strcmp(r[i].file, keep) == 0))
+			continue;
+		(void)snprintf(path, sizeof(path), "%s/%s", dir, r[i].file);
+		if (unlink(path) == 0)
+			rp_log(RP_LOG_VERBOSE,
+			       "fence: stale record of '%s' removed (writer '%s', %s pid %lld "
+			       "gone)",
+			       id, r[i].writer, r[i].f.server, (long long)r[i].f.pid);
+	}
+	rp_free(r);
+}
+
+/* Removes the stale records of LUN @id (best effort: a reader found some). */
+static void fence_clean(struct rp_array *a, const char *id)
+{
+	char dir[PATH_MAX];
+	int fd;
+
+	if (fence_lock(&fd, dir, a, false, NULL) < 0 || fd < 0)
+		return;
+	fence_clean_locked(a, id, dir, NULL);
+	fence_unlock(fd);
+}
+
+/* Writes record @r as @dir/@file (write + rename). */
+static int fence_write(const char *dir, const char *file, const struct fence_rec *r,
+                       struct rp_error *err)
+{
+	char path[PATH_MAX + FENCE_FILE_MAX + 8], tmp[PATH_MAX + 32];
+	FILE *fp;
+	int rc;
+
+	(void)snprintf(path, sizeof(path), "%s/%s", dir, file);
+	(void)snprintf(tmp, sizeof(tmp), "%s/.tmp.%d", dir, (int)getpid());
+	fp = fopen(tmp, "we");
+	if (!fp)
+		return rp_error_set_os(err, RP_EIO, errno, "fence record '%s'", tmp);
+	(void)fprintf(fp, "kind %s\npid %lld\nminor %d\nserver %s\nhost %s\nboot %s\n",
+	              fence_kinds[r->f.kind], (long long)r->f.pid,
+	              r->f.kind == RP_FENCE_TAPDISK ? r->f.minor : -1, r->f.server, r->host,
+	              r->boot);
+	if (r->start)
+		(void)fprintf(fp, "start %llu\n", r->start);
+	if (r->f.kind == RP_FENCE_PAUSE)
+		(void)fprintf(fp, "control %s\n", r->f.control);
+	if (ferror(fp) | (fclose(fp) != 0)) {
+		rc = rp_error_set_os(err, RP_EIO, errno, "writing fence record '%s'", tmp);
+		(void)unlink(tmp);
+		return rc;
+	}
+	if (rename(tmp, path) < 0) {
+		rc = rp_error_set_os(err, RP_EIO, errno, "fence record '%s'", path);
+		(void)unlink(tmp);
+		return rc;
+	}
+	return 0;
+}
+
+/*
+ * The first-format record of LUN @id (fences/<id>), if any, becomes a record of its own writer
+ * ("<host>:<pid>"): dropped when that is @writer (just registered) or stale, else written under
+ * its new name and then removed (readers count it once meanwhile). Holds the lock. On failure
+ * it stays where it is (still read as one writer).
+ */
+static int fence_upgrade_locked(const char *id, const char *dir, const char *writer,
+                                struct rp_error *err)
+{
+	char path[PATH_MAX + FENCE_FILE_MAX + 8], file[FENCE_FILE_MAX + 1];
+	struct fence_rec r;
+	bool keep;
+	int rc;
+
+	(void)snprintf(path, sizeof(path), "%s/%s", dir, id);
+	rc = fence_parse(&r, path, NULL);
+	if (rc <= 0)
+		return 0; /* none; a malformed one stays for readers to report */
+	fence_self_writer(r.writer, r.host, &r.f);
+	keep = strcmp(r.writer, writer) != 0 && fence_classify(&r) != FENCE_NO_WRITER;
+	if (keep) {
+		if (!fence_file_name(file, id, r.writer))
+			return rp_error_set(err, RP_ECORRUPT,
+			                    "fence record '%s': host name too long", path);
+		rc = fence_write(dir, file, &r, err);
+		if (rc < 0)
+			return rc;
+	}
+	if (unlink(path) < 0 && errno != ENOENT)
+		return rp_error_set_os(err, RP_EIO, errno, "fence record '%s'", path);
+	rp_log(RP_LOG_VERBOSE, "fence: first-format record of '%s' (%s pid %lld) %s", id,
+	       r.f.server, (long long)r.f.pid,
+	       keep ? "moved to its writer's name" : "dropped (stale, or re-registered)");
+	return 0;
+}
+
+int rp_fence_register_writer(struct rp_array *a, const char *id, const char *writer,
+                             const struct rp_fence *f, struct rp_error *err)
+{
+	char dir[PATH_MAX], file[FENCE_FILE_MAX + 1];
+	struct model_device d;
+	struct fence_rec r;
+	char state = 0;
+	int rc, fd = -1;
+
+	if (!a || !id)
+		return rp_error_set(err, RP_EINVAL, "invalid argument");
+	rc = rp_id_check(id, "device id", err);
+	if (rc < 0)
+		return rc;
+	rc = fence_writer_check(file, id, writer, err);
+	if (rc < 0)
+		return rc;
+	rc = fence_check(f, err);
+	if (rc < 0)
+		return rc;
+	rc = model_device_load(&d, a, id, err);
+	if (rc < 0)
+		return rc;
+	memset(&r, 0, sizeof(r));
+	r.f = *f;
+	fence_host(r.host);
+	fence_boot_id(r.boot);
+	if (fence_proc(f->pid, &state, &r.start) < 0)
+		r.start = 0;
+	rc = fence_lock(&fd, dir, a, true, err);
+	if (rc < 0)
+		return rc;
+	rc = fence_write(dir, file, &r, err);
+	if (rc == 0) {
+		struct rp_error ue = { 0 };
+
+		if (fence_upgrade_locked(id, dir, writer, &ue) < 0)
+			rp_log(RP_LOG_WARNING,
+			       "fence: %s (left as it is: still read as one writer)", ue.msg);
+		fence_clean_locked(a, id, dir, file);
+	}
+	fence_unlock(fd);
+	if (rc < 0)
+		return rc;
+	rp_log(RP_LOG_VERBOSE, "fence of '%s' registered for writer '%s': %s, %s pid %lld", id,
+	       writer, fence_kinds[f->kind], f->server, (long long)f->pid);
+	return 0;
+}
+
+int rp_fence_register(struct rp_array *a, const char *id, const struct rp_fence *f,
+                      struct rp_error *err)
+{
+	char host[FENCE_HOST_MAX], writer[RP_FENCE_WRITER_MAX];
+	int rc = fence_check(f, err);
+
+	if (rc < 0)
+		return rc;
 	fence_host(host);
-	if (strcmp(host, r->host) != 0)
-		return FENCE_FOREIGN;
-	fence_boot_id(boot);
-	if (strcmp(boot, r->boot) != 0)
-		return FENCE_NO_WRITER; /* registered before a reboot */
-	if (kill((pid_t)r->f.pid, 0) < 0 && errno == ESRCH)
-		return FENCE_NO_WRITER;
-	return FENCE_LOCAL;
+	fence_self_writer(writer, host, f);
+	return rp_fence_register_writer(a, id, writer, f, err);
+}
+
+int rp_fence_unregister_writer(struct rp_array *a, const char *id, const char *writer,
+                               struct rp_error *err)
+{
+	char dir[PATH_MAX], file[FENCE_FILE_MAX + 1], path[PATH_MAX + FENCE_FILE_MAX + 8];
+	struct fence_rec r;
+	int rc, fd = -1;
+
+	if (!a || !id)
+		return rp_error_set(err, RP_EINVAL, "invalid argument");
+	rc = rp_id_check(id, "device id", err);
+	if (rc < 0)
+		return rc;
+	rc = fence_writer_check(file, id, writer, err);
+	if (rc < 0)
+		return rc;
+	rc = fence_lock(&fd, dir, a, false, err);
+	if (rc < 0 || fd < 0)
+		return rc;
+	(void)snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (unlink(path) < 0 && errno != ENOENT)
+		rc = rp_error_set_os(err, RP_EIO, errno, "fence record '%s'", path);
+	(void)snprintf(path, sizeof(path), "%s/%s", dir, id);
+	if (rc == 0 && fence_parse(&r, path, NULL) == 1) { /* first format, same writer */
+		fence_self_writer(r.writer, r.host, &r.f);
+		if (strcmp(r.writer, writer) == 0 && unlink(path) < 0 && errno != ENOENT)
+			rc = rp_error_set_os(err, RP_EIO, errno, "fence record '%s'", path);
+	}
+	if (rc == 0)
+		fence_clean_locked(a, id, dir, NULL);
+	fence_unlock(fd);
+	return rc;
+}
+
+int rp_fence_unregister(struct rp_array *a, const char *id, struct rp_error *err)
+{
+	char dir[PATH_MAX], path[PATH_MAX + FENCE_FILE_MAX + 8];
+	struct dirent *de;
+	size_t idlen;
+	DIR *d;
+	int rc, fd = -1;
+
+	if (!a || !id)
+		return rp_error_set(err, RP_EINVAL, "invalid argument");
+	rc = rp_id_check(id, "device id", err);
+	if (rc < 0)
+		return rc;
+	rc = fence_lock(&fd, dir, a, false, err);
+	if (rc < 0 || fd < 0)
+		return rc;
+	d = opendir(dir);
+	if (!d) {
+		rc = rp_error_set_os(err, RP_EIO, errno, "fence directory '%s'", dir);
+		goto out;
+	}
+	idlen = strlen(id);
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, id, idlen) != 0 ||
+		    (de->d_name[idlen] && de->d_name[idlen] != FENCE_SEP))
+			continue;
+		(void)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) < 0 && errno != ENOENT && rc == 0)
+			rc = rp_error_set_os(err, RP_EIO, errno, "fence record '%s'", path);
+	}
+	(void)closedir(d);
+out:
+	fence_unlock(fd);
+	return rc;
 }
 
 /*
@@ -324,38 +763,56 @@ static bool fence_copy_ok(struct rp_array *a, const struct model_device *devs, s
 	return false;
 }
 
+/*
+ * Why writer @r of device @dev cannot be paused from here (a live foreign writer, or a local
+ * one without a fence) into @why; @live: how many live writers the device has.
+ */
+static void fence_why(char *why, size_t len, const char *dev, const struct fence_rec *r,
+                      size_t live)
+{
+	char who[RP_FENCE_WRITER_MAX + 48] = "";
+
+	if (live > 1)
+		(void)snprintf(who, sizeof(who), " for writer '%s', one of its %zu writers",
+		               r->writer, live);
+	if (r->state == FENCE_FOREIGN)
+		(void)snprintf(why, len,
+		               "device '%s' is served by %s on host '%s'%s, which this host cannot"
+		               " pause",
+		               dev, r->f.server, r->host, who);
+	else
+		(void)snprintf(why, len,
+		               "device '%s' is served by %s (pid %lld)%s, which has no write fence",
+		               dev, r->f.server, (long long)r->f.pid, who);
+}
+
 size_t fence_unfenced(char *why, size_t len, struct rp_array *a, const struct model_device *devs,
                       size_t n)
 {
-	size_t i, count = 0, fenced = 0;
+	size_t i, j, count = 0, fenced = 0;
 
 	if (why && len)
 		why[0] = '\0';
 	for (i = 0; i < n; i++) {
-		struct fence_rec r;
-		enum fence_state st;
+		struct fence_rec *r = NULL;
+		size_t nr = 0, live;
 
-		if (fence_load(&r, a, devs[i].id, NULL) != 1)
+		if (fence_load_all(&r, &nr, a, devs[i].id, NULL) < 0)
 			continue;
-		st = fence_classify(&r);
-		if (st == FENCE_LOCAL && r.f.kind != RP_FENCE_NONE)
-			fenced++;
-		if (st == FENCE_NO_WRITER || (st == FENCE_LOCAL && r.f.kind != RP_FENCE_NONE))
-			continue;
-		if (count++ == 0 && why && len) {
-			if (st == FENCE_FOREIGN)
-				(void)snprintf(
-				        why, len,
-				        "device '%s' is served by %s on host '%s', which this"
-				        " host cannot pause",
-				        devs[i].id, r.f.server, r.host);
-			else
-				(void)snprintf(
-				        why, len,
-				        "device '%s' is served by %s (pid %lld), which has no"
-				        " write fence",
-				        devs[i].id, r.f.server, (long long)r.f.pid);
+		live = fence_classify_all(r, nr);
+		for (j = 0; j < nr; j++) {
+			if (r[j].state == FENCE_NO_WRITER)
+				continue;
+			if (r[j].state == FENCE_LOCAL && r[j].f.kind != RP_FENCE_NONE) {
+				fenced++;
+				continue;
+			}
+			if (count++ == 0 && why && len)
+				fence_why(why, len, devs[i].id, &r[j], live);
 		}
+		if (live < nr)
+			fence_clean(a, devs[i].id);
+		rp_free(r);
 	}
 	if (count == 0 && fenced > 0 && !fence_copy_ok(a, devs, n, why, len))
 		count = fenced;
@@ -571,62 +1028,97 @@ static int fence_connect(const char *path)
 	return fd;
 }
 
-/* Adds the writer of @d to @h when it has a live, pausable fence; error when it cannot. */
-static int fence_collect(struct fence_hold *h, struct rp_array *a, const struct model_device *d,
-                         struct rp_error *err)
+/* A new zeroed entry at the end of @h (not yet counted in h->n), or NULL. */
+static struct fence_ent *fence_hold_add(struct fence_hold *h)
 {
-	struct fence_rec r;
 	struct fence_ent *e;
-	enum fence_state st;
-	int rc = fence_load(&r, a, d->id, err);
 
-	if (rc <= 0)
-		return rc;
-	st = fence_classify(&r);
-	if (st == FENCE_NO_WRITER)
-		return 0;
-	if (st == FENCE_FOREIGN)
-		return rp_error_set(err, RP_ENOTSUPPORTED,
-		                    "device '%s' is served by %s on host '%s', which this host"
-		                    " cannot pause",
-		                    d->id, r.f.server, r.host);
-	if (r.f.kind == RP_FENCE_NONE)
-		return rp_error_set(err, RP_ENOTSUPPORTED,
-		                    "device '%s' is served by %s (pid %lld), which has no write"
-		                    " fence",
-		                    d->id, r.f.server, (long long)r.f.pid);
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 4;
+
+		e = rp_realloc(h->e, cap * sizeof(*e));
+		if (!e)
+			return NULL;
+		h->e = e;
+		h->cap = cap;
+	}
 	e = &h->e[h->n];
 	memset(e, 0, sizeof(*e));
 	e->fd = -1;
-	e->kind = r.f.kind;
-	rp_strlcpy(e->dev, d->id, sizeof(e->dev));
-	if (r.f.kind == RP_FENCE_PAUSE) {
-		e->fd = fence_connect(r.f.control);
-		if (e->fd < 0) {
-			if (errno == ECONNREFUSED || errno == ENOENT)
-				return 0; /* the server is gone: no writer */
-			return rp_error_set_os(err, RP_EIO, errno,
-			                       "device '%s': pause control socket '%s'", d->id,
-			                       r.f.control);
+	return e;
+}
+
+/* Adds every live writer of @d to @h; an error when one cannot be paused (nothing added). */
+static int fence_collect(struct fence_hold *h, struct rp_array *a, const struct model_device *d,
+                         struct rp_error *err)
+{
+	char why[RP_MSG_MAX];
+	struct fence_rec *r = NULL;
+	struct fence_ent *e;
+	size_t nr = 0, live, i;
+	int rc = fence_load_all(&r, &nr, a, d->id, err);
+
+	if (rc < 0)
+		return rc;
+	live = fence_classify_all(r, nr);
+	if (live < nr)
+		fence_clean(a, d->id);
+	for (i = 0; i < nr; i++) {
+		if (r[i].state == FENCE_FOREIGN ||
+		    (r[i].state == FENCE_LOCAL && r[i].f.kind == RP_FENCE_NONE)) {
+			fence_why(why, sizeof(why), d->id, &r[i], live);
+			rc = rp_error_set(err, RP_ENOTSUPPORTED, "%s", why);
+			goto out;
 		}
-	} else {
-		if (!h->tapctl[0] && !fence_which(h->tapctl, sizeof(h->tapctl), "tap-ctl"))
-			return rp_error_set(err, RP_ENOTSUPPORTED,
-			                    "device '%s' is served by tapdisk but tap-ctl is not"
-			                    " in PATH",
-			                    d->id);
-		(void)snprintf(e->pid, sizeof(e->pid), "%lld", (long long)r.f.pid);
-		(void)snprintf(e->minor, sizeof(e->minor), "%d", r.f.minor);
-		e->unpause[0] = (char *)"tap-ctl";
-		e->unpause[1] = (char *)"unpause";
-		e->unpause[2] = (char *)"-p";
-		e->unpause[3] = e->pid;
-		e->unpause[4] = (char *)"-m";
-		e->unpause[5] = e->minor;
-		e->unpause[6] = NULL;
 	}
-	h->n++;
-	return 0;
+	for (i = 0; i < nr; i++) {
+		if (r[i].state != FENCE_LOCAL)
+			continue;
+		e = fence_hold_add(h);
+		if (!e) {
+			rc = rp_error_set(err, RP_ERROR, "out of memory");
+			goto out;
+		}
+		e->kind = r[i].f.kind;
+		if (live > 1)
+			(void)snprintf(e->what, sizeof(e->what), "device '%s' (writer '%s')", d->id,
+			               r[i].writer);
+		else
+			(void)snprintf(e->what, sizeof(e->what), "device '%s'", d->id);
+		if (r[i].f.kind == RP_FENCE_PAUSE) {
+			e->fd = fence_connect(r[i].f.control);
+			if (e->fd < 0) {
+				if (errno == ECONNREFUSED || errno == ENOENT)
+					continue; /* the server is gone: no writer */
+				rc = rp_error_set_os(err, RP_EIO, errno,
+				                     "%s: pause control socket '%s'", e->what,
+				                     r[i].f.control);
+				goto out;
+			}
+		} else {
+			if (!h->tapctl[0] &&
+			    !fence_which(h->tapctl, sizeof(h->tapctl), "tap-ctl")) {
+				rc = rp_error_set(
+				        err, RP_ENOTSUPPORTED,
+				        "%s is served by tapdisk but tap-ctl is not in PATH",
+				        e->what);
+				goto out;
+			}
+			(void)snprintf(e->pid, sizeof(e->pid), "%lld", (long long)r[i].f.pid);
+			(void)snprintf(e->minor, sizeof(e->minor), "%d", r[i].f.minor);
+			e->unpause[0] = (char *)"tap-ctl";
+			e->unpause[1] = (char *)"unpause";
+			e->unpause[2] = (char *)"-p";
+			e->unpause[3] = e->pid;
+			e->unpause[4] = (char *)"-m";
+			e->unpause[5] = e->minor;
+			e->unpause[6] = NULL;
+		}
+		h->n++;
+	}
+out:
+	rp_free(r);
+	return rc;
 }
 
 /* Sends 'p' to every pause socket and waits for every 'P' until @end (monotonic ms). */
@@ -648,8 +1140,8 @@ static int fence_pause_sockets(struct fence_hold *h, int64_t end, struct rp_erro
 		if (e->kind != RP_FENCE_PAUSE)
 			continue;
 		if (send(e->fd, "p", 1, MSG_NOSIGNAL) != 1) {
-			rc = rp_error_set_os(err, RP_EIO, errno,
-			                     "device '%s': pause request not sent", e->dev);
+			rc = rp_error_set_os(err, RP_EIO, errno, "%s: pause request not sent",
+			                     e->what);
 			goto out;
 		}
 		pf[m].fd = e->fd;
@@ -665,9 +1157,9 @@ static int fence_pause_sockets(struct fence_hold *h, int64_t end, struct rp_erro
 			for (i = 0; i < m && h->e[idx[i]].paused; i++)
 				;
 			rc = rp_error_set(err, RP_ETIMEOUT,
-			                  "device '%s': its writer did not pause within %ld ms"
+			                  "%s: its writer did not pause within %ld ms"
 			                  " (requests in flight)",
-			                  h->e[idx[i < m ? i : 0]].dev, h->timeout_ms);
+			                  h->e[idx[i < m ? i : 0]].what, h->timeout_ms);
 			goto out;
 		}
 		r = poll(pf, m, (int)wait);
@@ -683,9 +1175,9 @@ static int fence_pause_sockets(struct fence_hold *h, int64_t end, struct rp_erro
 				continue;
 			if (read(e->fd, &c, 1) != 1) {
 				rc = rp_error_set(err, RP_EIO,
-				                  "device '%s': its server closed the pause control"
+				                  "%s: its server closed the pause control"
 				                  " connection (server gone mid-pause?)",
-				                  e->dev);
+				                  e->what);
 				goto out;
 			}
 			if (c == 'P') {
@@ -716,7 +1208,8 @@ int fence_pause(struct fence_hold **out, struct rp_array *a, const struct model_
 		return rp_error_set(err, RP_ERROR, "out of memory");
 	h->sv = -1;
 	h->timeout_ms = fence_env_long("REPLUN_FENCE_TIMEOUT_MS", FENCE_TIMEOUT_MS);
-	h->e = rp_calloc(n ? n : 1, sizeof(*h->e));
+	h->cap = n ? n : 1; /* grows when a device has several writers */
+	h->e = rp_calloc(h->cap, sizeof(*h->e));
 	if (!h->e) {
 		rp_free(h);
 		return rp_error_set(err, RP_ERROR, "out of memory");
@@ -749,9 +1242,8 @@ int fence_pause(struct fence_hold **out, struct rp_array *a, const struct model_
 		e->paused = true; /* unpause even after a failed or timed-out pause */
 		if (st != 0)
 			rc = rp_error_set(err, st < 0 ? RP_ETIMEOUT : RP_EIO,
-			                  "device '%s': tap-ctl pause -p %s -m %s %s", e->dev,
-			                  e->pid, e->minor,
-			                  st < 0 ? "did not finish in time" : "failed");
+			                  "%s: tap-ctl pause -p %s -m %s %s", e->what, e->pid,
+			                  e->minor, st < 0 ? "did not finish in time" : "failed");
 	}
 	if (rc < 0) {
 		(void)fence_resume(h, NULL);
@@ -808,9 +1300,9 @@ int fence_resume(struct fence_hold *h, struct rp_error *err)
 			if (left <= 0 || poll(&p, 1, (int)left) <= 0 || read(e->fd, &c, 1) != 1) {
 				if (e->paused)
 					rc = rp_error_set(err, RP_EIO,
-					                  "device '%s': no answer to the resume"
+					                  "%s: no answer to the resume"
 					                  " request",
-					                  e->dev);
+					                  e->what);
 				break;
 			}
 			if (c == 'R')

@@ -119,11 +119,14 @@ f = fails(X.sm, srref, "vdi_activate", vdi=vref, args=["true"])
 check(f is not None and f.code == "VDI_IN_USE", "host-b live: host-a's activation is VDI_IN_USE")
 x.set_host_live(hb, False)
 lun_id = luns(env.a, sr)[v]["id"]
+hb_fence = os.path.join(env.a, "fences", "%s@%s" % (lun_id, hb))
+check(os.path.exists(hb_fence), "host-b's read-write activation registered its writer record")
 X.sm(srref, "vdi_activate", vdi=vref, args=["true"])
 with open(env.log) as fh:
     smlog = fh.read()
 check("taken over from host '%s'" % hb in smlog,
       "host-b not live: host-a's read-write activation takes the LUN over (SMlog says so)")
+check(not os.path.exists(hb_fence), "the take-over removes host-b's write fence record too")
 x.set_host_live(hb, True)
 f = fails(X.sm, srref, "vdi_activate", vdi=vref, args=["true"], host=hb)
 check(f is not None and f.code == "VDI_IN_USE", "host-b back: its presentation is gone, VDI_IN_USE")

@@ -16,8 +16,9 @@ import struct
 import subprocess
 import threading
 import time
+import xmlrpc.client
 
-from smtest import Env, check, done, luns, tool
+from smtest import Env, check, done, luns, parse, run_raw, tool
 
 CLI = os.environ.get("REPLUN_CLI", "")
 for prog in ("nbdkit", "qemu-nbd"):
@@ -188,9 +189,11 @@ x, X = env.sim()
 s = Site(env, x, X, "0")
 recs = sorted(glob.glob(os.path.join(s.a, "fences", "*")))
 body = open(recs[0]).read() if recs else ""
-check(len(recs) == 2 and "kind pause" in body and "control " + s.socks[0] + ".ctl" in
+check(len(recs) == 2 and all("@OpaqueRef:" in os.path.basename(r) for r in recs)
+      and "kind pause" in body and "control " + s.socks[0] + ".ctl" in
       "".join(open(r).read() for r in recs),
-      "vdi_activate read-write (nbdkit): a 'pause' fence record per LUN naming <sock>.ctl")
+      "vdi_activate read-write (nbdkit): a 'pause' fence record per LUN, as this host's writer"
+      " (<lun>@<host ref>), naming <sock>.ctl")
 s.close()
 check(glob.glob(os.path.join(s.a, "fences", "*")) == [] and
       not os.path.exists(s.socks[0] + ".ctl"),
@@ -305,6 +308,171 @@ check(rc == 0 and not warnings_of(out),
       "a LUN whose nbdkit was killed (stale fence): prepare-failover goes on, no warning (%s %s)"
       % (out[-200:], err))
 s.close()
+
+# --- two hosts share LUNs (HA statefile: vdi_attach_from_config on every host of the pool) ----
+# Each host runs its own nbdkit (own run directory, as each host has its own /run) and
+# registers its own writer record; the group's snapshots pause all of them; one host
+# detaching leaves the other host's records.
+class ChainWriter(Writer):
+    """Writes 1, 2, 3... through every (connection, offset) in turn, each acknowledged."""
+
+    def __init__(self, targets):
+        super().__init__(None, None)
+        self.targets = targets
+
+    def run(self):
+        try:
+            while not self.stop.is_set():
+                n = self.n + 1
+                for c, off in self.targets:
+                    t = time.monotonic()
+                    c.write(off, block(n))
+                    self.max_ms = max(self.max_ms, (time.monotonic() - t) * 1000)
+                self.n = n
+        except Exception as e:  # reported by the test
+            self.error = e
+
+
+def chain_seqs(paths_offsets):
+    out = []
+    for path, off in paths_offsets:
+        with open(path, "rb") as f:
+            f.seek(off)
+            raw = f.read(21)
+        out.append(int(raw.decode()) if raw[:1].isdigit() else 0)
+    return out
+
+
+def chain_consistent(seqs):
+    """Written in order: every value >= the next, the first at most one ahead of the last."""
+    return (all(a >= b for a, b in zip(seqs, seqs[1:])) and seqs[0] - seqs[-1] <= 1
+            and seqs[-1] > 0)
+
+
+def run_chain(targets, files, what, tag):
+    w = ChainWriter(targets)
+    w.start()
+    while w.n < 30 and w.is_alive():
+        time.sleep(0.01)
+    if what == "sync":
+        rc, out, err = cli("-v", "sync", sh_a, "--group", sh_sr, "--foreground")
+    else:
+        rc, out, err = cli("-v", "prepare-failover", sh_a, "--group", sh_sr, "--json")
+    w.stop.set()
+    w.join()
+    seqs = chain_seqs(files(what))
+    paused = [ln for ln in err.splitlines() if "writer(s) paused" in ln]
+    warned = [ln for ln in err.splitlines() if "snapshotted without" in ln] + \
+        warnings_of(out)
+    print("shared %s %s: writer at %d, snapshot seqs %s, %s, rc %d %s" %
+          (what, tag, w.n, seqs, paused, rc, (out + err)[-300:] if rc else ""))
+    return rc == 0 and not w.error, seqs, paused, warned
+
+
+hb = x.add_host("host-b")
+sh_a = os.path.join(env.tmp, "Ash")
+sh_b = os.path.join(env.tmp, "Bsh")
+tool("init", sh_a, "sAsh")
+tool("init", sh_b, "sBsh")
+tool("pair", sh_a, sh_b)
+x.sm.env_extra.pop("REPLUN_NBD_SERVER", None)
+sh_sr = X("sr-create", "type=replun", "name-label=shared", "device-config:array=" + sh_a,
+          "device-config:peer=" + sh_b)
+sh_ref = x.db.by_uuid("SR", sh_sr)
+x.db.create("PBD", host=hb, SR=sh_ref, device_config={"array": sh_a, "peer": sh_b},
+            currently_attached=True)
+sh_vdis = [X("vdi-create", "sr-uuid=" + sh_sr, "name-label=" + n, "virtual-size=8MiB")
+           for n in ("statefile", "redolog")]
+run_b = os.path.join(env.tmp, "rb")
+hosts = ((None, env.env()), (hb, env.env(REPLUN_RUN_DIR=run_b)))
+configs, conns = [], {}
+for v in sh_vdis:
+    cfg = X.sm(sh_ref, "vdi_generate_config", vdi=x.db.by_uuid("VDI", v))
+    (params,), _ = xmlrpc.client.loads(cfg)
+    for host, henv in hosts:
+        p = dict(params)
+        if host:
+            p["host_ref"] = host
+        rc, out, err = run_raw(xmlrpc.client.dumps((p,), "vdi_attach_from_config"), henv)
+        check(rc == 0 and parse(out)[0] == "ok", "vdi_attach_from_config of %s on host %s%s"
+              % (v, p.get("host_ref"), "" if rc == 0 else ": " + (out + err).strip()[-200:]))
+        configs.append((p, henv))
+sh_ids = {n: i["id"] for n, i in luns(sh_a, sh_sr).items()}
+host_a = params.get("host_ref", "")
+recs = sorted(os.path.basename(r) for r in glob.glob(os.path.join(sh_a, "fences", "*@*")))
+want = sorted("%s@%s" % (sh_ids[v], h) for v in sh_vdis for h in (host_a, hb))
+check(recs == want, "two hosts attach the statefile and redo log from config: one 'pause' record"
+      " per (LUN, host) %s" % recs)
+for v in sh_vdis:
+    for run in (env.run_dir, run_b):
+        sock = os.path.join(run, "nbd", sh_sr, v)
+        conns[(v, run)] = Nbd(sock, v)
+targets = [(conns[(v, r)], off) for r, off in ((env.run_dir, 0), (run_b, 512)) for v in sh_vdis]
+
+
+def shared_files(what):
+    arr = sh_b if what == "sync" else None
+    out = []
+    for r, off in ((env.run_dir, 0), (run_b, 512)):
+        for v in sh_vdis:
+            if arr:
+                out.append((tool("path", arr, v).strip(), off))
+            else:
+                d = os.path.dirname(tool("path", sh_a, v).strip())
+                snaps = sorted(glob.glob(os.path.join(d, "snap-prefailover-%s-*" % sh_ids[v])))
+                out.append((snaps[-1] if snaps else "/dev/null", off))
+    return out
+
+
+rc, out, err = cli("sync", sh_a, "--group", sh_sr, "--wait")
+ok_all, bad, paused_all, warned_all = True, [], [], []
+for run in range(3):
+    ok, seqs, paused, warned = run_chain(targets, shared_files, "sync", str(run))
+    ok_all &= ok
+    paused_all += paused
+    warned_all += warned
+    if not chain_consistent(seqs):
+        bad.append(seqs)
+check(ok_all and not bad and not warned_all and len(paused_all) == 3 and
+      all("4 writer(s) paused" in p for p in paused_all),
+      "statefile + redo log written through both hosts' nbdkit (A's then B's, in order): every"
+      " sync pauses all 4 writers, the recovery point is consistent, no warning (%s %s %s)"
+      % (bad, paused_all[:1], warned_all[:1]))
+
+# host b stops serving (detach_from_config): its records go, host a's stay and are paused
+for v in sh_vdis:
+    conns[(v, run_b)].close()
+for p, henv in configs:
+    if p.get("host_ref") == hb:
+        q = dict(p, command="vdi_detach_from_config")
+        rc, out, err = run_raw(xmlrpc.client.dumps((q,), "vdi_detach_from_config"), henv)
+        check(parse(out) == ("ok", None), "vdi_detach_from_config on host %s" % hb)
+recs = sorted(os.path.basename(r) for r in glob.glob(os.path.join(sh_a, "fences", "*@*")))
+check(recs == sorted("%s@%s" % (sh_ids[v], host_a) for v in sh_vdis)
+      and all(os.path.exists(os.path.join(env.run_dir, "nbd", sh_sr, v)) for v in sh_vdis),
+      "host b's vdi_detach_from_config removes only host b's records; host a still serves (%s)"
+      % recs)
+targets = [(conns[(v, env.run_dir)], 0) for v in sh_vdis]
+
+
+def host_a_files(what):
+    return [f for f in shared_files(what) if f[1] == 0]
+
+
+ok, seqs, paused, warned = run_chain(targets, host_a_files, "prepare-failover", "a")
+check(ok and chain_consistent(seqs) and not warned and len(paused) == 1
+      and "2 writer(s) paused" in paused[0],
+      "then prepare-failover still pauses host a's writers (2), consistent, no warning (%s %s)"
+      % (seqs, paused))
+for v in sh_vdis:
+    conns[(v, env.run_dir)].close()
+for p, henv in configs:
+    if p.get("host_ref") != hb:
+        q = dict(p, command="vdi_detach_from_config")
+        rc, out, err = run_raw(xmlrpc.client.dumps((q,), "vdi_detach_from_config"), henv)
+        check(parse(out) == ("ok", None), "vdi_detach_from_config on host %s" % hb)
+check(glob.glob(os.path.join(sh_a, "fences", "*@*")) == [],
+      "host a's detach too: no record left")
 
 # --- a Xen host: the fence is tap-ctl pause/unpause of the LUN's tapdisk ----------------------
 fake = os.path.join(env.tmp, "xenbin")
