@@ -168,6 +168,14 @@ struct rp_sync_session {
 	int64_t recovery_point_ms;
 	bool full;              /* a full (initial) sync, not incremental */
 	char error[RP_MSG_MAX]; /* when failed */
+	/*
+	 * Set once the worker took the group's snapshots when they could not be taken with all
+	 * writers paused (a writer without a usable write fence, a pause or resume that failed):
+	 * the recovery point is crash consistent per device but NOT write-order consistent across
+	 * the group. warning_code is RP_WARN_NO_FREEZE then, 0 (and warning "") otherwise.
+	 */
+	int warning_code; /* enum rp_warn */
+	char warning[RP_MSG_MAX];
 };
 
 struct rp_sync_opts {
