@@ -186,7 +186,10 @@ struct rp_sync_opts {
  * Starts one sync session per requested group/standalone device and returns at once (the data
  * moves in a detached worker that survives the caller). Works at either end: the source and the
  * target are found from the devices' states. An item whose session is already running is
- * answered with RP_WARN_SYNC_RUNNING and that session's id.
+ * answered with RP_WARN_SYNC_RUNNING and that session's id. A group item carries
+ * RP_WARN_NO_FREEZE when a member's writer has no usable write fence now, or when its session
+ * already recorded that warning (rp_sync_session.warning: a foreground run, a running session);
+ * a detached worker records it later, so poll the session for the final word.
  */
 RP_EXTERN int rp_sync_start(struct rp_result **out, struct rp_array *a,
                             const struct rp_request *req, const struct rp_sync_opts *opts,
