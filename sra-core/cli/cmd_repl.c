@@ -266,6 +266,8 @@ static void print_session(const struct rp_sync_session *s)
 	             s->recovery_point_ms > 0 ? ")" : "");
 	if (s->error[0])
 		(void)printf("error:           %s\n", s->error);
+	if (s->warning_code)
+		(void)printf("warning:         %s\n", s->warning);
 }
 
 static void print_sessions_json(const struct rp_sync_session *s, size_t n, bool several)
@@ -387,6 +389,9 @@ int cmd_sync(struct cli_args *a)
 			             rp_sync_status_name(ss[i].status), moved, dur,
 			             ss[i].full ? "full" : "incremental",
 			             ss[i].recovery_point[0] ? ss[i].recovery_point : "-");
+			/* not routine, unlike the start's warnings: the point is not consistent */
+			if (ss[i].warning_code)
+				cli_warn("sync session '%s': %s", ss[i].id, ss[i].warning);
 		}
 	}
 	rc = worst;

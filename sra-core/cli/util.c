@@ -395,7 +395,7 @@ struct json_object *cli_json_device(const struct rp_device *d)
 
 struct json_object *cli_json_session(const struct rp_sync_session *s)
 {
-	struct json_object *o = json_object_new_object();
+	struct json_object *o = json_object_new_object(), *w;
 
 	cli_json_str(o, "id", s->id);
 	cli_json_str(o, "group", s->group);
@@ -415,6 +415,16 @@ struct json_object *cli_json_session(const struct rp_sync_session *s)
 	json_time(o, "recovery_point_time", s->recovery_point_ms);
 	cli_json_bool(o, "full", s->full);
 	cli_json_str(o, "error", s->error);
+	/* same shape as a workflow item's: [] when the recovery point is write-order consistent */
+	w = json_object_new_array();
+	if (s->warning_code) {
+		struct json_object *x = json_object_new_object();
+
+		cli_json_int(x, "code", s->warning_code);
+		cli_json_str(x, "message", s->warning);
+		(void)json_object_array_add(w, x);
+	}
+	(void)json_object_object_add(o, "warnings", w);
 	return o;
 }
 

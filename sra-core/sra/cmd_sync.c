@@ -2,6 +2,7 @@
 /*
  * cmd_sync.c - syncOnce (starts one session per group/device and returns at once; a running
  * session is reported with warning 500) and querySyncStatus (progress and remaining time).
+ * A session whose group snapshot could not pause the writers carries warning 2005 in both.
  * Both accept source-side (ConsistencyGroups/SourceDevices) and target-side
  * (TargetGroups/TargetDevices) requests.
  */
@@ -37,6 +38,33 @@ static void put_session(struct sra_ctx *ctx, xmlNodePtr n, const struct rp_sync_
 		(void)snprintf(buf, sizeof(buf), "%lld", (long long)s->eta_seconds);
 		(void)sra_el_text(ctx, ds, "RemainingTimeEstimate", buf);
 	}
+}
+
+/*
+ * The session's own warning (its recovery point is not write-order consistent: the worker could
+ * not pause the group's writers) under @n's <Warnings>, unless @it (the syncOnce item, may be
+ * NULL) already reported a warning with that code.
+ */
+static void put_session_warning(struct sra_ctx *ctx, xmlNodePtr n, const char *id,
+                                const struct rp_sync_session *s, const struct rp_item *it)
+{
+	xmlNodePtr w;
+	size_t m;
+	int code;
+
+	if (!s->warning_code)
+		return;
+	for (m = 0; it && m < it->n_warnings && m < RP_MAX_WARNINGS; m++)
+		if (it->warnings[m].code == s->warning_code)
+			return;
+	code = sra_code_for_warning(s->warning_code);
+	if (!code)
+		return;
+	w = sra_child(n, "Warnings");
+	if (!w)
+		w = sra_el(ctx, n, "Warnings");
+	sra_put_warning(ctx, w, code, id, s->warning);
+	sra_log(RP_LOG_WARNING, "WARNING: [%s]: session [%s]: %s", id, s->id, s->warning);
 }
 
 static void log_session(const char *what, const char *id, const struct rp_sync_session *s)
@@ -198,6 +226,7 @@ static int sync_common(struct sra_ctx *ctx, bool start)
 					        "instead)",
 					        id, it->warnings[m].msg, s.id);
 				}
+				put_session_warning(ctx, n, id, &s, it);
 				log_session(kinds[k].group ? "group" : "device", id, &s);
 				if (it->snapshot[0])
 					sra_log(RP_LOG_VERBOSE,
@@ -245,6 +274,7 @@ static int sync_common(struct sra_ctx *ctx, bool start)
 					              s.error[0] ? s.error : "the session failed");
 				} else {
 					put_session(ctx, n, &s);
+					put_session_warning(ctx, n, id, &s, NULL);
 				}
 			}
 			rp_free(sync_id);

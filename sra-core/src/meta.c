@@ -52,6 +52,10 @@ static const char *const meta_migrations[] = {
 	" worker_pid INTEGER, worker_start TEXT, heartbeat_ms INTEGER, plan TEXT);"
 	"CREATE TABLE intents(id INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL,"
 	" payload TEXT NOT NULL, created_ms INTEGER NOT NULL);",
+	/* 2: a sync session's warning (docs/internals/sync.md "Warnings"): the recovery point
+	 * it made is not write-order consistent (its writers could not be paused). */
+	"ALTER TABLE sync_sessions ADD COLUMN warning_code INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE sync_sessions ADD COLUMN warning TEXT;",
 	/* Append new steps here (engine-replication may add its own, see meta.md). */
 };
 
@@ -497,19 +501,16 @@ static bool meta_schema_current(sqlite3 *db)
 	return ok;
 }
 
-int meta_migrate(sqlite3 *db, struct rp_error *err)
+/* Runs the steps above meta.schema_version up to version @upto (<= META_N_MIGRATIONS). */
+static int meta_migrate_upto(sqlite3 *db, int upto, struct rp_error *err)
 {
 	char buf[16];
 	int version = 0, rc;
 
-	/* Fast path, every open of an up-to-date database: one read, no write lock. Anything
-	 * else (no meta table yet, no row, another version, an error) takes the full check. */
-	if (meta_schema_current(db))
-		return 0;
 	rc = meta_schema_version(&version, db, err);
 	if (rc < 0)
 		return rc;
-	if (version == META_N_MIGRATIONS)
+	if (version == upto)
 		return 0;
 	for (;;) {
 		rc = meta_txn_begin(db, err);
@@ -527,7 +528,7 @@ int meta_migrate(sqlite3 *db, struct rp_error *err)
 			                  version, META_N_MIGRATIONS);
 			goto fail;
 		}
-		if (version == META_N_MIGRATIONS) {
+		if (version >= upto) {
 			meta_txn_rollback(db);
 			return 0;
 		}
@@ -546,6 +547,23 @@ int meta_migrate(sqlite3 *db, struct rp_error *err)
 fail:
 	meta_txn_rollback(db);
 	return rc;
+}
+
+int meta_migrate(sqlite3 *db, struct rp_error *err)
+{
+	/* Fast path, every open of an up-to-date database: one read, no write lock. Anything
+	 * else (no meta table yet, no row, another version, an error) takes the full check. */
+	if (meta_schema_current(db))
+		return 0;
+	return meta_migrate_upto(db, META_N_MIGRATIONS, err);
+}
+
+int meta__migrate_to(sqlite3 *db, int version, struct rp_error *err)
+{
+	if (version < 0 || version > META_N_MIGRATIONS)
+		return rp_error_set(err, RP_EINVAL, "no schema version %d (this build knows %d)",
+		                    version, META_N_MIGRATIONS);
+	return meta_migrate_upto(db, version, err);
 }
 
 int meta_open(sqlite3 **out, const char *path, bool create, int busy_timeout_ms,

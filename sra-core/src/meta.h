@@ -28,6 +28,11 @@ void meta_close(sqlite3 *db);
 
 /* Runs every migration step above meta.schema_version, each in its own transaction. */
 int meta_migrate(sqlite3 *db, struct rp_error *err);
+/*
+ * Tests only: runs the migration steps up to schema @version (<= meta_schema_latest()), to
+ * make a database as an older build left it. RP_EINVAL for an unknown version.
+ */
+int meta__migrate_to(sqlite3 *db, int version, struct rp_error *err);
 /* Current meta.schema_version (0 for an empty database). */
 int meta_schema_version(int *out, sqlite3 *db, struct rp_error *err);
 

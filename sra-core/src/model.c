@@ -1324,35 +1324,71 @@ int model_obj_stat(struct array_obj_stat *out, struct rp_array *a, const char *o
 	return a->drv->ops->obj_stat(out, a->drv, obj, err);
 }
 
-int model_obj_persist(struct rp_array *a, const char *obj, struct rp_error *err)
+/* fsync of directory @dir (its entries: names created, renamed or removed in it). */
+static int model_dir_sync(const char *dir, struct rp_error *err)
 {
-	char path[PATH_MAX], *slash;
-	int rc, fd;
+	int rc = 0, fd;
 
-	if (a->drv->ops->flush) {
-		rc = a->drv->ops->flush(a->drv, obj, err);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return rp_error_set_os(err, RP_EIO, errno, "open of directory '%s'", dir);
+	if (fsync(fd) < 0)
+		rc = rp_error_set_os(err, RP_EIO, errno, "fsync of directory '%s'", dir);
+	(void)close(fd);
+	return rc;
+}
+
+int model_objs_persist(struct rp_array *a, const char *const *objs, size_t n, struct rp_error *err)
+{
+	char path[PATH_MAX], **dirs = NULL, *slash;
+	size_t n_dirs = 0, i, j;
+	int rc = 0;
+
+	/* every object's data first, then each distinct directory once */
+	for (i = 0; a->drv->ops->flush && i < n; i++) {
+		rc = a->drv->ops->flush(a->drv, objs[i], err);
 		if (rc < 0)
 			return rc;
 	}
-	if (!a->drv->ops->obj_path)
+	if (!a->drv->ops->obj_path || n == 0)
 		return 0;
-	rc = a->drv->ops->obj_path(path, sizeof(path), a->drv, obj, err);
-	if (rc < 0)
-		return rc;
-	slash = strrchr(path, '/');
-	if (!slash || slash == path)
-		return 0;
-	*slash = '\0';
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return rp_error_set_os(err, RP_EIO, errno, "open of directory '%s'", path);
-	if (fsync(fd) < 0) {
-		rc = rp_error_set_os(err, RP_EIO, errno, "fsync of directory '%s'", path);
-		(void)close(fd);
-		return rc;
+	dirs = rp_calloc(n, sizeof(*dirs));
+	if (!dirs)
+		return rp_error_set(err, RP_ERROR, "out of memory");
+	for (i = 0; i < n; i++) {
+		rc = a->drv->ops->obj_path(path, sizeof(path), a->drv, objs[i], err);
+		if (rc < 0)
+			goto out;
+		slash = strrchr(path, '/');
+		if (!slash || slash == path)
+			continue;
+		*slash = '\0';
+		for (j = 0; j < n_dirs && strcmp(dirs[j], path) != 0; j++)
+			;
+		if (j < n_dirs)
+			continue; /* that directory is synced already */
+		dirs[n_dirs] = rp_strdup(path);
+		if (!dirs[n_dirs]) {
+			rc = rp_error_set(err, RP_ERROR, "out of memory");
+			goto out;
+		}
+		n_dirs++;
 	}
-	(void)close(fd);
-	return 0;
+	for (j = 0; j < n_dirs; j++) {
+		rc = model_dir_sync(dirs[j], err);
+		if (rc < 0)
+			goto out;
+	}
+out:
+	for (j = 0; j < n_dirs; j++)
+		rp_free(dirs[j]);
+	rp_free(dirs);
+	return rc;
+}
+
+int model_obj_persist(struct rp_array *a, const char *obj, struct rp_error *err)
+{
+	return model_objs_persist(a, &obj, 1, err);
 }
 
 int model_obj_clone(struct rp_array *a, const char *src, const char *dst, struct rp_error *err)

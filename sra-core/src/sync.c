@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,7 @@ extern char **environ;
 #define SYNC_COLS                                                                                  \
 	"id, grp, device, source_array, target_array, status, progress, bytes_total,"              \
 	" bytes_done, started_ms, finished_ms, recovery_point, recovery_point_ms, full, error,"    \
-	" worker_pid, worker_start, heartbeat_ms, plan"
+	" worker_pid, worker_start, heartbeat_ms, plan, warning_code, warning"
 
 static int sync_row_read(struct sync_row *r, sqlite3_stmt *st)
 {
@@ -64,6 +65,8 @@ static int sync_row_read(struct sync_row *r, sqlite3_stmt *st)
 	r->worker_pid = sqlite3_column_int64(st, 15);
 	meta_col_text(r->worker_start, sizeof(r->worker_start), st, 16);
 	r->heartbeat_ms = sqlite3_column_int64(st, 17);
+	r->warning_code = sqlite3_column_int(st, 19);
+	meta_col_text(r->warning, sizeof(r->warning), st, 20);
 	plan = sqlite3_column_text(st, 18);
 	if (plan) {
 		r->plan = rp_strdup((const char *)plan);
@@ -619,12 +622,56 @@ static void sync_pick_bases(struct sync_dev *sd, struct rp_array *src, struct rp
 	rp_strlcpy(sd->tgt_base, tb.id, sizeof(sd->tgt_base));
 }
 
+/*
+ * model_objs_persist of @n object names laid out @stride bytes apart from @first (a field of
+ * an array of structs, or an array of names).
+ */
+static int sync_objs_persist(struct rp_array *a, const char *first, size_t stride, size_t n,
+                             struct rp_error *err)
+{
+	const char **objs;
+	size_t i;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	objs = rp_calloc(n, sizeof(*objs));
+	if (!objs)
+		return rp_error_set(err, RP_ERROR, "out of memory");
+	for (i = 0; i < n; i++)
+		objs[i] = first + i * stride;
+	rc = model_objs_persist(a, objs, n, err);
+	rp_free(objs);
+	return rc;
+}
+
+/*
+ * Notes why the session's group snapshot is not write-order consistent: logged at once (the
+ * worker's log goes to syslog), and the first reason kept in @w for the session rows.
+ */
+__attribute__((format(printf, 3, 4))) static void
+sync_warn(struct rp_warning *w, const struct sync_ctx *c, const char *fmt, ...)
+{
+	char msg[RP_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rp_log(RP_LOG_WARNING, "sync session '%s': %s", c->row.id, msg);
+	if (w->code)
+		return; /* the first reason wins */
+	w->code = RP_WARN_NO_FREEZE;
+	rp_strlcpy(w->msg, msg, sizeof(w->msg));
+}
+
 static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 {
 	struct model_device *members = NULL, one, t;
 	struct model_group sg;
 	struct fence_hold *fh = NULL;
 	struct rp_error fe;
+	struct rp_warning warn;
 	struct sync_plan *p = &c->plan;
 	size_t n = 0, i;
 	char *text = NULL;
@@ -632,6 +679,7 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 	int lfd = -1, rc;
 
 	memset(p, 0, sizeof(*p));
+	memset(&warn, 0, sizeof(warn));
 	rc = lock_group(c->src, c->lock_src, &lfd, err);
 	if (rc < 0)
 		return rc;
@@ -710,14 +758,17 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 	 * The clones are one write-order consistent point: the writers of every device (the
 	 * write fences their datapaths registered, fence.h) are paused around them and resumed
 	 * right after, also on error. The array filesystem is not frozen: FICLONE blocks on a
-	 * frozen filesystem (it needs a write). Writers that cannot be paused: rp_sync_start
-	 * warns (RP_WARN_NO_FREEZE) when it sees them; a pause failing here is logged.
+	 * frozen filesystem (it needs a write). Writers that cannot be paused (no fence, a
+	 * writer that appeared after rp_sync_start looked, a pause or resume that failed): the
+	 * clones are taken anyway, and the reason is logged and recorded on the session with
+	 * the plan (RP_WARN_NO_FREEZE), so whoever polls the session learns it.
 	 */
 	rp_error_clear(&fe);
 	if (p->n > 1 && fence_pause(&fh, c->src, members, p->n, &fe) < 0)
-		rp_log(RP_LOG_WARNING,
-		       "sync session '%s': group '%s' snapshotted without pausing its writers: %s",
-		       c->row.id, c->row.group, fe.msg);
+		sync_warn(&warn, c,
+		          "group '%s' was snapshotted without pausing its writers: the recovery"
+		          " point is not write-order consistent: %s",
+		          c->row.group, fe.msg);
 	for (i = 0; i < p->n; i++) {
 		model_snapshot_obj(p->dev[i].snap_obj, p->dev[i].snap);
 		(void)recovery_drv_delete(c->src, p->dev[i].snap_obj, NULL);
@@ -727,14 +778,15 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 	}
 	rp_error_clear(&fe);
 	if (fence_resume(fh, &fe) < 0)
-		rp_log(RP_LOG_WARNING, "sync session '%s': %s", c->row.id, fe.msg);
+		sync_warn(&warn, c, "group '%s': %s", c->row.group, fe.msg);
 	/*
 	 * Durable before a row names them (a resumed session copies from them, also after a power
-	 * loss): file and directory flushed, once the writers run again. On reflink arrays that is
-	 * a log force; a copy on a plain directory is written back here.
+	 * loss): every file flushed, then their directory once, after the writers run again. On
+	 * reflink arrays that is a log force; a copy on a plain directory is written back here.
 	 */
-	for (i = 0; rc == 0 && i < p->n; i++)
-		rc = model_obj_persist(c->src, p->dev[i].snap_obj, err);
+	if (rc == 0)
+		rc = sync_objs_persist(c->src, p->n ? p->dev[0].snap_obj : NULL,
+		                       sizeof(struct sync_dev), p->n, err);
 	if (rc < 0)
 		goto undo;
 
@@ -763,11 +815,13 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 	{
 		int changes = 0;
 
-		rc = meta_run(&changes, c->tgt->db, err,
-		              "UPDATE sync_sessions SET plan = ?, recovery_point = ?,"
-		              " recovery_point_ms = ?, full = ?, heartbeat_ms = ?"
-		              " WHERE id = ? AND status = 0",
-		              "ttibit", text, p->rp, p->rp_ms, (int)full, rp_now_ms(), c->row.id);
+		rc = meta_run(
+		        &changes, c->tgt->db, err,
+		        "UPDATE sync_sessions SET plan = ?, recovery_point = ?,"
+		        " recovery_point_ms = ?, full = ?, heartbeat_ms = ?, warning_code = ?,"
+		        " warning = ? WHERE id = ? AND status = 0",
+		        "ttibiitt", text, p->rp, p->rp_ms, (int)full, rp_now_ms(),
+		        (int64_t)warn.code, warn.code ? warn.msg : NULL, c->row.id);
 		if (rc == 0 && changes == 0) {
 			c->aborted = true;
 			rc = rp_error_set(err, RP_EBUSY, "sync session '%s' was aborted",
@@ -778,9 +832,13 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 	}
 	(void)meta_run(NULL, c->src->db, NULL,
 	               "UPDATE sync_sessions SET plan = ?, recovery_point = ?,"
-	               " recovery_point_ms = ?, full = ? WHERE id = ?",
-	               "ttibt", text, p->rp, p->rp_ms, (int)full, c->row.id);
+	               " recovery_point_ms = ?, full = ?, warning_code = ?, warning = ?"
+	               " WHERE id = ?",
+	               "ttibitt", text, p->rp, p->rp_ms, (int)full, (int64_t)warn.code,
+	               warn.code ? warn.msg : NULL, c->row.id);
 	c->row.full = full;
+	c->row.warning_code = warn.code;
+	rp_strlcpy(c->row.warning, warn.msg, sizeof(c->row.warning));
 	goto out;
 undo:
 	for (i = 0; i < p->n; i++)
@@ -1764,7 +1822,7 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 {
 	struct sync_plan *p = &c->plan;
 	struct model_device *tdev = NULL;
-	char **gc = NULL;
+	char **gc = NULL, (*rp_obj)[ARRAY_OBJ_MAX] = NULL;
 	size_t n_gc = 0, i;
 	uint32_t retention = 3;
 	bool in_txn = false, applying = false;
@@ -1772,8 +1830,12 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 	int lfd = -1, rc;
 
 	tdev = rp_calloc(p->n ? p->n : 1, sizeof(*tdev));
-	if (!tdev)
+	rp_obj = rp_calloc(p->n ? p->n : 1, sizeof(*rp_obj));
+	if (!tdev || !rp_obj) {
+		rp_free(tdev);
+		rp_free(rp_obj);
 		return rp_error_set(err, RP_ERROR, "out of memory");
+	}
 	rc = lock_group(c->tgt, c->lock_tgt, &lfd, err);
 	if (rc < 0)
 		goto out;
@@ -1807,7 +1869,7 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 	/* Atomic switch of each other device, then every device's recovery-point snapshot. */
 	for (i = 0; i < p->n; i++) {
 		struct sync_dev *d = &p->dev[i];
-		char rpid[RP_ID_MAX], obj[ARRAY_OBJ_MAX];
+		char rpid[RP_ID_MAX], *obj = rp_obj[i];
 
 		if (!c->tgt->drv->ops->obj_rename) {
 			rc = rp_error_set(err, RP_ENOTSUPPORTED, "array '%s' cannot rename",
@@ -1826,12 +1888,17 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 			rc = c->tgt->drv->ops->obj_rename(c->tgt->drv, d->rpcopy, obj, err);
 		else
 			rc = recovery_drv_clone(c->tgt, tdev[i].obj, obj, err);
-		/* the recovery point's data and both names durable before its row commits */
-		if (rc == 0)
-			rc = model_obj_persist(c->tgt, obj, err);
 		if (rc < 0)
 			goto out;
 	}
+	/*
+	 * Every recovery point's data, and the names of the switched live objects and of the
+	 * recovery points, durable before the rows naming them commit: each file flushed, then
+	 * their directory once (not once per device).
+	 */
+	rc = sync_objs_persist(c->tgt, p->n ? rp_obj[0] : NULL, sizeof(*rp_obj), p->n, err);
+	if (rc < 0)
+		goto out;
 
 	t_txn = rp_now_ms();
 	rc = meta_txn_begin(c->tgt->db, err);
@@ -1944,6 +2011,7 @@ out:
 		       (long long)(rp_now_ms() - t_txn));
 	gc_run(c->tgt, gc, n_gc);
 	rp_free(tdev);
+	rp_free(rp_obj);
 	return rc;
 }
 
@@ -2461,6 +2529,10 @@ static void sync_to_public(struct rp_sync_session *out, const struct sync_row *r
 	out->full = r->full;
 	if (r->status == RP_SYNC_FAILED)
 		rp_strlcpy(out->error, r->error, sizeof(out->error));
+	if (r->warning_code) {
+		out->warning_code = r->warning_code;
+		rp_strlcpy(out->warning, r->warning, sizeof(out->warning));
+	}
 	if (r->status == RP_SYNC_COMPLETE) {
 		out->eta_seconds = 0;
 	} else if (r->status == RP_SYNC_IN_PROGRESS && r->bytes_done > 0 &&
@@ -2857,13 +2929,24 @@ out:
 	return rc;
 }
 
-/* Fills the recovery point and session fields of an item from its session. */
+/*
+ * Fills the recovery point and session fields of an item from its session, and its warning
+ * when the session already recorded one (a foreground run, a session found running) that the
+ * item does not carry yet.
+ */
 static void sync_item_fill(struct rp_item *it, struct rp_array *a)
 {
 	struct sync_row r;
+	size_t i;
+	bool have = false;
 
 	if (!it->session[0] || sync_row_load(&r, a, it->session, NULL) < 0)
 		return;
+	for (i = 0; i < it->n_warnings && i < RP_MAX_WARNINGS; i++)
+		if (it->warnings[i].code == r.warning_code)
+			have = true;
+	if (r.warning_code && !have)
+		workflow_item_warn(it, r.warning_code, "%s", r.warning);
 	rp_strlcpy(it->recovery_point, r.recovery_point, sizeof(it->recovery_point));
 	it->recovery_point_ms = r.recovery_point_ms;
 	rp_strlcpy(it->state, rp_sync_status_name((enum rp_sync_status)r.status),

@@ -49,6 +49,9 @@ struct sync_row {
 	char worker_start[32];
 	int64_t heartbeat_ms;
 	char *plan; /* owned; NULL until the worker recorded it */
+	/* Recorded with the plan: why the recovery point is not write-order consistent. */
+	int warning_code; /* enum rp_warn, 0 = none */
+	char warning[RP_MSG_MAX];
 };
 
 /* Loads session @id of array @a. RP_ENOTFOUND. Dispose with sync_row_dispose. */

@@ -320,8 +320,11 @@ class Plugin(unittest.TestCase):
         s = self.plugin("sync", self.a, wait="true")
         s = s[0] if isinstance(s, list) else s
         self.assertEqual(s["status"], "complete", s)
+        # no writer: the recovery point is write-order consistent, the session says so
+        self.assertEqual(s["warnings"], [], s)
         st = self.plugin("status", self.a)
         self.assertEqual(st["sync"]["status"], "complete")
+        self.assertEqual(st["sync"]["warnings"], [])
         for fn, site in (("test_failover_start", self.b), ("test_failover_stop", self.b),
                          ("prepare_failover", self.a)):
             log("%s at %s: every item ok" % (fn, os.path.basename(site)))

@@ -7,13 +7,14 @@
 # and bad input. Every response is validated against docs/sra-v2.xsd.
 #
 #   srm_sim.py --sra-dir BUILD/sra --replun BUILD/bin/replun --xsd docs/sra-v2.xsd SCENARIO
-#   SCENARIO: load | workflows | idempotency | bad-input
+#   SCENARIO: load | workflows | idempotency | bad-input | sync-warning
 import argparse
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -943,6 +944,152 @@ def scenario_bad_input(env):
           "the logged request shows the password replaced")
 
 
+# ---------------------------------------------------------------------------------------------
+# A sync whose group snapshot could not pause the writers
+
+class WrongPauseFilter:
+    """Stand-in nbdkit pause filter whose control socket answers a pause wrongly ('X', then
+    hangs up). Served by a thread of this process, so its pid is alive: the fence is not stale."""
+
+    def __init__(self, path):
+        import socket
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(8)
+        self.pauses = 0
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                while True:
+                    b = c.recv(1)
+                    if not b:
+                        break
+                    if b == b"p":
+                        self.pauses += 1
+                        c.sendall(b"X")
+                        break
+                    if b == b"r":
+                        c.sendall(b"R")
+
+    def close(self):
+        self.sock.close()
+
+
+def fence_record(site, dev, kind, control=None, server="nbdkit"):
+    """Writes the fence record rp_fence_register would (docs/internals/fence.md)."""
+    import socket
+    d = os.path.join(site.path, "fences")
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    boot = open("/proc/sys/kernel/random/boot_id").read().strip()
+    text = "kind %s\npid %d\nminor -1\nserver %s\nhost %s\nboot %s\n" % (
+        kind, os.getpid(), server, socket.gethostname(), boot)
+    if control:
+        text += "control %s\n" % control
+    with open(os.path.join(d, dev + ".tmp"), "w") as f:
+        f.write(text)
+    os.rename(os.path.join(d, dev + ".tmp"), os.path.join(d, dev))
+
+
+def query_group(site, group, sid, target=False):
+    cont, el, attr = (("TargetGroups", "TargetGroup", "key") if target else
+                      ("ConsistencyGroups", "ConsistencyGroup", "id"))
+    body = ("<QuerySyncStatusParameters><ArrayId>%s</ArrayId><PeerArrayId>%s</PeerArrayId>"
+            "<%s><%s %s=\"%s\" syncId=\"%s\"/></%s></QuerySyncStatusParameters>") % (
+                site.id, site.peer.id, cont, el, attr, group, sid, cont)
+    path = "QuerySyncStatusResults/%s/%s" % (cont, el)
+    r = site.sra("querySyncStatus", body)
+    e = items(r, path, attr).get(group)
+    check(ok(e), "querySyncStatus %s at %s answers" % (group, site.name))
+    return e
+
+
+def sync_group_done(w, site):
+    """syncOnce of the group, then querySyncStatus until complete; (session, syncOnce element,
+    last querySyncStatus element)."""
+    r = site.sra("syncOnce", params("SyncOnceParameters", site.id, site.peer.id, [GROUP]))
+    e0 = items(r, "SyncOnceResults/ConsistencyGroups/ConsistencyGroup", "id").get(GROUP)
+    check(ok(e0), "syncOnce %s at %s" % (GROUP, site.name))
+    sid = e0.find(Q + "DeviceSync").get("id")
+    deadline = time.time() + 120
+    while True:
+        e = query_group(site, GROUP, sid)
+        if e.find(Q + "DeviceSync").get("status") == "complete":
+            return sid, e0, e
+        check(time.time() < deadline, "sync %s completes" % sid)
+        time.sleep(0.2)
+
+
+def scenario_sync_warning(env):
+    import json
+    w = World(env)
+    w.setup(n_group=2, size="1M")
+    A, B = w.A, w.B
+    load(w, A)  # error definitions: the 2005 warning's placeholders get checked
+    g = w.ids[A.name]["group"]
+    print("== clean group sync: no warning anywhere", flush=True)
+    sid, e0, e = sync_group_done(w, A)
+    check(warn_codes(e0) == [] and warn_codes(e) == [], "clean sync: no SRA warning")
+    check(warn_codes(query_group(B, GROUP, sid, target=True)) == [],
+          "clean sync: no SRA warning at the target either")
+    j = json.loads(env.cli("sync-status", A.path, "--session", sid, "--json"))
+    check(j["warnings"] == [], "clean sync: replun sync-status --json warnings []")
+
+    print("== a pause fence that answers wrongly: the session says so", flush=True)
+    filt = WrongPauseFilter(os.path.join(env.tmp, "wrong.ctl"))
+    try:
+        fence_record(A, g[1], "pause", filt.path)
+        sid, e0, e = sync_group_done(w, A)
+        check(filt.pauses >= 1, "the worker asked the fence to pause")
+        # syncOnce answers at once: the worker may not have snapshotted yet, so 2005 there
+        # is optional; never twice
+        check(warn_codes(e0) in ([], ["2005"]), "syncOnce: at most one 2005 warning")
+        check(warn_codes(e) == ["2005"], "querySyncStatus (source): warning 2005")
+        msg = e.find(q("Warnings/Warning") + "/{%s}Message" % RPNS)
+        check(msg is not None and g[1] in msg.text and "not write-order consistent" in msg.text,
+              "querySyncStatus: the warning names the device and says why")
+        check(warn_codes(query_group(B, GROUP, sid, target=True)) == ["2005"],
+              "querySyncStatus (target): warning 2005")
+        j = json.loads(env.cli("sync-status", A.path, "--group", GROUP, "--json"))
+        check(j["id"] == sid and len(j["warnings"]) == 1 and j["warnings"][0]["code"] == 5 and
+              g[1] in j["warnings"][0]["message"], "replun sync-status --json: the warning")
+        text = env.cli("sync-status", B.path, "--session", sid)
+        check("warning:" in text and "not write-order consistent" in text,
+              "replun sync-status (text, target): the warning")
+        p = subprocess.run([env.replun, "sync", A.path, "--group", GROUP, "--wait", "--json"],
+                           capture_output=True, text=True, timeout=300)
+        check(p.returncode == 0, "replun sync --wait --json succeeds (a warning, not an error)")
+        j = json.loads(p.stdout)
+        check(j["status"] == "complete" and [x["code"] for x in j["warnings"]] == [5],
+              "replun sync --wait --json: the finished session carries the warning")
+        p = subprocess.run([env.replun, "sync", A.path, "--group", GROUP, "--wait"],
+                           capture_output=True, text=True, timeout=300)
+        check(p.returncode == 0 and "not write-order consistent" in p.stderr,
+              "replun sync --wait: the warning on stderr")
+    finally:
+        filt.close()
+
+    print("== a writer without a fence: warned at start, reported once", flush=True)
+    fence_record(A, g[1], "none", server="qemu-nbd")
+    sid, e0, e = sync_group_done(w, A)
+    check(warn_codes(e0) == ["2005"], "syncOnce: one 2005 warning (start and session merged)")
+    check(warn_codes(e) == ["2005"], "querySyncStatus: warning 2005")
+
+    print("== writer gone: clean again", flush=True)
+    os.unlink(os.path.join(A.path, "fences", g[1]))
+    sid, e0, e = sync_group_done(w, A)
+    check(warn_codes(e0) == [] and warn_codes(e) == [], "clean sync again: no warning")
+    j = json.loads(env.cli("sync", A.path, "--group", GROUP, "--wait", "--json"))
+    check(j["warnings"] == [], "replun sync --wait --json: warnings []")
+
+
 def scenario_load(env):
     w = World(env)
     w.setup(n_group=1, size="1M")
@@ -955,11 +1102,13 @@ def main():
     ap.add_argument("--replun", required=True)
     ap.add_argument("--xsd", required=True)
     ap.add_argument("--keep", action="store_true")
-    ap.add_argument("scenario", choices=["load", "workflows", "idempotency", "bad-input"])
+    ap.add_argument("scenario", choices=["load", "workflows", "idempotency", "bad-input",
+                                         "sync-warning"])
     a = ap.parse_args()
     env = Env(a.sra_dir, a.replun, a.xsd)
     fn = {"load": scenario_load, "workflows": scenario_workflows,
-          "idempotency": scenario_idempotency, "bad-input": scenario_bad_input}[a.scenario]
+          "idempotency": scenario_idempotency, "bad-input": scenario_bad_input,
+          "sync-warning": scenario_sync_warning}[a.scenario]
     t0 = time.time()
     try:
         fn(env)

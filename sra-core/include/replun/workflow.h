@@ -168,6 +168,14 @@ struct rp_sync_session {
 	int64_t recovery_point_ms;
 	bool full;              /* a full (initial) sync, not incremental */
 	char error[RP_MSG_MAX]; /* when failed */
+	/*
+	 * Set once the worker took the group's snapshots when they could not be taken with all
+	 * writers paused (a writer without a usable write fence, a pause or resume that failed):
+	 * the recovery point is crash consistent per device but NOT write-order consistent across
+	 * the group. warning_code is RP_WARN_NO_FREEZE then, 0 (and warning "") otherwise.
+	 */
+	int warning_code; /* enum rp_warn */
+	char warning[RP_MSG_MAX];
 };
 
 struct rp_sync_opts {
@@ -178,7 +186,10 @@ struct rp_sync_opts {
  * Starts one sync session per requested group/standalone device and returns at once (the data
  * moves in a detached worker that survives the caller). Works at either end: the source and the
  * target are found from the devices' states. An item whose session is already running is
- * answered with RP_WARN_SYNC_RUNNING and that session's id.
+ * answered with RP_WARN_SYNC_RUNNING and that session's id. A group item carries
+ * RP_WARN_NO_FREEZE when a member's writer has no usable write fence now, or when its session
+ * already recorded that warning (rp_sync_session.warning: a foreground run, a running session);
+ * a detached worker records it later, so poll the session for the final word.
  */
 RP_EXTERN int rp_sync_start(struct rp_result **out, struct rp_array *a,
                             const struct rp_request *req, const struct rp_sync_opts *opts,

@@ -56,5 +56,6 @@ int model_group_tests(void);
 int model_space_tests(void);
 int model_crash_tests(void);
 int model_concurrent_tests(void);
+int model_persist_tests(void);
 
 #endif

@@ -16,6 +16,7 @@ int main(void)
 	failed += model_space_tests();
 	failed += model_crash_tests();
 	failed += model_concurrent_tests();
+	failed += model_persist_tests();
 	printf("core.model: %d failed test(s)\n", failed);
 	return failed ? 1 : 0;
 }

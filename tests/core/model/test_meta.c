@@ -136,6 +136,65 @@ static void test_meta__migrates_older_schema(void **state)
 	}
 }
 
+/*
+ * Schema 2 adds the sync session's warning: a database left at schema 1 by an older build, with
+ * a finished session, opens migrated; the old row reads as "no warning" and can take one.
+ */
+static void test_meta__migrates_v1_sync_sessions(void **state)
+{
+	struct mfx *m = *state;
+	struct rp_error err = { 0 };
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int version = -1;
+	int64_t n = -1;
+
+	assert_int_equal(sqlite3_open(m->db, &db), SQLITE_OK);
+	assert_int_equal(meta__migrate_to(db, 1, &err), 0);
+	assert_int_equal(meta_schema_version(&version, db, &err), 0);
+	assert_int_equal(version, 1);
+	assert_int_equal(meta_query_int(&n, db, &err,
+	                                "SELECT COUNT(*) FROM pragma_table_info('sync_sessions')"
+	                                " WHERE name IN ('warning_code', 'warning')",
+	                                ""),
+	                 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(meta_run(NULL, db, &err,
+	                          "INSERT INTO sync_sessions(id, grp, status, started_ms,"
+	                          " finished_ms, plan) VALUES('s1', 'g', 1, 10, 20, 'rp x 1')",
+	                          ""),
+	                 0);
+	assert_int_equal(meta__migrate_to(db, meta_schema_latest() + 1, &err), RP_EINVAL);
+	meta_close(db);
+	db = NULL;
+
+	assert_int_equal(meta_open(&db, m->db, false, 0, &err), 0);
+	assert_int_equal(meta_schema_version(&version, db, &err), 0);
+	assert_int_equal(version, meta_schema_latest());
+	assert_true(version >= 2);
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                                    "SELECT warning_code, warning, plan FROM sync_sessions"
+	                                    " WHERE id = 's1'",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 0);
+	assert_int_equal(sqlite3_column_type(st, 1), SQLITE_NULL);
+	assert_string_equal((const char *)sqlite3_column_text(st, 2), "rp x 1");
+	sqlite3_finalize(st);
+	assert_int_equal(meta_run(NULL, db, &err,
+	                          "UPDATE sync_sessions SET warning_code = 5, warning = 'w'"
+	                          " WHERE id = 's1'",
+	                          ""),
+	                 0);
+	assert_int_equal(meta_query_int(&n, db, &err,
+	                                "SELECT warning_code FROM sync_sessions WHERE id = 's1'",
+	                                ""),
+	                 0);
+	assert_int_equal(n, 5);
+	meta_close(db);
+}
+
 static int stmt_count(sqlite3 *db)
 {
 	sqlite3_stmt *st = NULL;
@@ -323,6 +382,8 @@ int model_meta_tests(void)
 		cmocka_unit_test_setup_teardown(test_meta__refuses_newer_schema, mfx_setup,
 		                                mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_meta__migrates_older_schema, mfx_setup,
+		                                mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_meta__migrates_v1_sync_sessions, mfx_setup,
 		                                mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_meta__statement_cache, mfx_setup,
 		                                mfx_teardown),
