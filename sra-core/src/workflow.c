@@ -1150,6 +1150,14 @@ static int prepare_reverse_dev(struct wf *w, struct model_device *d, struct rp_i
 		                   "'%s' is a replication target already (reversed)", d->id);
 		return 0;
 	}
+	if (lun_target_pending(d)) {
+		workflow_item_warn(it, RP_WARN_TAIL_KEPT,
+		                   "'%s' never reached array '%s' (its target was to be made by the"
+		                   " next sync): reverse takes it out of group '%s' and keeps it"
+		                   " here with its data as a standalone local LUN",
+		                   d->id, d->peer_array, d->group[0] ? d->group : "-");
+		return 0;
+	}
 	if (d->state == RP_DEV_SOURCE) {
 		workflow_item_warn(it, RP_WARN_UNUSUAL_ORDER,
 		                   "'%s' was not demoted (prepareFailover not run): it will be"

@@ -1793,6 +1793,13 @@ static void test_pending__reverse_detaches_at_old_source(void **state)
 	write_lun(f->b, f->key1, 0, 128 * 1024);
 	assert_int_equal(rename(f->path_a_moved, f->path_a), 0);
 	assert_int_equal(rp_array_open(&f->a, f->path_a, NULL, &err), 0);
+	printf("# prepareReverse at A warns what reverse will do with the pending member\n");
+	r = run_wf(rp_prepare_reverse, f->a, "g1", NULL);
+	assert_all_ok(r);
+	assert_true(has_warning(find_item(r, late), RP_WARN_TAIL_KEPT));
+	assert_false(has_warning(find_item(r, late), RP_WARN_UNUSUAL_ORDER));
+	rp_result_free(r);
+	dev_state(f->a, late, RP_DEV_SOURCE, false);
 	r = run_wf(rp_reverse, f->b, "g1", NULL);
 	assert_all_ok(r);
 	for (i = 0; i < r->items[0].n_warnings; i++)
