@@ -703,7 +703,7 @@ int lun_target_create(struct model_device *out, struct rp_array *tgt, const char
 	struct model_device t;
 	struct model_group g;
 	struct rp_error e = { 0 };
-	char payload[2 * ARRAY_OBJ_MAX + 32];
+	char payload[1024]; /* as lun_create_common's */
 	bool obj_made = false;
 	int rc;
 
