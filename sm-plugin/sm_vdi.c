@@ -315,7 +315,10 @@ static int vdi_info(xmlrpc_value **out, const char *uuid, const char *location, 
 /*
  * Options for LUNs of this SR: in the group (which must exist: sr_create made it), replicated
  * when device_config names a peer and the group sends (after a failover the group is promoted
- * and replicates again only after reverse).
+ * and replicates again only after reverse). The target of a new VDI's LUN is made by the
+ * group's next sync (target_at_sync), as a protection group's new volumes appear at the DR
+ * site with the next replication: the peer array is not touched, so VDIs can be made while
+ * the DR site is down. vdi_snapshot and vdi_clone do the same (vdi_copy).
  */
 static int lun_opts(struct sm_ctx *ctx, struct rp_lun_create_opts *o, struct sm_fault *f)
 {
@@ -329,6 +332,7 @@ static int lun_opts(struct sm_ctx *ctx, struct rp_lun_create_opts *o, struct sm_
 		                    err.msg);
 	o->replicate = sm_map_get(&ctx->call->device_config, "peer") &&
 	               (g.role == RP_GROUP_LOCAL || g.role == RP_GROUP_SOURCE);
+	o->target_at_sync = true;
 	return 0;
 }
 
@@ -411,7 +415,8 @@ int sm_vdi_create(struct sm_ctx *ctx, xmlrpc_value **out, struct sm_fault *f)
 		return -1;
 	}
 	sm_log("vdi_create: VDI %s = LUN '%s' (%llu bytes) in group '%s'%s", uuid, dev.id,
-	       (unsigned long long)dev.size, c->sr_uuid, o.replicate ? ", replicated" : "");
+	       (unsigned long long)dev.size, c->sr_uuid,
+	       o.replicate ? ", replicated (target made by the next sync)" : "");
 	rp_free(ref);
 	return vdi_info(out, uuid, dev.name, f);
 }
@@ -482,6 +487,7 @@ static int vdi_copy(struct sm_ctx *ctx, xmlrpc_value **out, bool snapshot, struc
 	/* named by the new VDI's uuid (not the engine's default copy name), with its metadata in
 	 * the same commit */
 	o.name = uuid;
+	o.target_at_sync = true; /* as lun_opts: the next sync of the SR's group makes its target */
 	o.meta_keys = mr.keys;
 	o.meta_values = mr.vals;
 	o.n_meta = mr.n;

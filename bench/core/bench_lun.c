@@ -4,12 +4,15 @@
  * rp_lun_create (replicated: source + target on the peer), rp_lun_snapshot and rp_lun_clone of
  * a 100 GiB sparse LUN, each with the VDI metadata written in the same call. Prints a table:
  * the operation alone on open arrays, and open + operation + close (what one SMAPI call, one
- * process, pays for its array work), and the open handles alone.
+ * process, pays for its array work), and the open handles alone. Each operation runs eagerly
+ * (the target made on the peer in the call) and with target_at_sync (the target left to the
+ * next sync, as ReplunSR does: the peer is not opened).
  * Usage: bench_lun DIR [RUNS] [LABEL] [PART]   (DIR: an empty directory; two arrays are made
  * in it; PART "ops", "calls" or "open" runs only the operations on open arrays, only the
  * open + operation + close calls, or only the open handles, for profiling)
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +118,11 @@ int main(int argc, char **argv)
 	printf("| array | operation (100 GiB, replicated, 6 metadata keys) | runs | median ms |"
 	       " min | p90 | max |\n");
 	printf("|---|---|---:|---:|---:|---:|---:|\n");
-	for (int mode = 0; mode < 2; mode++) {
+	for (int k = 0; k < 4; k++) {
+		int mode = k / 2;
+		bool defer = k % 2 == 1;
+		char op[96];
+
 		if ((mode == 0 && part[0] && strcmp(part, "ops") != 0) ||
 		    (mode == 1 && part[0] && strcmp(part, "calls") != 0))
 			continue;
@@ -126,39 +133,44 @@ int main(int argc, char **argv)
 		for (i = 0; i < runs; i++) {
 			struct rp_lun_create_opts o = { .group = "sr1",
 				                        .replicate = true,
+				                        .target_at_sync = defer,
 				                        .meta_keys = meta_keys,
 				                        .meta_values = meta_values,
 				                        .n_meta = N_META };
-			struct rp_lun_copy_opts c = { .meta_keys = meta_keys,
+			struct rp_lun_copy_opts c = { .target_at_sync = defer,
+				                      .meta_keys = meta_keys,
 				                      .meta_values = meta_values,
 				                      .n_meta = N_META };
 
-			(void)snprintf(name, sizeof(name), "vdi-%d-%d", mode, i);
+			(void)snprintf(name, sizeof(name), "vdi-%d-%d", k, i);
 			t0 = now_ms();
 			REOPEN();
 			check(rp_lun_create(&d, a, name, 100 * GIB, &o, &e), "create", &e);
 			CLOSE();
 			t_create[i] = now_ms() - t0;
-			(void)snprintf(name, sizeof(name), "snap-%d-%d", mode, i);
+			(void)snprintf(name, sizeof(name), "snap-%d-%d", k, i);
 			c.name = name;
 			t0 = now_ms();
 			REOPEN();
 			check(rp_lun_snapshot_ex(&d, a, src.id, &c, &e), "snapshot", &e);
 			CLOSE();
 			t_snap[i] = now_ms() - t0;
-			(void)snprintf(name, sizeof(name), "clone-%d-%d", mode, i);
+			(void)snprintf(name, sizeof(name), "clone-%d-%d", k, i);
 			t0 = now_ms();
 			REOPEN();
 			check(rp_lun_clone_ex(&d, a, src.id, &c, &e), "clone", &e);
 			CLOSE();
 			t_clone[i] = now_ms() - t0;
 		}
-		stats(mode ? "open + rp_lun_create + close" : "rp_lun_create", label, t_create,
-		      runs);
-		stats(mode ? "open + rp_lun_snapshot_ex + close" : "rp_lun_snapshot_ex", label,
-		      t_snap, runs);
-		stats(mode ? "open + rp_lun_clone_ex + close" : "rp_lun_clone_ex", label, t_clone,
-		      runs);
+		(void)snprintf(op, sizeof(op), "%srp_lun_create%s%s", mode ? "open + " : "",
+		               mode ? " + close" : "", defer ? " (target at sync)" : "");
+		stats(op, label, t_create, runs);
+		(void)snprintf(op, sizeof(op), "%srp_lun_snapshot_ex%s%s", mode ? "open + " : "",
+		               mode ? " + close" : "", defer ? " (target at sync)" : "");
+		stats(op, label, t_snap, runs);
+		(void)snprintf(op, sizeof(op), "%srp_lun_clone_ex%s%s", mode ? "open + " : "",
+		               mode ? " + close" : "", defer ? " (target at sync)" : "");
+		stats(op, label, t_clone, runs);
 	}
 	/* The open handles alone: the array, then the array and its peer (replicated calls). */
 	rp_array_close(a);

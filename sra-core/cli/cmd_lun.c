@@ -66,7 +66,9 @@ int cmd_lun_create(struct cli_args *a)
 	if (rc)
 		return rc;
 	o.group = cli_opt(a, "group");
-	o.replicate = cli_flag(a, "replicate");
+	/* --target-at-sync asks for replication with the target made by the next sync */
+	o.target_at_sync = cli_flag(a, "target-at-sync");
+	o.replicate = cli_flag(a, "replicate") || o.target_at_sync;
 	o.peer = cli_opt(a, "peer");
 	if (o.group && rp_id_check(o.group, "group id", &err) < 0)
 		return cli_fail(&err);
@@ -86,7 +88,9 @@ int cmd_lun_create(struct cli_args *a)
 
 static void peer_cell(char *buf, size_t len, const struct rp_device *d)
 {
-	if (d->peer_array[0])
+	if (d->target_pending)
+		(void)snprintf(buf, len, "%s/(next sync)", d->peer_array);
+	else if (d->peer_array[0])
 		(void)snprintf(buf, len, "%s/%s", d->peer_array, d->peer_device);
 	else
 		(void)snprintf(buf, len, "-");
@@ -204,6 +208,7 @@ int cmd_lun_resize(struct cli_args *a)
 
 static int snap_or_clone(struct cli_args *a, bool clone)
 {
+	struct rp_lun_copy_opts o = { 0 };
 	struct rp_error err = { 0 };
 	struct rp_array *x = NULL;
 	struct rp_device d;
@@ -222,10 +227,12 @@ static int snap_or_clone(struct cli_args *a, bool clone)
 	if (rc)
 		return rc;
 	memset(&d, 0, sizeof(d));
+	o.name = name;
+	o.target_at_sync = cli_flag(a, "target-at-sync");
 	if (clone)
-		rc = rp_lun_clone(&d, x, a->pos[1], name, &err);
+		rc = rp_lun_clone_ex(&d, x, a->pos[1], &o, &err);
 	else
-		rc = rp_lun_snapshot(&d, x, a->pos[1], name, &err);
+		rc = rp_lun_snapshot_ex(&d, x, a->pos[1], &o, &err);
 	if (rc < 0)
 		rc = cli_fail(&err);
 	else

@@ -22,11 +22,13 @@ static const struct cli_optspec opts_init[] = { { "id", true, false },
 	                                        { NULL, false, false } };
 static const struct cli_optspec opts_group_create[] = { { "name", true, false },
 	                                                { NULL, false, false } };
-static const struct cli_optspec opts_lun_create[] = { { "group", true, false },
-	                                              { "replicate", false, false },
-	                                              { "peer", true, false },
-	                                              { "json", false, false },
-	                                              { NULL, false, false } };
+static const struct cli_optspec opts_lun_create[] = {
+	{ "group", true, false }, { "replicate", false, false }, { "target-at-sync", false, false },
+	{ "peer", true, false },  { "json", false, false },      { NULL, false, false }
+};
+static const struct cli_optspec opts_lun_copy[] = { { "target-at-sync", false, false },
+	                                            { "json", false, false },
+	                                            { NULL, false, false } };
 static const struct cli_optspec opts_lun_list[] = { { "group", true, false },
 	                                            { "json", false, false },
 	                                            { NULL, false, false } };
@@ -105,13 +107,17 @@ static const struct cli_cmd commands[] = {
 	  "Deletes an empty consistency group. Deleting an absent group succeeds.\n",
 	  "delete an empty group", opts_none, 2, 2 },
 	{ "lun create", cmd_lun_create,
-	  "usage: replun lun create PATH NAME SIZE [--group GROUP] [--replicate] [--peer ID]\n"
-	  "                         [--json]\n\n"
+	  "usage: replun lun create PATH NAME SIZE [--group GROUP] [--replicate]\n"
+	  "                         [--target-at-sync] [--peer ID] [--json]\n\n"
 	  "Creates a LUN and prints its device id. SIZE is bytes or a number with a K, M, G\n"
 	  "or T suffix (binary units: 64M = 64 MiB). --group puts it in a consistency group\n"
 	  "(created on first use); --replicate also creates its target on the paired array\n"
 	  "(members of a replicated group always replicate). NAME must be unique in the array\n"
-	  "(and, when replicated, on the paired array, where the target carries it).\n",
+	  "(and, when replicated, on the paired array, where the target carries it).\n"
+	  "--target-at-sync replicates (implies --replicate) but leaves the target to the\n"
+	  "next sync of the group (or of the LUN): the paired array is not touched now, so\n"
+	  "this works while it is down. Until that sync the LUN has no replica ('lun list'\n"
+	  "shows its peer as '(next sync)', --json target_pending: true).\n",
 	  "create a LUN", opts_lun_create, 3, 3 },
 	{ "lun list", cmd_lun_list,
 	  "usage: replun lun list PATH [--group G] [--json]\n\n"
@@ -126,15 +132,17 @@ static const struct cli_cmd commands[] = {
 	  "Grows a LUN (and its target) to SIZE. Shrinking is refused.\n",
 	  "grow a LUN", opts_none, 3, 3 },
 	{ "lun snapshot", cmd_lun_snapshot,
-	  "usage: replun lun snapshot PATH ID [NAME] [--json]\n\n"
+	  "usage: replun lun snapshot PATH ID [NAME] [--target-at-sync] [--json]\n\n"
 	  "Takes a read-only snapshot LUN of ID (O(1) on reflink filesystems); prints its id.\n"
-	  "NAME defaults to '<name of ID> snapshot <new id>'.\n",
-	  "snapshot a LUN", opts_json, 2, 3 },
+	  "NAME defaults to '<name of ID> snapshot <new id>'. In a replicated group the\n"
+	  "snapshot replicates; --target-at-sync leaves its target to the next sync.\n",
+	  "snapshot a LUN", opts_lun_copy, 2, 3 },
 	{ "lun clone", cmd_lun_clone,
-	  "usage: replun lun clone PATH ID [NAME] [--json]\n\n"
+	  "usage: replun lun clone PATH ID [NAME] [--target-at-sync] [--json]\n\n"
 	  "Makes a writable clone LUN of ID; prints its id. NAME defaults to\n"
-	  "'<name of ID> clone <new id>'.\n",
-	  "clone a LUN", opts_json, 2, 3 },
+	  "'<name of ID> clone <new id>'. In a replicated group the clone replicates;\n"
+	  "--target-at-sync leaves its target to the next sync.\n",
+	  "clone a LUN", opts_lun_copy, 2, 3 },
 	{ "lun path", cmd_lun_path,
 	  "usage: replun lun path PATH ID\n\n"
 	  "Prints the image file holding the data of LUN ID (file arrays). ID may also be the\n"

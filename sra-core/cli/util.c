@@ -384,6 +384,7 @@ struct json_object *cli_json_device(const struct rp_device *d)
 	cli_json_str(o, "wwn", d->wwn);
 	cli_json_str(o, "peer_array", d->peer_array);
 	cli_json_str(o, "peer_device", d->peer_device);
+	cli_json_bool(o, "target_pending", d->target_pending);
 	cli_json_str(o, "snapshot_of", d->snapshot_of);
 	json_time(o, "created", d->created_ms);
 	cli_json_str(o, "test_snapshot", d->test_snapshot);

@@ -247,6 +247,16 @@ static bool dev_reported(struct sra_ctx *ctx, struct disco *dc, const struct rp_
 		dc->n_excluded++;
 		return false;
 	}
+	if (d->target_pending) {
+		/* a source without its target yet: nothing SRM could fail over until the next
+		 * sync makes it (then it is reported with its key) */
+		sra_log(RP_LOG_VERBOSE,
+		        "device [%s] \"%s\" excluded: its replication target on array [%s] is "
+		        "made by the next sync",
+		        d->id, d->name, d->peer_array);
+		dc->n_excluded++;
+		return false;
+	}
 	if (!name_ok(ctx, d->name)) {
 		sra_log(RP_LOG_VERBOSE,
 		        "device [%s] \"%s\" excluded: name does not start with "

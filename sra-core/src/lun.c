@@ -39,6 +39,13 @@ static int lun_arg(struct rp_array *a, const char *id, struct rp_error *err)
 	return rp_id_check(id, "LUN id", err);
 }
 
+/* A replication source whose target the next sync makes (rp_lun_create_opts.target_at_sync). */
+bool lun_target_pending(const struct model_device *d)
+{
+	return (d->state == RP_DEV_SOURCE || d->state == RP_DEV_DEMOTED_SOURCE) &&
+	       d->peer_array[0] && !d->peer_device[0];
+}
+
 /*
  * Fills the derived fields of a public device: allocated, and the running test copy @test
  * (the device's newest 'test' snapshot, NULL when no test runs).
@@ -62,6 +69,7 @@ static void lun_fill(struct rp_device *out, struct rp_array *a, const struct mod
 		                 sizeof(out->test_recovery_point));
 		out->test_recovery_point_ms = test->recovery_point_ms;
 	}
+	out->target_pending = lun_target_pending(d);
 }
 
 /* lun_fill for one device: looks its test copy up. */
@@ -117,7 +125,8 @@ struct lun_plan {
 	size_t n_meta;
 	uint64_t size;
 	const char *group;       /* NULL/"" standalone */
-	bool replicate;          /* resolved: a target is made on the peer */
+	bool replicate;          /* resolved: the LUN replicates to p->peer */
+	bool target_at_sync;     /* the target is made by the next sync, not now */
 	char peer[RP_ID_MAX];    /* resolved peer id when replicating */
 	const char *clone_src;   /* driver object to clone, NULL = new empty object */
 	bool read_only;          /* snapshots */
@@ -507,6 +516,8 @@ static int lun_peer_commit(struct rp_array *peer, struct rp_array *a, const stru
  *   4. peer: target rows, peer intent deleted 5. local: group, device, metadata, intent deleted
  * A crash after 1 is rolled back by the peer's recovery (its object), after 2..4 by ours (the
  * target row if committed, both objects); after 5 the LUN exists. See model.md.
+ * With p->target_at_sync a replicated LUN skips 1, 4 and the peer's object: two local commits,
+ * and the LUN is a source with an empty peer_device until the next sync (lun_target_create).
  */
 static int lun_create_common(struct rp_device *out, struct rp_array *a, const struct lun_plan *p,
                              struct rp_error *err)
@@ -517,6 +528,9 @@ static int lun_create_common(struct rp_device *out, struct rp_array *a, const st
 	struct model_group g;
 	char payload[1024];
 	bool peer_group_new = false, created = false, local_intent = false;
+	/* the target is made here (else by the next sync: steps 1 and 4 and the peer's object
+	 * are skipped and the peer is never opened) */
+	bool eager = p->replicate && !p->target_at_sync;
 	int64_t seq = 0;
 	int lfd = -1, rc;
 
@@ -535,7 +549,7 @@ static int lun_create_common(struct rp_device *out, struct rp_array *a, const st
 		if (rc < 0)
 			goto out;
 	}
-	if (p->replicate) {
+	if (eager) {
 		rc = engine_peer(&peer, a, p->peer, err);
 		if (rc < 0)
 			goto out;
@@ -558,8 +572,8 @@ static int lun_create_common(struct rp_device *out, struct rp_array *a, const st
 		rc = model_device_id(d.id, a->id, seq, err);
 	if (rc == 0) {
 		model_device_obj(d.obj, d.id);
-		lun_payload(payload, sizeof(payload), d.id, d.obj, p->group,
-		            p->replicate ? p->peer : NULL, t.id, t.obj, peer_group_new);
+		lun_payload(payload, sizeof(payload), d.id, d.obj, p->group, eager ? p->peer : NULL,
+		            t.id, t.obj, peer_group_new);
 		rc = model_intent_add(&in, a, "lun_create", payload, err);
 	}
 	if (rc < 0) {
@@ -581,16 +595,16 @@ static int lun_create_common(struct rp_device *out, struct rp_array *a, const st
 	 * the second object's creation too, and the second fsync finds little left to do. */
 	rc = p->clone_src ? model_obj_clone(a, p->clone_src, d.obj, err)
 	                  : model_obj_create(a, d.obj, p->size, err);
-	if (rc == 0 && p->replicate)
+	if (rc == 0 && eager)
 		rc = model_obj_create(peer, t.obj, p->size, err);
 	if (rc == 0)
 		rc = model_obj_persist(a, d.obj, err);
-	if (rc == 0 && p->replicate)
+	if (rc == 0 && eager)
 		rc = model_obj_persist(peer, t.obj, err);
 	if (rc < 0)
 		goto rollback;
 	/* 4. The target's rows. */
-	if (p->replicate) {
+	if (eager) {
 		rc = lun_peer_commit(peer, a, p, &t, d.name, d.id, &pin, err);
 		if (rc < 0)
 			goto rollback;
@@ -602,6 +616,7 @@ static int lun_create_common(struct rp_device *out, struct rp_array *a, const st
 	d.state = p->replicate ? RP_DEV_SOURCE : RP_DEV_LOCAL;
 	d.read_only = p->read_only;
 	if (p->replicate) {
+		/* t.id is "" when the target is left to the next sync (pending target) */
 		(void)rp_strlcpy(d.peer_array, p->peer, sizeof(d.peer_array));
 		(void)rp_strlcpy(d.peer_device, t.id, sizeof(d.peer_device));
 	}
@@ -644,7 +659,11 @@ static int lun_create_common(struct rp_device *out, struct rp_array *a, const st
 	if (rc < 0)
 		goto rollback;
 	rp_log(RP_LOG_INFO, "array '%s': LUN '%s' ('%s', %" PRIu64 " bytes) created%s%s", a->id,
-	       d.id, d.name, d.size, p->replicate ? ", target " : "", p->replicate ? t.id : "");
+	       d.id, d.name, d.size,
+	       eager          ? ", target "
+	       : p->replicate ? ", target made by the next sync"
+	                      : "",
+	       eager ? t.id : "");
 	if (out)
 		lun_fill_one(out, a, &d);
 	goto out;
@@ -674,6 +693,97 @@ out:
 	if (peer)
 		model_intent_release(&pin, peer);
 	unlock(lfd);
+	return rc;
+}
+
+int lun_target_create(struct model_device *out, struct rp_array *tgt, const char *src_array,
+                      const struct model_device *d, struct rp_error *err)
+{
+	struct model_intent pin = MODEL_INTENT_INIT;
+	struct model_device t;
+	struct model_group g;
+	struct rp_error e = { 0 };
+	char payload[1024]; /* as lun_create_common's */
+	bool obj_made = false;
+	int rc;
+
+	/* A target a crashed earlier sync made before it could link @d: reuse it. */
+	rc = model_device_by_peer(&t, tgt, src_array, d->id, &e);
+	if (rc == 0) {
+		if (t.state != RP_DEV_TARGET)
+			return rp_error_set(err, RP_ESTATE,
+			                    "'%s' on array '%s' claims to replicate '%s' but is %s",
+			                    t.id, tgt->id, d->id, rp_dev_state_name(t.state));
+		*out = t;
+		return 0;
+	}
+	if (rc != RP_ENOTFOUND)
+		return rp_error_set(err, rc, "%s", e.msg);
+	/* 1. The identity and the target array's own intent (removes a half-made object). */
+	rc = meta_txn_begin(tgt->db, err);
+	if (rc < 0)
+		return rc;
+	rc = lun_name_free(tgt, d->name, NULL, src_array, err);
+	if (rc == 0)
+		rc = model_device_alloc(&t, tgt, err);
+	if (rc == 0) {
+		lun_payload(payload, sizeof(payload), t.id, t.obj, NULL, NULL, NULL, NULL, false);
+		rc = model_intent_add(&pin, tgt, "lun_create", payload, err);
+	}
+	if (rc == 0)
+		rc = meta_txn_commit(tgt->db, err);
+	else
+		meta_txn_rollback(tgt->db);
+	if (rc < 0)
+		goto out;
+	/* 2. The empty object, durable before a row names it. */
+	rc = model_obj_create(tgt, t.obj, d->size, err);
+	if (rc == 0) {
+		obj_made = true;
+		rc = model_obj_persist(tgt, t.obj, err);
+	}
+	if (rc < 0)
+		goto undo;
+	/* 3. The row (in the group, which the sync made a target of @src_array), intent gone. */
+	(void)rp_strlcpy(t.name, d->name, sizeof(t.name));
+	(void)rp_strlcpy(t.group, d->group, sizeof(t.group));
+	t.size = d->size;
+	t.state = RP_DEV_TARGET;
+	t.read_only = true;
+	(void)rp_strlcpy(t.peer_array, src_array, sizeof(t.peer_array));
+	(void)rp_strlcpy(t.peer_device, d->id, sizeof(t.peer_device));
+	rc = meta_txn_begin(tgt->db, err);
+	if (rc < 0)
+		goto undo;
+	if (t.group[0]) {
+		rc = model_group_load(&g, tgt, t.group, err);
+		if (rc == 0 && (g.role != RP_GROUP_TARGET || strcmp(g.peer_array, src_array) != 0))
+			rc = rp_error_set(err, RP_ESTATE,
+			                  "group '%s' on array '%s' is %s, not a target of '%s'",
+			                  g.id, tgt->id, rp_group_role_name(g.role), src_array);
+	}
+	if (rc == 0)
+		rc = lun_name_free(tgt, t.name, NULL, src_array, err);
+	if (rc == 0)
+		rc = model_device_insert(tgt, &t, err);
+	if (rc == 0)
+		rc = model_intent_delete(&pin, tgt, err);
+	if (rc == 0)
+		rc = meta_txn_commit(tgt->db, err);
+	else
+		meta_txn_rollback(tgt->db);
+	if (rc < 0)
+		goto undo;
+	rp_log(RP_LOG_INFO, "array '%s': target '%s' made for '%s' of array '%s'", tgt->id, t.id,
+	       d->id, src_array);
+	*out = t;
+	goto out;
+undo:
+	/* if the object cannot be removed now the intent stays: recovery removes it */
+	if (!obj_made || model_obj_delete(tgt, t.obj, NULL) == 0)
+		(void)model_intent_delete(&pin, tgt, NULL);
+out:
+	model_intent_release(&pin, tgt);
 	return rc;
 }
 
@@ -712,6 +822,7 @@ int rp_lun_create(struct rp_device *out, struct rp_array *a, const char *name, u
 	p.size = size;
 	p.group = opts && opts->group && *opts->group ? opts->group : NULL;
 	p.replicate = opts && opts->replicate;
+	p.target_at_sync = opts && opts->target_at_sync;
 	if (opts) {
 		p.meta_keys = opts->meta_keys;
 		p.meta_values = opts->meta_values;
@@ -762,6 +873,7 @@ static int lun_copy(struct rp_device *out, struct rp_array *a, const char *id,
 	p.read_only = snapshot;
 	p.snapshot_of = src.id;
 	if (opts) {
+		p.target_at_sync = opts->target_at_sync;
 		p.meta_keys = opts->meta_keys;
 		p.meta_values = opts->meta_values;
 		p.n_meta = opts->n_meta;

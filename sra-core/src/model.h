@@ -303,5 +303,16 @@ int model_open_peer(struct rp_array **out, struct rp_array *a, const char *peer_
                     struct rp_error *err);
 /* Intent handler of op "lun_create" (lun.c): rolls back a half-made LUN (and its target). */
 int lun_create_rollback(struct rp_array *a, const char *payload, struct rp_error *err);
+/* True for a replication source whose target the next sync makes (lun.c, target_at_sync). */
+bool lun_target_pending(const struct model_device *d);
+/*
+ * Makes the target of source device @d (of array @src_array) on @tgt for a sync (lun.c): an
+ * empty LUN of @d's name and size in @d's group (a target group of @src_array on @tgt when @d
+ * is grouped), state target, read-only, linked back to @d; or the one a crashed earlier call
+ * left (found by its link). A "lun_create" intent on @tgt removes a half-made object after a
+ * crash. The caller links @d to out->id. RP_EEXISTS when @d's name is taken on @tgt.
+ */
+int lun_target_create(struct model_device *out, struct rp_array *tgt, const char *src_array,
+                      const struct model_device *d, struct rp_error *err);
 
 #endif

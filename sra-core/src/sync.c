@@ -534,15 +534,15 @@ static int sync_ensure_target_group(struct rp_array *src, struct rp_array *tgt,
 }
 
 /*
- * Finds or creates the target device of source device @d on @tgt. On creation both rows are
- * linked and the source becomes a replication source.
+ * Finds or creates the target device of source device @d on @tgt. On creation (a pending
+ * target, rp_lun_create_opts.target_at_sync, or a member that never had one) the target is
+ * made crash-safe by lun_target_create, then the source is linked to it and becomes a
+ * replication source; a crash in between is finished by the next sync (found by its link).
  */
 static int sync_ensure_target_dev(struct model_device *out, struct rp_array *src,
                                   struct rp_array *tgt, struct model_device *d,
                                   struct rp_error *err)
 {
-	struct rp_lun_create_opts opts;
-	struct rp_device nd;
 	struct rp_error e2;
 	int rc;
 
@@ -554,19 +554,7 @@ static int sync_ensure_target_dev(struct model_device *out, struct rp_array *src
 		if (rc != RP_ENOTFOUND)
 			return rp_error_set(err, rc, "%s", e2.msg);
 	}
-	memset(&opts, 0, sizeof(opts));
-	rc = rp_lun_create(&nd, tgt, d->name, d->size, &opts, err);
-	if (rc < 0)
-		return rc;
-	rc = model_device_load(out, tgt, nd.id, err);
-	if (rc < 0)
-		return rc;
-	rp_strlcpy(out->group, d->group, sizeof(out->group));
-	out->state = RP_DEV_TARGET;
-	out->read_only = true;
-	rp_strlcpy(out->peer_array, src->id, sizeof(out->peer_array));
-	rp_strlcpy(out->peer_device, d->id, sizeof(out->peer_device));
-	rc = model_device_store(tgt, out, err);
+	rc = lun_target_create(out, tgt, src->id, d, err);
 	if (rc < 0)
 		return rc;
 	(void)recovery_drv_set_readonly(tgt, out->obj, true, NULL);
@@ -2804,12 +2792,26 @@ static int sync_start_one(struct rp_item *it, struct rp_array *a, struct sync_pe
 		else
 			return rp_error_set(err, RP_ESTATE, "device '%s' is %s: nothing to sync",
 			                    did, rp_dev_state_name(d.state));
-		if (!d.peer_array[0] || !d.peer_device[0])
+		if (!d.peer_array[0] || (!d.peer_device[0] && !local_is_src))
 			return rp_error_set(err, RP_ESTATE, "device '%s' has no replication peer",
 			                    did);
 		rc = peers_get(&peer, ps, a, d.peer_array, err);
 		if (rc < 0)
 			return rc;
+		if (local_is_src && !d.peer_device[0]) {
+			struct model_device t;
+
+			/* pending target (target_at_sync): this sync makes it, then copies all */
+			rc = lock_group(a, d.id, &lfd, err);
+			if (rc == 0)
+				rc = model_device_load(&d, a, did, err);
+			if (rc == 0 && !d.peer_device[0])
+				rc = sync_ensure_target_dev(&t, a, peer, &d, err);
+			unlock(lfd);
+			lfd = -1;
+			if (rc < 0)
+				return rc;
+		}
 		if (local_is_src) {
 			rp_strlcpy(sdev, d.id, sizeof(sdev));
 			rp_strlcpy(tdev, d.peer_device, sizeof(tdev));

@@ -1150,6 +1150,14 @@ static int prepare_reverse_dev(struct wf *w, struct model_device *d, struct rp_i
 		                   "'%s' is a replication target already (reversed)", d->id);
 		return 0;
 	}
+	if (lun_target_pending(d)) {
+		workflow_item_warn(it, RP_WARN_TAIL_KEPT,
+		                   "'%s' never reached array '%s' (its target was to be made by the"
+		                   " next sync): reverse takes it out of group '%s' and keeps it"
+		                   " here with its data as a standalone local LUN",
+		                   d->id, d->peer_array, d->group[0] ? d->group : "-");
+		return 0;
+	}
 	if (d->state == RP_DEV_SOURCE) {
 		workflow_item_warn(it, RP_WARN_UNUSUAL_ORDER,
 		                   "'%s' was not demoted (prepareFailover not run): it will be"
@@ -1268,6 +1276,10 @@ static int reverse_dev(struct wf *w, struct model_device *d, struct rp_item *it,
  * copies of the bases) and only then switches states and roles. An intent "reverse_group"
  * records the run: a crash while preparing is rolled back, a crash while switching is finished
  * (reverse_recover, at the next open of the array).
+ * Members of the group at the peer whose target was still pending (target_at_sync, never
+ * synced) have nothing here to replicate back from: the switch first detaches them from the
+ * group at the peer, where they stay standalone local LUNs with their data (rev_detach; the
+ * group item gets a warning naming each). Nothing to undo for them in the prepare phase.
  */
 enum rev_action { REV_DONE, REV_FINISH, REV_REVERSE, REV_ADOPT };
 
@@ -1293,6 +1305,9 @@ struct rev_member {
 struct rev_plan {
 	struct rev_member *m;
 	size_t n;
+	/* members of the group at the peer with a pending target: detached by the switch */
+	struct model_device *detach;
+	size_t n_detach;
 	bool done; /* every member and both roles reversed already */
 };
 
@@ -1303,6 +1318,7 @@ static void rev_group_done(struct wf *w)
 	if (!w->rev)
 		return;
 	rp_free(w->rev->m);
+	rp_free(w->rev->detach);
 	rp_free(w->rev);
 	w->rev = NULL;
 }
@@ -1312,7 +1328,9 @@ static int rev_intent_write(struct model_intent *in, struct wf *w, const char *g
                             const struct rev_plan *p, const char *phase, bool add,
                             struct rp_error *e)
 {
-	size_t len = 256 + p->n * (2 * RP_ID_MAX + ARRAY_OBJ_MAX + 32), off, i;
+	size_t len = 256 + p->n * (2 * RP_ID_MAX + ARRAY_OBJ_MAX + 32) +
+	             p->n_detach * (RP_ID_MAX + 16),
+	       off, i;
 	char *buf;
 	int rc;
 
@@ -1329,6 +1347,9 @@ static int rev_intent_write(struct model_intent *in, struct wf *w, const char *g
 		if (m->stage[0] && off < len)
 			off += (size_t)snprintf(buf + off, len - off, "stage=%s\n", m->stage);
 	}
+	/* informational: the switch detaches these (a finished repeat finds them detached) */
+	for (i = 0; i < p->n_detach && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "detach=%s\n", p->detach[i].id);
 	rc = add ? model_intent_add(in, w->a, REV_OP, buf, e)
 	         : model_intent_update(in, w->a, buf, e);
 	rp_free(buf);
@@ -1518,6 +1539,28 @@ static int rev_prepare_reverse(struct wf *w, const char *gid, struct rev_plan *p
 	return rc;
 }
 
+/* Lists the members of group @gid at the peer whose target is pending (see rev_detach). */
+static int rev_plan_detach(struct wf *w, const char *gid, struct rev_plan *p, struct rp_error *e)
+{
+	struct model_device *pm = NULL;
+	size_t pn = 0, i;
+	int rc;
+
+	rc = model_device_list(&pm, &pn, w->peer, gid, e);
+	if (rc < 0)
+		return rc;
+	p->detach = rp_calloc(pn ? pn : 1, sizeof(*p->detach));
+	if (!p->detach) {
+		rp_free(pm);
+		return rp_error_set(e, RP_ERROR, "out of memory");
+	}
+	for (i = 0; i < pn; i++)
+		if (lun_target_pending(&pm[i]))
+			p->detach[p->n_detach++] = pm[i];
+	rp_free(pm);
+	return 0;
+}
+
 /* Undoes the prepare phase. Returns < 0 when something could not be undone. */
 static int rev_undo(struct wf *w, struct rev_plan *p)
 {
@@ -1540,11 +1583,52 @@ static int rev_undo(struct wf *w, struct rev_plan *p)
 	return rc;
 }
 
+/*
+ * Member @x of group @gid at the peer never reached us (pending target): it leaves the group
+ * and stays at the peer as a standalone local LUN, data, metadata and access untouched. One
+ * row update; a repeat finds it detached already.
+ */
+static int rev_detach(struct wf *w, const char *gid, const struct model_device *x,
+                      struct rp_error *e)
+{
+	struct model_device t;
+	int rc;
+
+	rc = model_device_load(&t, w->peer, x->id, e);
+	if (rc == RP_ENOTFOUND) {
+		rp_error_clear(e);
+		return 0; /* deleted meanwhile: nothing to keep */
+	}
+	if (rc < 0)
+		return rc;
+	if (strcmp(t.group, gid) != 0 || !lun_target_pending(&t))
+		return 0;
+	t.group[0] = '\0';
+	t.state = RP_DEV_LOCAL;
+	t.peer_array[0] = '\0';
+	t.peer_device[0] = '\0';
+	rc = model_device_store(w->peer, &t, e);
+	if (rc < 0)
+		return rc;
+	rp_log(RP_LOG_WARNING,
+	       "reverse: '%s' ('%s') on array '%s' never reached array '%s' (its target was"
+	       " pending): detached from group '%s', kept as a standalone local LUN",
+	       t.id, t.name, w->peer->id, w->a->id, gid);
+	return 0;
+}
+
 /* The switch: staged bases renamed into place, states and roles. */
 static int rev_commit(struct wf *w, struct model_group *g, struct rev_plan *p, struct rp_error *e)
 {
 	size_t i;
 	int rc;
+
+	for (i = 0; i < p->n_detach; i++) {
+		rc = rev_detach(w, g->id, &p->detach[i], e);
+		if (rc < 0)
+			return rc;
+		crash_point("reverse-detached");
+	}
 
 	for (i = 0; i < p->n; i++) {
 		struct rev_member *m = &p->m[i];
@@ -1657,6 +1741,11 @@ static int reverse_group_pre(struct wf *w, struct model_group *g, struct rp_item
 		if (p->m[i].action != REV_DONE)
 			p->done = false;
 	}
+	rc = rev_plan_detach(w, g->id, p, e);
+	if (rc < 0)
+		goto out;
+	if (p->n_detach > 0)
+		p->done = false;
 	if (p->done)
 		goto out;
 	/* 2. prepare what can be undone */
@@ -1712,6 +1801,14 @@ static int reverse_group_pre(struct wf *w, struct model_group *g, struct rp_item
 		goto out;
 	}
 	(void)model_intent_delete(&in, w->a, NULL);
+	for (i = 0; i < p->n_detach; i++)
+		if (git->n_warnings + 1 < RP_MAX_WARNINGS)
+			workflow_item_warn(
+			        git, RP_WARN_TAIL_KEPT,
+			        "'%s' ('%s') on array '%s' never reached array '%s' (its target was"
+			        " to be made by the next sync): it left group '%s' and is kept"
+			        " there with its data as a standalone local LUN",
+			        p->detach[i].id, p->detach[i].name, w->peer->id, w->a->id, g->id);
 out:
 	model_intent_release(&in, w->a);
 	rp_free(mem);
@@ -1911,6 +2008,25 @@ static int restore_dev(struct wf *w, struct model_device *d, struct rp_item *it,
 		                    "device '%s' is %s: restore runs on the original"
 		                    " sources",
 		                    d->id, rp_dev_state_name(d->state));
+	if (lun_target_pending(d)) {
+		/* never reached the peer: nothing there to discard; the next sync makes it */
+		if (d->state == RP_DEV_SOURCE && !d->read_only) {
+			workflow_item_warn(it, RP_WARN_ALREADY_DONE,
+			                   "'%s' replicates to array '%s' already; its target is"
+			                   " made by the next sync",
+			                   d->id, d->peer_array);
+			return 0;
+		}
+		rc = dev_set(w->a, d, RP_DEV_SOURCE, false, NULL, NULL, e);
+		if (rc < 0)
+			return rc;
+		rp_strlcpy(it->state, rp_dev_state_name(d->state), sizeof(it->state));
+		rp_log(RP_LOG_INFO,
+		       "restore: '%s' is a source again; its target on array '%s' is made by the"
+		       " next sync",
+		       d->id, d->peer_array);
+		return 0;
+	}
 	if (!d->peer_device[0])
 		return rp_error_set(e, RP_ESTATE, "device '%s' has no replication peer", d->id);
 	rc = model_device_load(&t, w->peer, d->peer_device, e);

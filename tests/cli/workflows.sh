@@ -244,6 +244,40 @@ eq "lun meta --json lists keys" "$(pj 'd["vdi-uuid"]' <<<"$OUT")" 1234-abcd
 must "lun meta --delete" lun meta "$A" "$L1" --delete vdi-uuid
 must_fail "deleted key is not found" 3 lun meta "$A" "$L1" vdi-uuid
 
+# A replicated LUN whose target is left to the next sync (--target-at-sync): made while B is
+# down, listed as pending, its target made by the group's next sync.
+mv "$B" "$B.down"
+must_fail "--replicate with B down: the target cannot be made" 1 lun create "$A" late-eager 2M \
+	--group cg1 --replicate
+must "lun create --target-at-sync with B down" lun create "$A" late 2M --group cg1 \
+	--target-at-sync --json
+LT=$(pj 'd["id"]' <<<"$OUT")
+eq "--json: target_pending" "$(pj 'd["target_pending"]' <<<"$OUT")" true
+eq "--json: source, peer array known, no peer device yet" \
+	"$(pj 'd["state"] + "/" + d["peer_array"] + "/" + str(d.get("peer_device") or "")' <<<"$OUT")" \
+	source/site-b/
+must "lun snapshot --target-at-sync with B down" lun snapshot "$A" "$LT" late-snap --target-at-sync
+LS=$OUT
+mv "$B.down" "$B"
+rp lun list "$A" --group cg1
+check "lun list shows the pending peer as '(next sync)'" grep -q "late .*site-b/(next sync)" <<<"$OUT"
+rp lun list "$B" --json
+eq "nothing made at B yet" "$(pj "len([x for x in d if x['name'] in ('late','late-snap')])" \
+	<<<"$OUT")" 0
+dd if=/dev/urandom of="$(lunpath "$A" "$LT")" bs=64K count=4 conv=notrunc status=none
+must "sync of cg1 makes the targets" sync "$A" --group cg1 --wait
+rp lun list "$A" --json
+eq "no longer pending" "$(pj "[x['target_pending'] for x in d if x['id'] in ('$LT','$LS')]" \
+	<<<"$OUT")" "[False, False]"
+KT=$(pj "[x['peer_device'] for x in d if x['id']=='$LT'][0]" <<<"$OUT")
+same_data "pending LUN after its first sync" "$A" "$LT" "$B" "$KT"
+must "verify cg1 with the new members" verify "$A" "$B" --group cg1
+must "lun delete late-snap" lun delete "$A" "$LS"
+must "lun delete late" lun delete "$A" "$LT"
+"$BIN" lun create --help >"$ERRF.help" 2>&1
+check "lun create --help documents --target-at-sync" grep -q -- "--target-at-sync" "$ERRF.help"
+rm -f "$ERRF.help"
+
 if [ "$MODE" = xfs ]; then
 	# The drill on the reflink filesystem: O(1) snapshots, extent-map change detection.
 	rp drill --dir "$MNT/drill" --json --size 16M

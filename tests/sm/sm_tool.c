@@ -26,10 +26,10 @@ static int cmd_luns(struct rp_array *a, const char *group)
 	if (rp_lun_list(&d, &n, a, group, &err) < 0)
 		return fail("lun list", &err);
 	for (i = 0; i < n; i++)
-		printf("%s %s %llu %llu %s %d %s\n", d[i].id, d[i].name,
+		printf("%s %s %llu %llu %s %d %s %d\n", d[i].id, d[i].name,
 		       (unsigned long long)d[i].size, (unsigned long long)d[i].allocated,
 		       rp_dev_state_name(d[i].state), d[i].read_only,
-		       d[i].snapshot_of[0] ? d[i].snapshot_of : "-");
+		       d[i].snapshot_of[0] ? d[i].snapshot_of : "-", d[i].target_pending);
 	rp_free(d);
 	return 0;
 }
@@ -83,8 +83,10 @@ static int cmd_bench(const char *uri, const char *group, const char *lun, int ru
 				                          "",
 				                          "19700101T00:00:00Z",
 				                          "00000000-0000-4000-8000-000000000002" };
+			/* as ReplunSR: the target is made by the group's next sync */
 			struct rp_lun_create_opts co = { .group = group,
 				                         .replicate = true,
+				                         .target_at_sync = true,
 				                         .meta_keys = mk,
 				                         .meta_values = mv,
 				                         .n_meta = 9 };
@@ -96,9 +98,11 @@ static int cmd_bench(const char *uri, const char *group, const char *lun, int ru
 			(void)snprintf(name, sizeof(name), "bench-%zu-%d-%ld", o, i,
 			               (long)getpid());
 			rc = rp_array_open(&a, uri, NULL, &err);
-			struct rp_lun_copy_opts cp = {
-				.name = name, .meta_keys = mk, .meta_values = mv, .n_meta = 9
-			};
+			struct rp_lun_copy_opts cp = { .name = name,
+				                       .target_at_sync = true,
+				                       .meta_keys = mk,
+				                       .meta_values = mv,
+				                       .n_meta = 9 };
 
 			if (rc == 0 && o == 0)
 				rc = rp_lun_create(&d, a, name, 100ull << 30, &co, &err);

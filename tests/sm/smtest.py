@@ -128,14 +128,25 @@ def tool(*args, check_rc=True):
     return p.stdout
 
 
-def luns(array, group):
-    """{name: (id, size, allocated, state, read_only, snapshot_of)} of a group."""
+def luns(array, group, missing_ok=False):
+    """{name: (id, size, allocated, state, read_only, snapshot_of, pending)} of a group;
+    pending: a source whose target the next sync makes. missing_ok: {} for an absent group."""
     out = {}
-    for line in tool("luns", array, group).splitlines():
+    p = subprocess.run([SM_TOOL, "luns", array, group], capture_output=True, text=True)
+    if p.returncode != 0:
+        if missing_ok and "not found" in p.stderr:
+            return out
+        raise RuntimeError("sm_tool luns %s %s: %s" % (array, group, p.stderr.strip()))
+    for line in p.stdout.splitlines():
         f = line.split()
         out[f[1]] = {"id": f[0], "size": int(f[2]), "allocated": int(f[3]), "state": f[4],
-                     "read_only": f[5] == "1", "snapshot_of": f[6]}
+                     "read_only": f[5] == "1", "snapshot_of": f[6], "pending": f[7] == "1"}
     return out
+
+
+def sync(array, group):
+    """One foreground sync of a group (what `replun sync --wait` or the host plugin does)."""
+    tool("sync", array, group)
 
 
 def meta(array, lun):

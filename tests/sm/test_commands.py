@@ -6,7 +6,7 @@
 import os
 import uuid as uuidlib
 
-from smtest import (Env, check, done, luns, meta, parse, run_raw, tool, valgrind_reason,
+from smtest import (Env, check, done, luns, meta, parse, run_raw, sync, tool, valgrind_reason,
                     valgrind_wrapper, xapi_doc, xapi_sim)
 
 env = Env("commands")
@@ -69,8 +69,9 @@ check(m1.get("vdi.uuid") == v1 and m1.get("vdi.name_label") == "db & <logs>"
       and m1.get("vdi.name_description") == "first disk" and m1.get("vdi.type") == "user"
       and m1.get("vdi.read_only") == "false" and m1.get("vdi.sm_config.app") == "postgres",
       "vdi_create: VDI metadata stored with the LUN")
-check(la[v1]["state"] == "source" and v1 in luns(env.b, sr),
-      "vdi_create: LUN replicated (source on A, target of the same name on B)")
+check(la[v1]["state"] == "source" and la[v1]["pending"] and luns(env.b, sr, True) == {},
+      "vdi_create: LUN replicated, its target left to the next sync (source on A, pending; "
+      "nothing made on B)")
 # The answer of VDI.db_introduce is lost after XAPI made the record (a relay killed mid-call,
 # a dropped connection): the record that is there is the call's result, not a failure.
 x.lose_answer.add("VDI.db_introduce")
@@ -119,6 +120,37 @@ db.set("VDI", db.by_uuid("VDI", v1), "name_label", "renamed in XAPI")
 X("vdi-update", "uuid=" + v1)
 check(meta(env.a, v1).get("vdi.name_label") == "renamed in XAPI",
       "vdi_update: name changed in XAPI reaches the LUN metadata")
+
+# --- the group's next sync makes the targets: same names, sizes and VDI metadata ---------------
+la = luns(env.a, sr)
+check(all(la[v]["pending"] for v in (v1, s1, c1, odd)),
+      "vdi_snapshot, vdi_clone: their targets are left to the next sync too")
+sync(env.a, sr)
+la, lb = luns(env.a, sr), luns(env.b, sr)
+check(sorted(lb) == sorted(la) and all(not la[v]["pending"] for v in la)
+      and all(lb[v]["state"] == "target" and lb[v]["size"] == la[v]["size"] for v in la),
+      "sync: one target per VDI on B, same name and size, no LUN left pending (%s)" % sorted(lb))
+check(all(meta(env.b, v) == meta(env.a, v) for v in (v1, s1, c1)),
+      "sync: the VDI metadata of the new VDIs reached their targets")
+
+# --- vdi_create while the DR site (peer array) is down ----------------------------------------
+os.rename(env.b, env.b + ".down")
+try:
+    dn = X("vdi-create", "sr-uuid=" + sr, "name-label=made while B is down",
+           "virtual-size=8MiB")
+    dsnap = X("vdi-snapshot", "uuid=" + dn)
+finally:
+    os.rename(env.b + ".down", env.b)
+la = luns(env.a, sr)
+check(dn in la and la[dn]["pending"] and dsnap in la and la[dsnap]["pending"]
+      and dn not in luns(env.b, sr) and dsnap not in luns(env.b, sr),
+      "vdi_create and vdi_snapshot succeed while the peer array is unreachable (pending targets)")
+sync(env.a, sr)
+lb = luns(env.b, sr)
+check(dn in lb and lb[dn]["state"] == "target" and dsnap in lb
+      and meta(env.b, dn).get("vdi.name_label") == "made while B is down"
+      and not luns(env.a, sr)[dn]["pending"],
+      "the first sync once the peer is back makes their targets, metadata included")
 
 # --- vdi_resize --------------------------------------------------------------------------------
 try:

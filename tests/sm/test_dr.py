@@ -3,11 +3,13 @@
 # sm.dr: the recovery site sees the SR through ReplunSR alone. Site A (its own XAPI) has an SR
 # with VDIs, data written through NBD and XAPI-side names; after a sync and a failover of the
 # group at site B, a second XAPI does sr-introduce + pbd-create + pbd-plug + sr-scan on array B
-# and gets the same VDI uuids, names, sizes and data; the replica is writable there.
+# and gets the same VDI uuids, names, sizes and data; the replica is writable there. A VDI made
+# at A after that sync has no replica (its target is made by the next sync): it does not come
+# back at B, and when B is reversed it stays at A, data and metadata kept, out of the SR.
 import os
 import subprocess
 
-from smtest import Env, check, done, luns, tool, xapi_sim, xe
+from smtest import Env, check, done, luns, meta, tool, xapi_sim, xe
 
 env = Env("dr")
 xa, XA = env.sim("xapi-a", hostname="host-a")
@@ -34,6 +36,12 @@ XA.sm(srref, "vdi_detach", vdi=vref)
 
 p = subprocess.run([os.environ["SM_TOOL"], "sync", env.a, sr], capture_output=True, text=True)
 check(p.returncode == 0, "sync of the SR's group to site B %s" % p.stderr.strip())
+late = XA("vdi-create", "sr-uuid=" + sr, "name-label=late", "virtual-size=4MiB")
+check(luns(env.a, sr)[late]["pending"] and late not in luns(env.b, sr),
+      "site A: a VDI made after the last sync has no replica yet (target pending)")
+late_path = tool("path", env.a, late).strip()
+with open(late_path, "r+b") as f:
+    f.write(b"\x33" * MiB)
 p = subprocess.run([os.environ["SM_TOOL"], "failover", env.b, sr], capture_output=True,
                    text=True)
 check(p.returncode == 0, "failover of the group at site B %s" % p.stderr.strip())
@@ -60,6 +68,7 @@ check(snap in got and got[snap]["is_a_snapshot"] and got[snap]["read_only"]
       and got[snap]["snapshot_of"] == xb.db.by_uuid("VDI", src),
       "site B: the snapshot is still a read-only snapshot of the same VDI")
 check(all(got[u]["location"] == u for u in got), "site B: locations are the VDI uuids")
+check(late not in got, "site B: the VDI made after the last sync is not brought back")
 
 vb = xb.db.by_uuid("VDI", db_uuid)
 attb = XB.sm(srb, "vdi_attach", vdi=vb, args=["true"])
@@ -89,6 +98,20 @@ check(failed and len(xb.db.find("VDI", SR=srb)) == before,
       "site B: sr_scan with the array gone fails and keeps every VDI record")
 check(tool("group", env.b, sr).split()[2] in ("promoted-target", "source"),
       "site B: the group is promoted")
+
+# --- site A returns; reverse at B: A's never-replicated VDI leaves the SR, kept at A ----------
+p = subprocess.run([os.environ["SM_TOOL"], "reverse", env.b, sr], capture_output=True,
+                   text=True)
+check(p.returncode == 0, "reverse at site B with a never-replicated VDI at A %s"
+      % p.stderr.strip())
+with open(tool("path", env.a, late).strip(), "rb") as f:
+    late_data = f.read(MiB)
+check(late not in luns(env.a, sr) and late_data == b"\x33" * MiB
+      and meta(env.a, late).get("vdi.name_label") == "late",
+      "site A: the never-replicated VDI's LUN left the SR's group, data and metadata kept")
+check(all(v["state"] == "target" for v in luns(env.a, sr).values())
+      and set(luns(env.a, sr)) == set(luns(env.b, sr)),
+      "site A: every other VDI of the SR is now a target of site B")
 
 check(not xa.violations and not xb.violations, "no XenAPI protocol violation by the plugin")
 done()

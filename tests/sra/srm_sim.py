@@ -641,6 +641,18 @@ def scenario_workflows(env):
     sync(w, A)
     check(w.sums(A) == w.sums(B), "initial sync: B == A")
     correlate(w, A, B)
+    # A LUN whose target the next sync makes (lun create --target-at-sync) has no target key
+    # yet: discoverDevices leaves it out (the group stays as it was) until that sync.
+    pend = [env.cli("lun", "create", A.path, "srm-pending", "1M", "--group", GROUP,
+                    "--target-at-sync"),
+            env.cli("lun", "create", A.path, "srm-pending-solo", "1M", "--target-at-sync")]
+    correlate(w, A, B)
+    da = discover(A)
+    reported = [d.get("id") for d in da.iter(Q + "SourceDevice")]
+    check(not set(pend) & set(reported),
+          "discoverDevices at A: sources with a pending target are not reported (%s)" % pend)
+    for d in pend:
+        env.cli("lun", "delete", A.path, d)
     back_at_a = {d["name"]: d["id"] for d in w.lun_list(A)}["srm-back"]
     da, db = discover(A), discover(B)
     check(back_at_a in items(da, "ReplicatedDevices/TargetDevices/TargetDevice", "key") and

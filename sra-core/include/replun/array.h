@@ -121,6 +121,10 @@ struct rp_device {
 	 * the test do not change it), else "" / 0. */
 	char test_recovery_point[RP_ID_MAX];
 	int64_t test_recovery_point_ms;
+	/* A replication source (peer_array set) whose target does not exist yet: it was created
+	 * with target_at_sync and its group (or, standalone, the device) has not synced since.
+	 * peer_device is "" meanwhile; the next sync makes the target and copies all of it. */
+	bool target_pending;
 };
 
 /* Options for rp_lun_create. */
@@ -128,6 +132,19 @@ struct rp_lun_create_opts {
 	const char *group; /* consistency group, created on first use; NULL = standalone */
 	bool replicate;    /* also create the target on the peer array */
 	const char *peer;  /* peer array id when there are several; NULL = first peer */
+	/*
+	 * Only for a LUN that replicates (replicate, or a new member of a replicating group):
+	 * its target is made by the next sync instead of now ("pending target", see
+	 * rp_device.target_pending). The LUN is a replication source of the peer at once, but
+	 * the peer array is not opened: the call costs one array's commits and succeeds while
+	 * the peer is down. The next sync of its group (or of the device, standalone) makes the
+	 * target (same name and size, on the peer, in the group) and copies all of it. Until
+	 * then the LUN has no replica: a failover at the peer cannot bring it back, and a
+	 * reverse run at the peer detaches it from the group (kept here, with its data, as a
+	 * standalone local LUN; see docs/internals/workflows.md). Ignored when the LUN does not
+	 * replicate. The name is checked on the peer only by that sync (RP_EEXISTS there).
+	 */
+	bool target_at_sync;
 	/* Initial LUN metadata (as rp_lun_meta_set_many, NULL values skipped), written in the
 	 * same transaction as the new LUN: n_meta == 0 for none. */
 	const char *const *meta_keys;
@@ -138,7 +155,8 @@ struct rp_lun_create_opts {
 /*
  * Creates a LUN of @size bytes named @name. Writes the new device to @out (may be NULL).
  * A group that replicates forces replication of its new members.
- * Errors: RP_EINVAL (size 0, bad name), RP_ENOSPACE, RP_EUNREACHABLE (replicate, peer down).
+ * Errors: RP_EINVAL (size 0, bad name), RP_ENOSPACE, RP_EUNREACHABLE (replicate, peer down,
+ * unless target_at_sync).
  */
 RP_EXTERN int rp_lun_create(struct rp_device *out, struct rp_array *a, const char *name,
                             uint64_t size, const struct rp_lun_create_opts *opts,
@@ -180,6 +198,9 @@ RP_EXTERN int rp_lun_clone(struct rp_device *out, struct rp_array *a, const char
 /* Options for rp_lun_snapshot_ex / rp_lun_clone_ex. */
 struct rp_lun_copy_opts {
 	const char *name; /* NULL: "<source name> snapshot|clone <new id>" */
+	/* In a replicating group: the copy's target is made by the next sync, as
+	 * rp_lun_create_opts.target_at_sync (the peer is not opened). */
+	bool target_at_sync;
 	/* Initial LUN metadata of the copy, as in struct rp_lun_create_opts (not copied from the
 	 * source). */
 	const char *const *meta_keys;

@@ -1535,6 +1535,355 @@ static void test_restore__lun_made_after_failover_left_out(void **state)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Pending targets: a replicated LUN whose target the next sync makes (target_at_sync)        */
+
+/* Makes a LUN of g1 on A (4 MiB) with its target left to the next sync; 1 MiB of data. */
+static void pending_lun(struct fx *f, const char *name, char id[RP_ID_MAX])
+{
+	struct rp_lun_create_opts o = { .group = "g1", .target_at_sync = true };
+	struct rp_device d;
+	struct rp_error err;
+
+	rp_error_clear(&err);
+	if (rp_lun_create(&d, f->a, name, 4 * MIB, &o, &err) != 0)
+		fail_msg("pending lun create: %s", err.msg);
+	assert_int_equal(d.state, RP_DEV_SOURCE);
+	assert_true(d.target_pending);
+	assert_string_equal(d.peer_array, "siteB");
+	assert_string_equal(d.peer_device, "");
+	snprintf(id, RP_ID_MAX, "%s", d.id);
+	write_lun(f->a, id, 0, MIB);
+}
+
+static int64_t count_named(struct rp_array *a, const char *name)
+{
+	int64_t n = -1;
+
+	assert_int_equal(meta_query_int(&n, a->db, NULL,
+	                                "SELECT COUNT(*) FROM devices WHERE name = ?", "t", name),
+	                 0);
+	return n;
+}
+
+static void test_pending__peer_untouched_then_sync_makes_target(void **state)
+{
+	struct fx *f = *state;
+	struct rp_lun_create_opts eager = { .group = "g1" };
+	struct rp_lun_copy_opts co = { .name = "late-snap", .target_at_sync = true };
+	struct rp_sync_session s;
+	struct rp_device d, t, *list = NULL;
+	struct rp_error err;
+	char late[RP_ID_MAX], snap[RP_ID_MAX], moved_b[800], ca[40], cb[40];
+	int64_t intents_b;
+	size_t n = 0, i;
+	bool seen = false;
+
+	seed_and_sync(f);
+	printf("# site B's array is unreachable: only target_at_sync can add to g1\n");
+	snprintf(moved_b, sizeof(moved_b), "%s.away", f->path_b);
+	rp_array_close(f->a); /* drop A's cached peer handle */
+	rp_array_close(f->b);
+	f->b = NULL;
+	assert_int_equal(rename(f->path_b, moved_b), 0);
+	rp_error_clear(&err);
+	assert_int_equal(rp_array_open(&f->a, f->path_a, NULL, &err), 0);
+	assert_int_equal(rp_lun_create(&d, f->a, "eager", 4 * MIB, &eager, &err), RP_EUNREACHABLE);
+	pending_lun(f, "late", late);
+	rp_error_clear(&err);
+	assert_int_equal(rp_lun_snapshot_ex(&d, f->a, late, &co, &err), 0);
+	assert_true(d.target_pending);
+	snprintf(snap, sizeof(snap), "%s", d.id);
+	printf("# resize, rename, metadata of a pending LUN touch no peer\n");
+	assert_int_equal(rp_lun_resize(f->a, late, 8 * MIB, &err), 0);
+	assert_int_equal(rp_lun_rename(f->a, late, "late-renamed", &err), 0);
+	assert_int_equal(rp_lun_meta_set(f->a, late, "vdi.name_label", "late disk", &err), 0);
+	write_lun(f->a, late, 6 * MIB, MIB);
+	assert_int_equal(rename(moved_b, f->path_b), 0);
+	assert_int_equal(rp_array_open(&f->b, f->path_b, NULL, &err), 0);
+	assert_int_equal(count_named(f->b, "late-renamed"), 0);
+	assert_int_equal(count_named(f->b, "late-snap"), 0);
+	intents_b = count_rows(f->b, "SELECT COUNT(*) FROM intents");
+	assert_int_equal(intents_b, 0);
+
+	printf("# lun list reports the pending state\n");
+	assert_int_equal(rp_lun_list(&list, &n, f->a, "g1", &err), 0);
+	for (i = 0; i < n; i++) {
+		if (strcmp(list[i].id, late) == 0) {
+			seen = true;
+			assert_true(list[i].target_pending);
+			assert_int_equal(list[i].size, 8 * MIB);
+		} else if (strcmp(list[i].id, snap) != 0) {
+			assert_false(list[i].target_pending);
+		}
+	}
+	assert_true(seen);
+	rp_free(list);
+
+	printf("# the next group sync makes both targets and copies them in full\n");
+	sync_now(&s, f->a, "g1", NULL, false);
+	assert_true(s.full);
+	assert_int_equal(rp_lun_get(&d, f->a, late, &err), 0);
+	assert_false(d.target_pending);
+	assert_true(d.peer_device[0] != '\0');
+	assert_int_equal(rp_lun_get(&t, f->b, d.peer_device, &err), 0);
+	assert_int_equal(t.state, RP_DEV_TARGET);
+	assert_true(t.read_only);
+	assert_string_equal(t.name, "late-renamed");
+	assert_string_equal(t.group, "g1");
+	assert_string_equal(t.peer_device, late);
+	assert_int_equal(t.size, 8 * MIB);
+	{
+		char *v = NULL;
+
+		assert_int_equal(rp_lun_meta_get(&v, f->b, t.id, "vdi.name_label", &err), 0);
+		assert_string_equal(v, "late disk");
+		rp_free(v);
+	}
+	csum(ca, f->a, late);
+	csum(cb, f->b, t.id);
+	assert_string_equal(ca, cb);
+	assert_int_equal(count_named(f->b, "late-snap"), 1);
+	verify_equal(f->a, f->b, "g1");
+	printf("# the following sync is incremental\n");
+	write_lun(f->a, late, 0, 64 * 1024);
+	sync_now(&s, f->a, "g1", NULL, false);
+	assert_false(s.full);
+	assert_int_equal(s.bytes_transferred, 64 * 1024);
+
+	printf("# deleting a pending LUN needs no peer\n");
+	pending_lun(f, "short-lived", snap);
+	assert_int_equal(rp_lun_delete(f->a, snap, &err), 0);
+	assert_int_equal(count_rows(f->a, "SELECT COUNT(*) FROM intents"), 0);
+	assert_int_equal(count_named(f->b, "short-lived"), 0);
+}
+
+static void test_pending__standalone_device_sync(void **state)
+{
+	struct fx *f = *state;
+	struct rp_lun_create_opts o = { .replicate = true, .target_at_sync = true };
+	struct rp_sync_session s;
+	struct rp_device d;
+	struct rp_error err;
+	char ca[40], cb[40];
+
+	rp_error_clear(&err);
+	assert_int_equal(rp_lun_create(&d, f->a, "solo-late", 4 * MIB, &o, &err), 0);
+	assert_true(d.target_pending);
+	write_lun(f->a, d.id, MIB, MIB);
+	printf("# sync --device of a pending standalone LUN makes its target\n");
+	sync_now(&s, f->a, NULL, d.id, true);
+	assert_true(s.full);
+	assert_int_equal(rp_lun_get(&d, f->a, d.id, &err), 0);
+	assert_false(d.target_pending);
+	csum(ca, f->a, d.id);
+	csum(cb, f->b, d.peer_device);
+	assert_string_equal(ca, cb);
+}
+
+static void test_pending__sync_after_crash_reuses_target(void **state)
+{
+	struct fx *f = *state;
+	struct model_device src, t;
+	struct rp_sync_session s;
+	struct rp_device d;
+	struct rp_error err;
+	char late[RP_ID_MAX];
+
+	pending_lun(f, "late", late);
+	printf("# a sync died after making the target, before linking the source\n");
+	rp_error_clear(&err);
+	assert_int_equal(model_device_load(&src, f->a, late, &err), 0);
+	assert_int_equal(model_group_load(&(struct model_group){ 0 }, f->b, "g1", &err), 0);
+	assert_int_equal(lun_target_create(&t, f->b, "siteA", &src, &err), 0);
+	assert_int_equal(count_named(f->b, "late"), 1);
+	assert_int_equal(rp_lun_get(&d, f->a, late, &err), 0);
+	assert_true(d.target_pending);
+	printf("# the next sync finds it by its link and uses it\n");
+	sync_now(&s, f->a, "g1", NULL, false);
+	assert_int_equal(rp_lun_get(&d, f->a, late, &err), 0);
+	assert_string_equal(d.peer_device, t.id);
+	assert_int_equal(count_named(f->b, "late"), 1);
+	verify_equal(f->a, f->b, "g1");
+	printf("# a name taken on B fails the sync with the name, nothing half made\n");
+	{
+		struct rp_lun_create_opts lo = { 0 };
+		const char *groups[1] = { "g1" };
+		struct rp_request req = { .groups = groups, .n_groups = 1 };
+		struct rp_sync_opts so = { .foreground = true };
+		struct rp_result *r = NULL;
+		char taken[RP_ID_MAX];
+		int64_t devs_b;
+
+		pending_lun(f, "clash", taken);
+		assert_int_equal(rp_lun_create(&d, f->b, "clash", MIB, &lo, &err), 0);
+		devs_b = count_rows(f->b, "SELECT COUNT(*) FROM devices");
+		assert_int_equal(rp_sync_start(&r, f->a, &req, &so, &err), 0);
+		printf("#   %s\n", r->items[0].msg);
+		assert_int_equal(r->items[0].code, RP_EEXISTS);
+		assert_non_null(strstr(r->items[0].msg, "clash"));
+		rp_result_free(r);
+		assert_int_equal(count_rows(f->b, "SELECT COUNT(*) FROM devices"), devs_b);
+		assert_int_equal(count_rows(f->b, "SELECT COUNT(*) FROM intents"), 0);
+		assert_int_equal(rp_lun_get(&d, f->a, taken, &err), 0);
+		assert_true(d.target_pending);
+	}
+}
+
+/*
+ * Disaster: g1 has two synced members and one pending member at A; A goes down; failover at B;
+ * A returns; reverse at B. The pending member never reached B: it leaves g1 at A, kept with
+ * its data as a local LUN, and the group item names it. Then B->A syncs the rest.
+ */
+static void test_pending__reverse_detaches_at_old_source(void **state)
+{
+	struct fx *f = *state;
+	struct rp_result *r;
+	struct rp_sync_session s;
+	struct rp_device d;
+	struct rp_group g;
+	struct rp_error err;
+	char late[RP_ID_MAX], c_late[40], c_now[40];
+	bool named = false;
+	size_t i;
+
+	seed_and_sync(f);
+	pending_lun(f, "late", late);
+	csum(c_late, f->a, late);
+	printf("# site A disappears; test failover and failover at B see only the synced "
+	       "members\n");
+	rp_array_close(f->a);
+	f->a = NULL;
+	assert_int_equal(rename(f->path_a, f->path_a_moved), 0);
+	r = run_wf(rp_test_failover_start, f->b, "g1", NULL);
+	assert_all_ok(r);
+	assert_int_equal(r->n, 3);
+	rp_result_free(r);
+	r = run_wf(rp_test_failover_stop, f->b, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	r = run_wf(rp_failover, f->b, "g1", NULL);
+	assert_all_ok(r);
+	assert_int_equal(r->n, 3);
+	rp_result_free(r);
+	write_lun(f->b, f->key1, 0, 128 * 1024);
+
+	printf("# site A returns; crash in reverse right after the detach: finished at reopen\n");
+	assert_int_equal(rename(f->path_a_moved, f->path_a), 0);
+	rp_error_clear(&err);
+	assert_int_equal(rp_array_open(&f->a, f->path_a, NULL, &err), 0);
+	reverse_crash_at(f, "reverse-detached");
+	dev_state(f->a, late, RP_DEV_LOCAL, false);
+	assert_int_equal(count_rows(f->b, "SELECT COUNT(*) FROM intents"), 0);
+	assert_int_equal(rp_group_get(&g, f->b, "g1", &err), 0);
+	assert_int_equal(g.role, RP_GROUP_SOURCE);
+
+	printf("# the same from scratch, without the crash: the warning names the LUN\n");
+	fx_teardown(state);
+	assert_int_equal(fx_setup(state), 0);
+	f = *state;
+	seed_and_sync(f);
+	pending_lun(f, "late", late);
+	csum(c_late, f->a, late);
+	rp_array_close(f->a);
+	f->a = NULL;
+	assert_int_equal(rename(f->path_a, f->path_a_moved), 0);
+	r = run_wf(rp_failover, f->b, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	write_lun(f->b, f->key1, 0, 128 * 1024);
+	assert_int_equal(rename(f->path_a_moved, f->path_a), 0);
+	assert_int_equal(rp_array_open(&f->a, f->path_a, NULL, &err), 0);
+	printf("# prepareReverse at A warns what reverse will do with the pending member\n");
+	r = run_wf(rp_prepare_reverse, f->a, "g1", NULL);
+	assert_all_ok(r);
+	assert_true(has_warning(find_item(r, late), RP_WARN_TAIL_KEPT));
+	assert_false(has_warning(find_item(r, late), RP_WARN_UNUSUAL_ORDER));
+	rp_result_free(r);
+	dev_state(f->a, late, RP_DEV_SOURCE, false);
+	r = run_wf(rp_reverse, f->b, "g1", NULL);
+	assert_all_ok(r);
+	for (i = 0; i < r->items[0].n_warnings; i++)
+		if (r->items[0].warnings[i].code == RP_WARN_TAIL_KEPT &&
+		    strstr(r->items[0].warnings[i].msg, late)) {
+			named = true;
+			printf("#   %s\n", r->items[0].warnings[i].msg);
+		}
+	assert_true(named);
+	rp_result_free(r);
+	assert_int_equal(rp_lun_get(&d, f->a, late, &err), 0);
+	assert_int_equal(d.state, RP_DEV_LOCAL);
+	assert_false(d.read_only);
+	assert_false(d.target_pending);
+	assert_string_equal(d.group, "");
+	assert_string_equal(d.peer_array, "");
+	csum(c_now, f->a, late);
+	assert_string_equal(c_now, c_late);
+	dev_state(f->a, f->lun1, RP_DEV_TARGET, true);
+	dev_state(f->a, f->lun2, RP_DEV_TARGET, true);
+	assert_int_equal(rp_group_get(&g, f->a, "g1", &err), 0);
+	assert_int_equal(g.role, RP_GROUP_TARGET);
+	assert_int_equal(g.n_devices, 2);
+	r = run_wf(rp_reverse, f->b, "g1", NULL);
+	assert_all_ok(r);
+	assert_all_warn(r, RP_WARN_ALREADY_DONE);
+	rp_result_free(r);
+	printf("# sync B->A carries only what B wrote since failover\n");
+	sync_now(&s, f->b, "g1", NULL, false);
+	assert_int_equal(s.bytes_transferred, 128 * 1024);
+	verify_equal(f->b, f->a, "g1");
+	csum(c_now, f->a, late);
+	assert_string_equal(c_now, c_late);
+}
+
+/* Restore after a planned failover: a pending member at A does not stop it; next sync makes it. */
+static void test_pending__restore_keeps_pending_member(void **state)
+{
+	struct fx *f = *state;
+	struct rp_result *r;
+	struct rp_sync_session s;
+	struct rp_device d;
+	struct rp_error err;
+	char late[RP_ID_MAX], ca[40], cb[40];
+
+	seed_and_sync(f);
+	pending_lun(f, "late", late);
+	printf("# prepareFailover at A demotes the pending member too; failover at B\n");
+	r = run_wf(rp_prepare_failover, f->a, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	dev_state(f->a, late, RP_DEV_DEMOTED_SOURCE, true);
+	r = run_wf(rp_failover, f->b, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	write_lun(f->b, f->key2, 0, 256 * 1024);
+	r = run_wf(rp_prepare_restore, f->b, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	printf("# restore at A: the pending member is a source again, still pending\n");
+	r = run_wf(rp_restore, f->a, "g1", NULL);
+	assert_all_ok(r);
+	assert_false(has_warning(find_item(r, late), RP_WARN_ALREADY_DONE));
+	rp_result_free(r);
+	rp_error_clear(&err);
+	assert_int_equal(rp_lun_get(&d, f->a, late, &err), 0);
+	assert_int_equal(d.state, RP_DEV_SOURCE);
+	assert_false(d.read_only);
+	assert_true(d.target_pending);
+	r = run_wf(rp_restore, f->a, "g1", NULL);
+	assert_all_ok(r);
+	assert_all_warn(r, RP_WARN_ALREADY_DONE);
+	rp_result_free(r);
+	printf("# the next sync makes its target\n");
+	sync_now(&s, f->a, "g1", NULL, false);
+	assert_int_equal(rp_lun_get(&d, f->a, late, &err), 0);
+	assert_false(d.target_pending);
+	csum(ca, f->a, late);
+	csum(cb, f->b, d.peer_device);
+	assert_string_equal(ca, cb);
+	verify_equal(f->a, f->b, "g1");
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Duplicate request items                                                                     */
 
 static void test_request__duplicates_answered_once(void **state)
@@ -1767,6 +2116,16 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(
 		        test_unreachable__reverse_and_restore_change_nothing, fx_setup,
 		        fx_teardown),
+		cmocka_unit_test_setup_teardown(test_pending__peer_untouched_then_sync_makes_target,
+		                                fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_pending__standalone_device_sync, fx_setup,
+		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_pending__sync_after_crash_reuses_target,
+		                                fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_pending__reverse_detaches_at_old_source,
+		                                fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_pending__restore_keeps_pending_member,
+		                                fx_setup, fx_teardown),
 	};
 	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	int rc;
