@@ -111,9 +111,21 @@ int rp_verify(struct rp_verify_item **out, size_t *n, bool *all_equal, struct rp
 		return rp_error_set(err, RP_ERROR, "out of memory");
 	}
 	for (i = 0; i < nd; i++) {
-		if (strcmp(devs[i].peer_array, b->id) != 0 || !devs[i].peer_device[0] ||
-		    devs[i].state == RP_DEV_LOCAL)
+		if (strcmp(devs[i].peer_array, b->id) != 0 || devs[i].state == RP_DEV_LOCAL)
 			continue;
+		if (!devs[i].peer_device[0]) {
+			/* a pending target (target_at_sync): replicated, but no copy on @b yet */
+			if (!is_source_state(devs[i].state))
+				continue;
+			rp_strlcpy(items[cnt].device_a, devs[i].id, sizeof(items[cnt].device_a));
+			(void)snprintf(items[cnt].msg, sizeof(items[cnt].msg),
+			               "'%s' has no copy on array '%s' yet: its target is made by"
+			               " the next sync",
+			               devs[i].id, b->id);
+			eq = false;
+			cnt++;
+			continue;
+		}
 		verify_pair(&items[cnt], a, &devs[i], b);
 		if (!items[cnt].equal)
 			eq = false;

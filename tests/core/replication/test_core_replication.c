@@ -1619,6 +1619,25 @@ static void test_pending__peer_untouched_then_sync_makes_target(void **state)
 	assert_true(seen);
 	rp_free(list);
 
+	printf("# verify names the members with no copy on B yet and fails\n");
+	{
+		struct rp_verify_item *items = NULL;
+		bool eq = true, late_seen = false;
+
+		assert_int_equal(rp_verify(&items, &n, &eq, f->a, f->b, "g1", &err), 0);
+		assert_false(eq);
+		for (i = 0; i < n; i++) {
+			if (strcmp(items[i].device_a, late) != 0)
+				continue;
+			late_seen = true;
+			assert_false(items[i].equal);
+			assert_string_equal(items[i].device_b, "");
+			assert_non_null(strstr(items[i].msg, "made by the next sync"));
+		}
+		assert_true(late_seen);
+		rp_free(items);
+	}
+
 	printf("# the next group sync makes both targets and copies them in full\n");
 	sync_now(&s, f->a, "g1", NULL, false);
 	assert_true(s.full);
