@@ -9,15 +9,13 @@ BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/replun-cli-crash.XXXXXX")
+cli_tmpdir crash
 WPID=""
-cleanup() {
+test_cleanup() {
 	[ -n "$WPID" ] && kill -9 "$WPID" 2>/dev/null
 	# Let any worker we did not kill finish before the arrays disappear.
 	for p in $(worker_pids); do kill -9 "$p" 2>/dev/null; done
-	rm -rf "$T" "$ERRF"
 }
-trap cleanup EXIT
 
 # Pids of sync workers of our arrays: the worker runs as "replun-sync-worker" and its
 # environment names this test's directory (the arrays' URIs).
@@ -28,11 +26,7 @@ worker_pids() {
 	done
 }
 
-A=$T/a
-B=$T/b
-must "array init A" array init "$A" --id site-a
-must "array init B" array init "$B" --id site-b
-must "array pair" array pair "$A" "$B"
+cli_pair "$T/a" "$T/b"
 must "lun create 96M" lun create "$A" big 96M --group g --replicate
 L=$OUT
 must "lun create 32M" lun create "$A" small 32M --group g

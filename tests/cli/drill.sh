@@ -8,8 +8,7 @@ BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/replun-cli-drill.XXXXXX")
-trap 'rm -rf "$T" "$ERRF"' EXIT
+cli_tmpdir drill
 export TMPDIR=$T
 
 must "replun drill (default settings)" drill

@@ -9,14 +9,8 @@ BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/replun-cli-err.XXXXXX")
-trap 'rm -rf "$T" "$ERRF"' EXIT
-A=$T/a
-B=$T/b
-
-must "array init A" array init "$A" --id site-a
-must "array init B" array init "$B" --id site-b
-must "array pair" array pair "$A" "$B"
+cli_tmpdir err
+cli_pair "$T/a" "$T/b"
 must "lun create" lun create "$A" data 4M --group g1 --replicate
 L1=$OUT
 must "lun create standalone" lun create "$A" alone 1M

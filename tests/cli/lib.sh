@@ -1,11 +1,73 @@
 # SPDX-License-Identifier: MIT
-# lib.sh - helpers shared by the replun command's end-to-end tests: running the binary,
+# lib.sh - helpers shared by the replun command's end-to-end tests: the test's temp dir and its
+# cleanup, a loop-mounted xfs (tests/lib/loopfs.sh), a pair of arrays, running the binary,
 # assertions with a pass/fail count, JSON queries (python3 stdlib) and checksums.
 # Usage: BIN=path/to/replun; . lib.sh
+
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/loopfs.sh"
 
 PASS=0
 FAIL=0
 ERRF=$(mktemp "${TMPDIR:-/tmp}/replun-cli-err.XXXXXX")
+T=""
+CLI_MNT=""
+
+# test_cleanup: what a test must undo before its temp dir goes (kill its workers...); a test
+# redefines it after sourcing this file. Runs first on exit.
+test_cleanup() {
+	:
+}
+
+cli_exit() {
+	test_cleanup
+	[ -z "$CLI_MNT" ] || loopfs_umount "$CLI_MNT"
+	rm -rf "$T" "$ERRF"
+}
+
+# cli_tmpdir TAG: T = a new temp dir replun-cli-TAG.XXXXXX. Whenever the test exits (finish,
+# skip, a failure midway, or SIGTERM/SIGINT/SIGHUP, e.g. a ctest timeout) test_cleanup runs,
+# the xfs of cli_xfs is unmounted and its loop device detached, and T is removed.
+cli_tmpdir() {
+	T=$(mktemp -d "${TMPDIR:-/tmp}/replun-cli-$1.XXXXXX") || {
+		echo "FAIL - mktemp -d failed"
+		exit 1
+	}
+	trap cli_exit EXIT
+	trap 'exit 129' HUP
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+# cli_xfs MNT: a 1 GiB xfs with reflink on a loop device (image in T) mounted at MNT, or a SKIP
+# (exit 77) saying why not. Needs cli_tmpdir first (the exit trap unmounts it).
+cli_xfs() {
+	local why rc
+	[ "$(id -u)" -eq 0 ] || skip "the xfs variant needs root (mount -o loop)"
+	command -v mkfs.xfs >/dev/null || skip "mkfs.xfs not installed"
+	[ -e /dev/loop-control ] || skip "no loop device support (/dev/loop-control missing)"
+	why=$(loopfs_usable xfs) || skip "$why"
+	CLI_MNT=$1
+	loopfs_mount xfs 1G "$T/xfs.img" "$CLI_MNT"
+	rc=$?
+	[ "$rc" -ne 2 ] || skip "mount -o loop failed (no free loop device)"
+	[ "$rc" -eq 0 ] && return 0
+	if [ -n "$loopfs_dev" ] && [ "$(blkid -o value -s TYPE "$loopfs_dev" 2>/dev/null)" = xfs ]
+	then
+		skip "mount -o loop failed"
+	fi
+	skip "mkfs.xfs -m reflink=1 failed"
+}
+
+# cli_pair DIR_A DIR_B [ARGS...]: A=DIR_A, B=DIR_B: array site-a at A (ARGS added to its init),
+# site-b at B, paired.
+cli_pair() {
+	A=$1
+	B=$2
+	shift 2
+	must "array init A" array init "$A" --id site-a "$@"
+	must "array init B" array init "$B" --id site-b
+	must "array pair" array pair "$A" "$B"
+}
 
 ok() {
 	PASS=$((PASS + 1))

@@ -10,14 +10,8 @@ BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/replun-cli-rp.XXXXXX")
-trap 'rm -rf "$T" "$ERRF"' EXIT
-A=$T/a
-B=$T/b
-
-must "array init A" array init "$A" --id site-a
-must "array init B" array init "$B" --id site-b
-must "array pair" array pair "$A" "$B"
+cli_tmpdir rp
+cli_pair "$T/a" "$T/b"
 must "lun create" lun create "$A" db 1M --group g --replicate
 SRC=$OUT
 must "lun list at B" lun list "$B" --group g --json

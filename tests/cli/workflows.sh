@@ -10,36 +10,18 @@ MODE=${2:-plain}
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/replun-cli-wf.XXXXXX")
+cli_tmpdir wf
 MNT=""
-cleanup() {
-	if [ -n "$MNT" ] && mountpoint -q "$MNT"; then
-		umount "$MNT" || umount -l "$MNT"
-	fi
-	rm -rf "$T" "$ERRF"
-}
-trap cleanup EXIT
-
 if [ "$MODE" = xfs ]; then
-	[ "$(id -u)" -eq 0 ] || skip "the xfs variant needs root (mount -o loop)"
-	command -v mkfs.xfs >/dev/null || skip "mkfs.xfs not installed"
-	[ -e /dev/loop-control ] || skip "no loop device support (/dev/loop-control missing)"
-	truncate -s 1G "$T/xfs.img"
-	mkfs.xfs -q -m reflink=1 "$T/xfs.img" || skip "mkfs.xfs -m reflink=1 failed"
 	MNT=$T/mnt
-	mkdir "$MNT"
-	mount -o loop "$T/xfs.img" "$MNT" || { MNT=""; skip "mount -o loop failed"; }
+	cli_xfs "$MNT"
 	D=$MNT
 else
 	D=$T
 fi
-A=$D/site-a
-B=$D/site-b
 echo "# workflows on $MODE: $D"
 
-must "array init A" array init "$A" --id site-a --name "Site A"
-must "array init B" array init "$B" --id site-b
-must "array pair" array pair "$A" "$B"
+cli_pair "$D/site-a" "$D/site-b" --name "Site A"
 rp array info "$A" --json
 eq "array info: peer is site-b" "$(pj 'd["peers"][0]["id"]' <<<"$OUT")" site-b
 if [ "$MODE" = xfs ]; then
