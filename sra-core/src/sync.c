@@ -1152,7 +1152,7 @@ static bool sync_read_uncached(const struct sync_ctx *c, const struct sync_dev *
  * one filesystem): the stage becomes a copy-on-write clone of the source snapshot, O(extents),
  * and no data is read or written. The stage holds exactly the snapshot's data, as if moved.
  * Sets *@shared; RP_ENOTSUPPORTED from the driver (different filesystems, ...) is not an error:
- * the caller moves the data.
+ * the caller moves the data. Not with REPLUN_SYNC_NO_SHARE or REPLUN_SYNC_THROTTLE_MS.
  */
 static int sync_share_stage(struct sync_ctx *c, struct sync_dev *d, bool *shared,
                             struct rp_error *err)
@@ -1162,8 +1162,10 @@ static int sync_share_stage(struct sync_ctx *c, struct sync_dev *d, bool *shared
 	int rc;
 
 	*shared = false;
+	/* a throttled sync (tests) wants data moving slowly, which a shared stage never does */
 	if (d->tgt_base[0] || d->inplace || d->rpcopy[0] || !to->clone_from ||
-	    c->src->drv->ops != to || (getenv(SYNC_ENV_NO_SHARE) && *getenv(SYNC_ENV_NO_SHARE)))
+	    c->src->drv->ops != to || c->throttle_ms ||
+	    (getenv(SYNC_ENV_NO_SHARE) && *getenv(SYNC_ENV_NO_SHARE)))
 		return 0;
 	rp_error_clear(&e);
 	rc = to->clone_from(c->tgt->drv, d->stage, c->src->drv, d->snap_obj, &e);

@@ -391,10 +391,11 @@ static void test_file__read_uncached(void **state)
 	assert_non_null(OPS(f)->read_uncached);
 	assert_int_equal(OPS(f)->obj_create(f->a, "lun", size, E(f)), 0);
 	fill_random(img + MIB, 2 * MIB);
-	fill_random(img + size - 2 * BLK, 2 * BLK);
+	fill_random(img + 6 * MIB + BLK, size - 6 * MIB - BLK); /* to the unaligned end */
 	assert_int_equal(OPS(f)->write(f->a, "lun", MIB, img + MIB, 2 * MIB, E(f)), 0);
-	assert_int_equal(
-	        OPS(f)->write(f->a, "lun", size - 2 * BLK, img + size - 2 * BLK, 2 * BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 6 * MIB + BLK, img + 6 * MIB + BLK,
+	                               size - 6 * MIB - BLK, E(f)),
+	                 0);
 	assert_int_equal(OPS(f)->flush(f->a, "lun", E(f)), 0);
 	printf("# aligned, the whole object (hole, data, unaligned tail), inside one block\n");
 	check_uncached(f, 0, 4 * MIB, buf, img);

@@ -323,8 +323,8 @@ static bool reflink(const struct fx *f)
 
 /*
  * Starts a detached, throttled full sync and SIGKILLs its worker once its copy has data: the
- * rpcopy object without reflink; with reflink the stage, the mover forced (REPLUN_SYNC_NO_SHARE,
- * for this worker only: the one that resumes it may share the blocks).
+ * rpcopy object without reflink; with reflink the stage (a throttled sync never shares blocks;
+ * REPLUN_SYNC_NO_SHARE is set too, for this worker only: the one that resumes it shares).
  */
 static void kill_mid_full_copy(struct fx *f, char sid[RP_ID_MAX])
 {
