@@ -406,25 +406,25 @@ static void test_full__failover_after_kill_drops_copies(void **state)
 /* Physical address of the first extent of device @id's live object on @a (FIEMAP). */
 static uint64_t first_physical(struct rp_array *a, const char *id)
 {
-	struct {
-		struct fiemap fm;
-		struct fiemap_extent fe[1];
-	} m;
+	struct fiemap *fm = calloc(1, sizeof(*fm) + sizeof(struct fiemap_extent));
 	struct rp_error e = { 0 };
 	char path[4200];
+	uint64_t phys;
 	int fd;
 
+	assert_non_null(fm);
 	assert_int_equal(rp_lun_path(path, sizeof(path), a, id, &e), 0);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
-	memset(&m, 0, sizeof(m));
-	m.fm.fm_length = FIEMAP_MAX_OFFSET;
-	m.fm.fm_flags = FIEMAP_FLAG_SYNC;
-	m.fm.fm_extent_count = 1;
-	assert_int_equal(ioctl(fd, FS_IOC_FIEMAP, &m.fm), 0);
+	fm->fm_length = FIEMAP_MAX_OFFSET;
+	fm->fm_flags = FIEMAP_FLAG_SYNC;
+	fm->fm_extent_count = 1;
+	assert_int_equal(ioctl(fd, FS_IOC_FIEMAP, fm), 0);
 	close(fd);
-	assert_int_equal(m.fm.fm_mapped_extents, 1);
-	return m.fe[0].fe_physical;
+	assert_int_equal(fm->fm_mapped_extents, 1);
+	phys = fm->fm_extents[0].fe_physical;
+	free(fm);
+	return phys;
 }
 
 /* Log sink of full_sync_equal: counts verbose lines containing the payload's needle. */
