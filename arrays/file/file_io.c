@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * file_io.c - data path of the file array: pread/pwrite of whole ranges, hole punching, fsync
- * and the XXH128 content checksum. One open per call: with the 1-4 MiB buffers the data mover
+ * file_io.c - data path of the file array: pread/pwrite of whole ranges (O_DIRECT reads that
+ * bypass the page cache for the data mover), hole punching, fsync and the XXH128 content
+ * checksum. One open per call: with the 1-4 MiB buffers the data mover
  * uses an open+close costs well under 1% (see docs/internals/file-array.md), and no cached
  * descriptor can outlive a rename done by another process.
  */
