@@ -113,6 +113,24 @@ struct array_ops {
 	/* Optional: freeze writes on the whole array (for group-consistent snapshots). */
 	int (*freeze)(struct array *a, struct rp_error *err);
 	int (*thaw)(struct array *a, struct rp_error *err);
+
+	/*
+	 * Optional: ->read that neither uses nor fills the host's page cache where the driver can
+	 * (file array: O_DIRECT), for data read once whose pages are cold anyway, such as a fresh
+	 * reflink snapshot read by the data mover. Same contract as ->read for any @off, @len and
+	 * @buf; it is only direct where they are aligned (file array: 4 KiB, @buf too).
+	 */
+	int (*read_uncached)(struct array *a, const char *obj, uint64_t off, void *buf, size_t len,
+	                     struct rp_error *err);
+
+	/*
+	 * Optional: point-in-time copy of object @src of array @src_a into new object @dst (which
+	 * must not exist) of @a in O(extents), sharing the blocks copy-on-write, when both arrays
+	 * can (file array: both file arrays with reflink on one filesystem). RP_ENOTSUPPORTED with
+	 * nothing created when they cannot: the caller then moves the data with ->read/->write.
+	 */
+	int (*clone_from)(struct array *a, const char *dst, struct array *src_a, const char *src,
+	                  struct rp_error *err);
 };
 
 /* An open array as the core sees it: driver, its private state, where it lives. */

@@ -13,10 +13,16 @@ sync_bin=$build/bin/bench_sync
 [ -x "$bin" ] || { echo "bench_arrays not built in $build (cmake --build $build)"; exit 1; }
 . "$here/../tests/lib/loopfs.sh"
 # Runs the driver benchmarks and, when built, the engine's sync on directory $1 labelled $2.
+# $3 = mover: also the full sync with the data mover forced (arrays on one reflink filesystem
+# otherwise share the blocks, docs/benchmarks.md "Full sync of a 1 GiB LUN").
 run_arrays() {
 	"$bin" "$1" "$2" | out
 	if [ -x "$sync_bin" ]; then
 		"$sync_bin" "$1" "$2" | out || echo "bench_sync failed on $2" | out
+		if [ "${3:-}" = mover ]; then
+			REPLUN_SYNC_NO_SHARE=1 "$sync_bin" "$1" "$2, data mover" full | out ||
+				echo "bench_sync (mover) failed on $2" | out
+		fi
 	else
 		echo "bench_sync not built: engine sync not measured on $2" | out
 	fi
@@ -55,7 +61,7 @@ rm -f "$work/warm"
 # Loop-mounted xfs with reflink (sparse 16 GiB image on the same disk).
 if loopfs_usable xfs >/dev/null; then
 	loopfs_mount xfs 16G "$work/xfs.img" "$work/xfs"
-	run_arrays "$work/xfs" "xfs on loop (reflink=1)"
+	run_arrays "$work/xfs" "xfs on loop (reflink=1)" mover
 	loopfs_umount "$work/xfs"
 else
 	echo "SKIPPED xfs: needs root, mkfs.xfs and loop devices" | out

@@ -412,4 +412,6 @@ const struct array_ops array_file_ops = {
 	.checksum = file_checksum,
 	.freeze = file_freeze,
 	.thaw = file_thaw,
+	.read_uncached = file_read_uncached,
+	.clone_from = file_clone_from,
 };

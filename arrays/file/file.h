@@ -60,6 +60,9 @@ int file_obj_path(char *buf, size_t len, struct array *a, const char *obj, struc
 
 /* file_clone.c */
 int file_clone(struct array *a, const char *src, const char *dst, struct rp_error *err);
+/* ->clone_from: reflink from another file array on the same filesystem, else RP_ENOTSUPPORTED. */
+int file_clone_from(struct array *a, const char *dst, struct array *src_a, const char *src,
+                    struct rp_error *err);
 /* Probes FICLONE in the data directory; true when reflinks work there. */
 bool file_reflink_probe(int data_fd);
 
@@ -89,6 +92,9 @@ int file_changed_extents(struct array *a, const char *base, const char *obj, arr
 /* file_io.c */
 int file_read(struct array *a, const char *obj, uint64_t off, void *buf, size_t len,
               struct rp_error *err);
+/* ->read_uncached: O_DIRECT for the 4 KiB-aligned part, file_read for the rest. */
+int file_read_uncached(struct array *a, const char *obj, uint64_t off, void *buf, size_t len,
+                       struct rp_error *err);
 int file_write(struct array *a, const char *obj, uint64_t off, const void *buf, size_t len,
                struct rp_error *err);
 int file_punch(struct array *a, const char *obj, uint64_t off, uint64_t len, struct rp_error *err);

@@ -540,3 +540,67 @@ out:
 	(void)close(src_fd);
 	return rc;
 }
+
+/*
+ * ->clone_from: reflink of @src of array @src_a into new object @dst of @a, when both arrays
+ * are file arrays with reflink on one filesystem (the same st_dev). O(extents): the blocks are
+ * shared copy-on-write, so @dst is a point-in-time copy like a local clone. RP_ENOTSUPPORTED,
+ * with nothing created, otherwise; the caller then copies the data itself.
+ */
+int file_clone_from(struct array *a, const char *dst, struct array *src_a, const char *src,
+                    struct rp_error *err)
+{
+	struct file_array *fa = file_priv(a);
+	char dname[FILE_NAME_MAX];
+	struct stat ss, ds;
+	int rc, src_fd = -1, dst_fd = -1;
+
+	if (src_a->ops != a->ops || !(fa->caps & ARRAY_CAP_REFLINK) ||
+	    !(file_priv(src_a)->caps & ARRAY_CAP_REFLINK))
+		return rp_error_set(
+		        err, RP_ENOTSUPPORTED,
+		        "object '%s' cannot be shared: not two file arrays with reflink", src);
+	rc = file_name(dname, sizeof(dname), dst, FILE_IMG_SUFFIX, err);
+	if (rc < 0)
+		return rc;
+	rc = file_obj_open(&src_fd, src_a, src, O_RDONLY, err);
+	if (rc < 0)
+		return rc;
+	if (fstat(src_fd, &ss) < 0 || fstat(fa->data_fd, &ds) < 0) {
+		rc = rp_error_set_os(err, file_errno_code(errno), errno, "stat of object '%s'",
+		                     src);
+		goto out;
+	}
+	if (ss.st_dev != ds.st_dev) {
+		rc = rp_error_set(err, RP_ENOTSUPPORTED,
+		                  "object '%s' cannot be shared: the arrays are on different "
+		                  "filesystems",
+		                  src);
+		goto out;
+	}
+	dst_fd = openat(fa->data_fd, dname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	                0644);
+	if (dst_fd < 0) {
+		if (errno == EEXIST)
+			rc = rp_error_set(err, RP_EEXISTS, "object '%s' already exists", dst);
+		else
+			rc = rp_error_set_os(err, file_errno_code(errno), errno,
+			                     "create of object '%s'", dst);
+		goto out;
+	}
+	file_csum_drop(a, dst);
+	if (ioctl(dst_fd, FICLONE, src_fd) == 0)
+		goto out;
+	if (errno == EOPNOTSUPP || errno == EXDEV || errno == EINVAL || errno == ENOTTY)
+		rc = rp_error_set_os(err, RP_ENOTSUPPORTED, errno,
+		                     "object '%s' cannot be shared with array '%s'", src, a->root);
+	else
+		rc = rp_error_set_os(err, file_errno_code(errno), errno,
+		                     "reflink of object '%s' to '%s'", src, dst);
+	(void)unlinkat(fa->data_fd, dname, 0);
+out:
+	if (dst_fd >= 0)
+		(void)close(dst_fd);
+	(void)close(src_fd);
+	return rc;
+}

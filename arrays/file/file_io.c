@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * file_io.c - data path of the file array: pread/pwrite of whole ranges, hole punching, fsync
- * and the XXH128 content checksum. One open per call: with the 1-4 MiB buffers the data mover
+ * file_io.c - data path of the file array: pread/pwrite of whole ranges (O_DIRECT reads that
+ * bypass the page cache for the data mover), hole punching, fsync and the XXH128 content
+ * checksum. One open per call: with the 1-4 MiB buffers the data mover
  * uses an open+close costs well under 1% (see docs/internals/file-array.md), and no cached
  * descriptor can outlive a rename done by another process.
  */
@@ -17,6 +18,12 @@
 
 /* Writes of at least this size start their write-back at once (see file_write). */
 #define FILE_WRITEBACK_MIN (1u << 20)
+
+/*
+ * O_DIRECT wants the offset, the length and the buffer aligned to the device's logical block
+ * size; 4 KiB is a multiple of every common one (512 or 4096 bytes).
+ */
+#define FILE_DIRECT_ALIGN 4096u
 
 int file_pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
@@ -96,6 +103,71 @@ int file_read(struct array *a, const char *obj, uint64_t off, void *buf, size_t 
 		rc = rp_error_set_os(err, errno == ENODATA ? RP_EIO : file_errno_code(errno), errno,
 		                     "read of object '%s' at %llu", obj, (unsigned long long)off);
 	(void)close(fd);
+	return rc;
+}
+
+/*
+ * Direct (O_DIRECT) read of [@off, @off + @len), all aligned; returns 1 when the filesystem or
+ * device refuses direct I/O for it (EINVAL: no O_DIRECT support, or a larger alignment), so the
+ * caller reads it through the page cache instead.
+ */
+static int io_read_direct(struct array *a, const char *obj, uint64_t off, char *buf, size_t len,
+                          struct rp_error *err)
+{
+	struct rp_error e;
+	int rc, fd = -1;
+
+	rp_error_clear(&e);
+	rc = file_obj_open(&fd, a, obj, O_RDONLY | O_DIRECT, &e);
+	if (rc < 0) {
+		if (e.os_errno == EINVAL)
+			return 1;
+		return rp_error_set_os(err, rc, e.os_errno, "%s", e.msg);
+	}
+	rc = io_range(fd, obj, off, len, false, err);
+	if (rc == 0 && file_pread_full(fd, buf, len, off) < 0) {
+		if (errno == EINVAL)
+			rc = 1;
+		else
+			rc = rp_error_set_os(
+			        err, errno == ENODATA ? RP_EIO : file_errno_code(errno), errno,
+			        "read of object '%s' at %llu", obj, (unsigned long long)off);
+	}
+	(void)close(fd);
+	return rc;
+}
+
+/*
+ * Read that leaves the page cache alone: the aligned middle of the range goes straight from the
+ * device into @buf (O_DIRECT), the unaligned head and tail (and everything, when @buf is not
+ * aligned like @off or the filesystem refuses direct I/O) through file_read. Correct whatever
+ * is cached: a direct read writes back dirty cached pages of its range first.
+ */
+int file_read_uncached(struct array *a, const char *obj, uint64_t off, void *buf, size_t len,
+                       struct rp_error *err)
+{
+	char *p = buf;
+	uint64_t head = (off + FILE_DIRECT_ALIGN - 1) / FILE_DIRECT_ALIGN * FILE_DIRECT_ALIGN;
+	uint64_t tail = (off + len) / FILE_DIRECT_ALIGN * FILE_DIRECT_ALIGN;
+	int rc;
+
+	if (off + len < off)
+		return rp_error_set(err, RP_EINVAL, "range %llu+%zu of object '%s' overflows",
+		                    (unsigned long long)off, len, obj);
+	if (tail <= head || ((uintptr_t)p + (head - off)) % FILE_DIRECT_ALIGN != 0)
+		return file_read(a, obj, off, buf, len, err);
+	rc = io_read_direct(a, obj, head, p + (head - off), (size_t)(tail - head), err);
+	if (rc < 0)
+		return rc;
+	if (rc > 0)
+		return file_read(a, obj, off, buf, len, err);
+	if (head > off) {
+		rc = file_read(a, obj, off, p, (size_t)(head - off), err);
+		if (rc < 0)
+			return rc;
+	}
+	if (off + len > tail)
+		rc = file_read(a, obj, tail, p + (tail - off), (size_t)(off + len - tail), err);
 	return rc;
 }
 

@@ -20,6 +20,8 @@
 #define INC_REPS 5
 
 static struct rp_array *arr_a, *arr_b;
+/* Full syncs share blocks between the arrays (both in DIR) unless REPLUN_SYNC_NO_SHARE is set. */
+static bool shared;
 
 static void check(int rc, const char *what, const struct rp_error *err)
 {
@@ -165,10 +167,12 @@ static void bench_full(void)
 	printf("| method | median of %d (all runs) | MB/s | bytes moved (%% of LUN) |\n",
 	       FULL_REPS);
 	printf("|---|---|---|---|\n");
-	printf("| `rp_sync_start` (foreground): snapshot, plan, copy allocated ranges into a "
+	printf("| `rp_sync_start` (foreground): snapshot, plan, %s into a "
 	       "staging "
 	       "object, fsync, rename, recovery point | **%.0f ms** (%s) | %.0f | %llu (%.1f%%) "
 	       "|\n",
+	       shared ? "share the snapshot's blocks (reflink, one filesystem)"
+	              : "copy allocated ranges",
 	       me, runs(rb, sizeof(rb), te, FULL_REPS), GIB / 1e6 / (me / 1e3),
 	       (unsigned long long)moved, 100.0 * (double)moved / GIB);
 	printf("| `cp --reflink=never` + fsync | **%.0f ms** (%s) | %.0f | %llu (100%%) |\n", mc,
@@ -283,6 +287,8 @@ int main(int argc, char **argv)
 	check(rp_array_open(&arr_b, b, NULL, &e), "rp_array_open", &e);
 	check(rp_array_pair(arr_a, arr_b, &e), "rp_array_pair", &e);
 	check(rp_array_info(&info, arr_a, &e), "rp_array_info", &e);
+	shared = info.reflink &&
+	         !(getenv("REPLUN_SYNC_NO_SHARE") && *getenv("REPLUN_SYNC_NO_SHARE"));
 	printf("\n### %s: engine sync (`rp_sync_start`, foreground) on %s, reflink %s\n", label,
 	       info.fs_type, info.reflink ? "yes" : "no");
 	if (!strcmp(what, "all") || !strcmp(what, "full"))

@@ -34,6 +34,15 @@ extern char **environ;
 #define SYNC_UPDATE_BYTES (64ull << 20)
 #define SYNC_UPDATE_MS 250
 
+/* Monotonic clock in microseconds, for the mover's phase times (verbose log). */
+static int64_t sync_now_us(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Rows                                                                                        */
 
@@ -986,11 +995,17 @@ struct sync_pipe {
 	struct rp_error err;
 	struct array *src;
 	const struct sync_dev *d;
+	/* ->read, or ->read_uncached for a snapshot whose pages are cold (sync_read_uncached) */
+	int (*read)(struct array *a, const char *obj, uint64_t off, void *buf, size_t len,
+	            struct rp_error *err);
+	int64_t read_us;  /* reader: time in ->read */
+	int64_t stall_us; /* reader: time waiting for a free buffer */
 };
 
 /* Waits for slot @i to be free (or stop); returns false on stop. */
 static bool pipe_wait_free(struct sync_pipe *p, size_t i)
 {
+	int64_t t0 = sync_now_us();
 	bool ok;
 
 	pthread_mutex_lock(&p->mu);
@@ -998,6 +1013,7 @@ static bool pipe_wait_free(struct sync_pipe *p, size_t i)
 		pthread_cond_wait(&p->cv, &p->mu);
 	ok = !p->stop;
 	pthread_mutex_unlock(&p->mu);
+	p->stall_us += sync_now_us() - t0;
 	return ok;
 }
 
@@ -1015,6 +1031,7 @@ static void *sync_reader(void *arg)
 	const struct sync_dev *d = p->d;
 	struct sync_slot *sl = NULL;
 	size_t i = 0, used = 0, j;
+	int64_t t0;
 	int rc = 0;
 
 	for (j = 0; rc == 0 && j < d->n_ext; j++) {
@@ -1041,8 +1058,9 @@ static void *sync_reader(void *arg)
 				used = 0;
 			}
 			n = (size_t)(end - off < p->bufsz - used ? end - off : p->bufsz - used);
-			rc = p->src->ops->read(p->src, d->snap_obj, off, sl->buf + used, n,
-			                       &p->err);
+			t0 = sync_now_us();
+			rc = p->read(p->src, d->snap_obj, off, sl->buf + used, n, &p->err);
+			p->read_us += sync_now_us() - t0;
 			if (rc < 0)
 				break;
 			sl->off[sl->n] = off;
@@ -1083,6 +1101,7 @@ struct sync_flusher {
 	struct rp_error err;
 	struct array *drv;
 	const char *obj;
+	int64_t flush_us; /* time in ->flush */
 };
 
 static void *sync_flusher_main(void *arg)
@@ -1092,6 +1111,7 @@ static void *sync_flusher_main(void *arg)
 	pthread_mutex_lock(&f->mu);
 	for (;;) {
 		struct rp_error e;
+		int64_t t0;
 		int rc;
 
 		while (!f->stop && f->pending < SYNC_FLUSH_BYTES)
@@ -1101,8 +1121,11 @@ static void *sync_flusher_main(void *arg)
 		f->pending = 0;
 		pthread_mutex_unlock(&f->mu);
 		rp_error_clear(&e);
+		t0 = sync_now_us();
 		rc = f->drv->ops->flush(f->drv, f->obj, &e);
+		t0 = sync_now_us() - t0;
 		pthread_mutex_lock(&f->mu);
+		f->flush_us += t0;
 		if (rc < 0 && f->rc == 0) {
 			f->rc = rc;
 			f->err = e;
@@ -1155,6 +1178,53 @@ static int sync_rpcopy_write(struct sync_ctx *c, struct sync_dev *d, uint64_t of
 	return rc;
 }
 
+/*
+ * Read the source snapshot of @d around the page cache? On a reflink array the snapshot is a
+ * fresh clone: a different inode from the live LUN, so none of its pages are cached (the LUN's
+ * are) and reading it through the cache first allocates and fills a page cache copy of
+ * everything sent, read once and never again. A direct read goes from the device into the
+ * mover's buffers (docs/benchmarks.md, "Full sync of a 1 GiB LUN"). Only for full copies:
+ * an incremental reads scattered small ranges, where the cache's read-ahead may help. Without
+ * reflink the snapshot is a copy just written, so its pages are in the cache: read them there.
+ */
+static bool sync_read_uncached(const struct sync_ctx *c, const struct sync_dev *d)
+{
+	return c->src->drv->ops->read_uncached && (c->src->drv->caps & ARRAY_CAP_REFLINK) &&
+	       !d->src_base[0] && !d->inplace;
+}
+
+/*
+ * Full copy between two arrays that can share blocks (->clone_from: file arrays with reflink on
+ * one filesystem): the stage becomes a copy-on-write clone of the source snapshot, O(extents),
+ * and no data is read or written. The stage holds exactly the snapshot's data, as if moved.
+ * Sets *@shared; RP_ENOTSUPPORTED from the driver (different filesystems, ...) is not an error:
+ * the caller moves the data. Not with REPLUN_SYNC_NO_SHARE or REPLUN_SYNC_THROTTLE_MS.
+ */
+static int sync_share_stage(struct sync_ctx *c, struct sync_dev *d, bool *shared,
+                            struct rp_error *err)
+{
+	const struct array_ops *to = c->tgt->drv->ops;
+	struct rp_error e;
+	int rc;
+
+	*shared = false;
+	/* a throttled sync (tests) wants data moving slowly, which a shared stage never does */
+	if (d->tgt_base[0] || d->inplace || d->rpcopy[0] || !to->clone_from ||
+	    c->src->drv->ops != to || c->throttle_ms ||
+	    (getenv(SYNC_ENV_NO_SHARE) && *getenv(SYNC_ENV_NO_SHARE)))
+		return 0;
+	rp_error_clear(&e);
+	rc = to->clone_from(c->tgt->drv, d->stage, c->src->drv, d->snap_obj, &e);
+	if (rc == RP_ENOTSUPPORTED) {
+		rp_log(RP_LOG_VERBOSE, "sync session '%s': %s; moving the data", c->row.id, e.msg);
+		return 0;
+	}
+	if (rc < 0)
+		return rp_error_set_os(err, rc, e.os_errno, "%s", e.msg);
+	*shared = true;
+	return 0;
+}
+
 static int sync_move_dev(struct sync_ctx *c, struct sync_dev *d, char **bufs, size_t bufsz,
                          struct rp_error *err)
 {
@@ -1163,8 +1233,9 @@ static int sync_move_dev(struct sync_ctx *c, struct sync_dev *d, char **bufs, si
 	struct sync_pipe p;
 	struct sync_flusher fl;
 	pthread_t reader, flusher;
-	bool flushing = false;
+	bool flushing = false, shared = false;
 	uint64_t spos = 0;
+	int64_t t0, t_start = sync_now_us(), t_pipe = 0, wait_us = 0, write_us = 0, final_us = 0;
 	size_t i, j;
 	int rc;
 
@@ -1198,10 +1269,13 @@ static int sync_move_dev(struct sync_ctx *c, struct sync_dev *d, char **bufs, si
 			return rc;
 		goto pipeline;
 	}
-	if (d->tgt_base[0])
+	if (d->tgt_base[0]) {
 		rc = recovery_drv_clone(c->tgt, d->tgt_base_obj, d->stage, err);
-	else
-		rc = to->obj_create(c->tgt->drv, d->stage, d->size, err);
+	} else {
+		rc = sync_share_stage(c, d, &shared, err);
+		if (rc == 0 && !shared)
+			rc = to->obj_create(c->tgt->drv, d->stage, d->size, err);
+	}
 	if (rc < 0)
 		return rc;
 	rc = to->obj_stat(&st, c->tgt->drv, d->stage, err);
@@ -1217,6 +1291,21 @@ static int sync_move_dev(struct sync_ctx *c, struct sync_dev *d, char **bufs, si
 		if (rc < 0)
 			return rc;
 	}
+	if (shared) {
+		/* the stage is the snapshot's data already: count it as sent */
+		for (j = 0; j < d->n_ext; j++)
+			if (!d->ext[j].zero && d->ext[j].offset < d->size)
+				c->done += (d->ext[j].offset + d->ext[j].length > d->size
+				                    ? d->size
+				                    : d->ext[j].offset + d->ext[j].length) -
+				           d->ext[j].offset;
+		rc = to->flush ? to->flush(c->tgt->drv, d->stage, err) : 0;
+		rp_log(RP_LOG_VERBOSE,
+		       "sync session '%s': move of '%s': stage shares the snapshot's blocks "
+		       "(->clone_from), %lld ms",
+		       c->row.id, d->src, (long long)(sync_now_us() - t_start) / 1000);
+		return rc < 0 ? rc : sync_progress(c, false, err);
+	}
 	/* zero ranges: punched, no data crosses */
 	for (j = 0; j < d->n_ext; j++) {
 		const struct array_extent *e = &d->ext[j];
@@ -1230,6 +1319,7 @@ static int sync_move_dev(struct sync_ctx *c, struct sync_dev *d, char **bufs, si
 	}
 
 pipeline:
+	t_pipe = sync_now_us();
 	memset(&p, 0, sizeof(p));
 	pthread_mutex_init(&p.mu, NULL);
 	pthread_cond_init(&p.cv, NULL);
@@ -1238,6 +1328,7 @@ pipeline:
 	p.bufsz = bufsz;
 	p.src = c->src->drv;
 	p.d = d;
+	p.read = sync_read_uncached(c, d) ? so->read_uncached : so->read;
 	memset(&fl, 0, sizeof(fl));
 	pthread_mutex_init(&fl.mu, NULL);
 	pthread_cond_init(&fl.cv, NULL);
@@ -1253,17 +1344,20 @@ pipeline:
 		struct sync_slot *sl = &p.slot[i];
 		int state;
 
+		t0 = sync_now_us();
 		pthread_mutex_lock(&p.mu);
 		while (sl->state == SLOT_FREE)
 			pthread_cond_wait(&p.cv, &p.mu);
 		state = sl->state;
 		pthread_mutex_unlock(&p.mu);
+		wait_us += sync_now_us() - t0;
 		if (state == SLOT_END) {
 			rc = p.rc;
 			if (rc < 0)
 				(void)rp_error_set(err, rc, "%s", p.err.msg);
 			break;
 		}
+		t0 = sync_now_us();
 		if (d->inplace) {
 			size_t k, pos = 0;
 
@@ -1290,6 +1384,7 @@ pipeline:
 			if (flushing)
 				sync_flusher_add(&fl, pos);
 		}
+		write_us += sync_now_us() - t0;
 		if (rc < 0)
 			break;
 		pipe_publish(&p, i, SLOT_FREE);
@@ -1325,25 +1420,42 @@ out_destroy:
 	if (rc < 0)
 		return rc;
 	if (to->flush) {
+		t0 = sync_now_us();
 		rc = to->flush(c->tgt->drv, d->stage, err);
+		final_us = sync_now_us() - t0;
 		if (rc < 0)
 			return rc;
 	}
+	rp_log(RP_LOG_VERBOSE,
+	       "sync session '%s': move of '%s': setup %lld ms; "
+	       "reader (%s): read %lld ms, waited %lld ms for buffers; "
+	       "writer: write %lld ms, waited %lld ms for data; "
+	       "background flushes %lld ms; final flush %lld ms; total %lld ms",
+	       c->row.id, d->src, (long long)(t_pipe - t_start) / 1000,
+	       p.read == so->read ? "cached" : "uncached", (long long)p.read_us / 1000,
+	       (long long)p.stall_us / 1000, (long long)write_us / 1000, (long long)wait_us / 1000,
+	       (long long)fl.flush_us / 1000, (long long)final_us / 1000,
+	       (long long)(sync_now_us() - t_start) / 1000);
 	return 0;
 }
+
+/* Alignment of the mover's buffers: direct reads (->read_uncached) need the block size. */
+#define SYNC_BUF_ALIGN 4096u
 
 static int sync_move(struct sync_ctx *c, struct rp_error *err)
 {
 	size_t bufsz = c->throttle_ms ? SYNC_THROTTLED_BUF : SYNC_BUF, i;
-	char *bufs[SYNC_SLOTS] = { NULL };
+	char *raw[SYNC_SLOTS] = { NULL }, *bufs[SYNC_SLOTS] = { NULL };
 	int rc = 0;
 
 	for (i = 0; i < SYNC_SLOTS; i++) {
-		bufs[i] = rp_malloc(bufsz);
-		if (!bufs[i]) {
+		raw[i] = rp_malloc(bufsz + SYNC_BUF_ALIGN);
+		if (!raw[i]) {
 			rc = rp_error_set(err, RP_ERROR, "out of memory");
 			goto out;
 		}
+		bufs[i] = raw[i] +
+		          (SYNC_BUF_ALIGN - (uintptr_t)raw[i] % SYNC_BUF_ALIGN) % SYNC_BUF_ALIGN;
 	}
 	c->done = 0;
 	rc = sync_progress(c, true, err);
@@ -1353,7 +1465,7 @@ static int sync_move(struct sync_ctx *c, struct rp_error *err)
 		rc = sync_progress(c, true, err);
 out:
 	for (i = 0; i < SYNC_SLOTS; i++)
-		rp_free(bufs[i]);
+		rp_free(raw[i]);
 	return rc;
 }
 

@@ -18,10 +18,18 @@
 #define SYNC_ENV_TARGET "REPLUN_SYNC_TARGET"
 /* Executable to run the worker in (default /proc/self/exe: any program linking libreplun). */
 #define SYNC_ENV_EXE "REPLUN_SYNC_WORKER_EXE"
-/* Tests only: sleep this many ms after each 1 MiB moved (to kill a worker mid-way). */
+/*
+ * Tests only: sleep this many ms after each 1 MiB moved (to kill a worker mid-way). A throttled
+ * full copy never shares blocks between the arrays (SYNC_ENV_NO_SHARE): the mover runs.
+ */
 #define SYNC_ENV_THROTTLE "REPLUN_SYNC_THROTTLE_MS"
 /* Tests only: "apply:N" makes the worker _exit(9) after N writes of an in-place apply. */
 #define SYNC_ENV_CRASH "REPLUN_SYNC_CRASH_AT"
+/*
+ * Tests and benchmarks only: set (non-empty) = a full copy never shares blocks between the two
+ * arrays (->clone_from), so the data mover runs even when both arrays are on one filesystem.
+ */
+#define SYNC_ENV_NO_SHARE "REPLUN_SYNC_NO_SHARE"
 
 /* A worker that recorded no pid is considered dead after this long without a heartbeat. */
 #define SYNC_START_GRACE_MS 30000

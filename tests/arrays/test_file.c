@@ -371,6 +371,127 @@ static void test_file__clone_independence(void **state)
 	free(w);
 }
 
+/* ->read_uncached of [@off, @off + @len) into @buf equals @want (the object's content there). */
+static void check_uncached(struct fx *f, uint64_t off, size_t len, char *buf, const char *want)
+{
+	memset(buf, 0xa5, len);
+	assert_int_equal(OPS(f)->read_uncached(f->a, "lun", off, buf, len, E(f)), 0);
+	assert_memory_equal(buf, want + off, len);
+}
+
+static void test_file__read_uncached(void **state)
+{
+	struct fx *f = *state;
+	const size_t size = 6 * MIB + 3 * BLK + 100; /* the end is not block-aligned */
+	char *img = calloc(1, size), *buf = aligned_alloc(BLK, 8 * MIB);
+
+	printf("checking ->read_uncached (O_DIRECT where aligned) returns what ->read does\n");
+	assert_non_null(img);
+	assert_non_null(buf);
+	assert_non_null(OPS(f)->read_uncached);
+	assert_int_equal(OPS(f)->obj_create(f->a, "lun", size, E(f)), 0);
+	fill_random(img + MIB, 2 * MIB);
+	fill_random(img + 6 * MIB + BLK, size - 6 * MIB - BLK); /* to the unaligned end */
+	assert_int_equal(OPS(f)->write(f->a, "lun", MIB, img + MIB, 2 * MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 6 * MIB + BLK, img + 6 * MIB + BLK,
+	                               size - 6 * MIB - BLK, E(f)),
+	                 0);
+	assert_int_equal(OPS(f)->flush(f->a, "lun", E(f)), 0);
+	printf("# aligned, the whole object (hole, data, unaligned tail), inside one block\n");
+	check_uncached(f, 0, 4 * MIB, buf, img);
+	check_uncached(f, 0, size, buf, img);
+	check_uncached(f, MIB + 100, 50, buf, img);
+	printf("# unaligned head and tail, a buffer not aligned like the offset\n");
+	check_uncached(f, MIB - 300, 2 * MIB + 777, buf + (BLK - 300), img);
+	check_uncached(f, 2 * BLK, MIB, buf + 1, img);
+	check_uncached(f, size - 3 * BLK - 7, 3 * BLK + 7, buf + (BLK - 7), img);
+	printf("# data written (still cached, dirty) is what a direct read returns\n");
+	fill_random(img + 2 * MIB, MIB);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 2 * MIB, img + 2 * MIB, MIB, E(f)), 0);
+	check_uncached(f, 0, 4 * MIB, buf, img);
+	printf("# errors: past the end, missing object\n");
+	assert_int_equal(OPS(f)->read_uncached(f->a, "lun", size - BLK, buf, 2 * BLK, E(f)),
+	                 RP_EINVAL);
+	assert_true(f->err.msg[0] != '\0');
+	assert_int_equal(OPS(f)->read_uncached(f->a, "nope", 0, buf, BLK, E(f)), RP_ENOTFOUND);
+	assert_true(f->err.msg[0] != '\0');
+	free(buf);
+	free(img);
+}
+
+/* A second file array "peer" at @dir/<name> (made and opened). */
+static void open_peer(struct fx *f, const char *dir, char root[600], struct array **out)
+{
+	(void)snprintf(root, 600, "%s/peer-XXXXXX", dir);
+	assert_non_null(mkdtemp(root));
+	assert_int_equal(array_create("file", root, E(f)), 0);
+	assert_int_equal(array_open(out, "file", root, NULL, E(f)), 0);
+}
+
+static void close_peer(struct array *p, const char *root)
+{
+	array_close(p);
+	(void)rm_rf_data(root);
+	(void)rmdir(root);
+}
+
+static void test_file__clone_from(void **state)
+{
+	struct fx *f = *state;
+	const char *tmp = getenv("TMPDIR");
+	struct array *peer = NULL, *other = NULL;
+	struct array_obj_stat st;
+	char proot[600], oroot[600], s0[40], c[40];
+	char *w = malloc(2 * MIB);
+	bool ex = true;
+
+	printf("checking ->clone_from shares an object with another array on the same fs\n");
+	assert_non_null(w);
+	assert_non_null(OPS(f)->clone_from);
+	fill_random(w, 2 * MIB);
+	assert_int_equal(OPS(f)->obj_create(f->a, "snap", 8 * MIB + BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "snap", MIB, w, 2 * MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "snap", 8 * MIB, w, BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->checksum(s0, f->a, "snap", E(f)), 0);
+	open_peer(f, base_dir, proot, &peer);
+	if (!(f->a->caps & ARRAY_CAP_REFLINK)) {
+		printf("# no reflink here: RP_ENOTSUPPORTED, nothing created\n");
+		assert_int_equal(OPS(f)->clone_from(peer, "stage", f->a, "snap", E(f)),
+		                 RP_ENOTSUPPORTED);
+		assert_true(f->err.msg[0] != '\0');
+		assert_int_equal(OPS(f)->obj_exists(&ex, peer, "stage", E(f)), 0);
+		assert_false(ex);
+		goto out;
+	}
+	assert_int_equal(OPS(f)->clone_from(peer, "stage", f->a, "nope", E(f)), RP_ENOTFOUND);
+	assert_int_equal(OPS(f)->clone_from(peer, "stage", f->a, "snap", E(f)), 0);
+	assert_int_equal(OPS(f)->checksum(c, peer, "stage", E(f)), 0);
+	assert_string_equal(c, s0);
+	assert_int_equal(OPS(f)->obj_stat(&st, peer, "stage", E(f)), 0);
+	assert_int_equal(st.size, 8 * MIB + BLK);
+	assert_int_equal(OPS(f)->clone_from(peer, "stage", f->a, "snap", E(f)), RP_EEXISTS);
+	printf("# both sides stay independent\n");
+	fill_random(w, 2 * MIB);
+	assert_int_equal(OPS(f)->write(peer, "stage", 0, w, MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->checksum(c, f->a, "snap", E(f)), 0);
+	assert_string_equal(c, s0);
+	assert_int_equal(OPS(f)->write(f->a, "snap", 2 * MIB, w, MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->checksum(c, peer, "stage", E(f)), 0);
+	assert_string_not_equal(c, s0);
+	assert_int_equal(OPS(f)->read(peer, "stage", 0, w + MIB, MIB, E(f)), 0);
+	assert_memory_equal(w, w + MIB, MIB);
+	printf("# an array on another filesystem ($TMPDIR): RP_ENOTSUPPORTED, nothing created\n");
+	open_peer(f, tmp && *tmp ? tmp : "/tmp", oroot, &other);
+	assert_int_equal(OPS(f)->clone_from(other, "stage", f->a, "snap", E(f)), RP_ENOTSUPPORTED);
+	assert_true(f->err.msg[0] != '\0');
+	assert_int_equal(OPS(f)->obj_exists(&ex, other, "stage", E(f)), 0);
+	assert_false(ex);
+	close_peer(other, oroot);
+out:
+	close_peer(peer, proot);
+	free(w);
+}
+
 static void test_file__reflink_detection(void **state)
 {
 	struct fx *f = *state;
@@ -825,6 +946,8 @@ int main(void)
 		T(test_file__punch),
 		T(test_file__checksum),
 		T(test_file__clone_independence),
+		T(test_file__read_uncached),
+		T(test_file__clone_from),
 		T(test_file__reflink_detection),
 		T(test_file__changed_extents_exact),
 		T(test_file__holes_reported_zero),

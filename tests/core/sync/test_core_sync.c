@@ -5,8 +5,13 @@
  * or a failover meanwhile rolls the target back to its recovery point. A full sync writes the
  * target's recovery point from the mover's buffers (rpcopy object) instead of copying the new
  * live object: the recovery point equals the data, and a worker killed mid-copy resumes.
+ * Run again on a loop-mounted xfs (REPLUN_TEST_DIR, tests/arrays/run_fs.sh): there a full sync
+ * between two arrays of one filesystem shares the snapshot's blocks (->clone_from), and with
+ * REPLUN_SYNC_NO_SHARE the mover copies (direct reads of the snapshot), killable mid-copy.
  */
 #include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -117,8 +123,10 @@ static int fx_setup(void **state)
 	struct rp_lun_create_opts o = { .replicate = true };
 	struct rp_error e = { 0 };
 	char a[600], b[600];
-	const char *tmp = getenv("TMPDIR");
+	const char *tmp = getenv("REPLUN_TEST_DIR");
 
+	if (!tmp || !*tmp)
+		tmp = getenv("TMPDIR");
 	assert_non_null(f);
 	snprintf(f->dir, sizeof(f->dir), "%s/replun-sync-XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	assert_non_null(mkdtemp(f->dir));
@@ -285,7 +293,8 @@ static void test_full__rp_written_by_mover(void **state)
 	struct rp_error e = { 0 };
 	char sid[RP_ID_MAX], ca[40], cb[40], crp[40];
 
-	printf("# full sync into a plain directory: the recovery point is the mover's copy\n");
+	printf("# full sync: the recovery point equals the data (the mover's copy without "
+	       "reflink)\n");
 	write_lun(f, 2 * MIB, MIB, true); /* zeros inside the data */
 	start(f, true, sid);
 	assert_int_equal(rp_sync_get(&s, f->a, sid, &e), 0);
@@ -307,7 +316,16 @@ static void test_full__rp_written_by_mover(void **state)
 	assert_string_equal(crp, cb);
 }
 
-/* Starts a detached, throttled full sync and SIGKILLs its worker once its rpcopy has data. */
+static bool reflink(const struct fx *f)
+{
+	return (f->a->drv->caps & ARRAY_CAP_REFLINK) && (f->b->drv->caps & ARRAY_CAP_REFLINK);
+}
+
+/*
+ * Starts a detached, throttled full sync and SIGKILLs its worker once its copy has data: the
+ * rpcopy object without reflink; with reflink the stage (a throttled sync never shares blocks;
+ * REPLUN_SYNC_NO_SHARE is set too, for this worker only: the one that resumes it shares).
+ */
 static void kill_mid_full_copy(struct fx *f, char sid[RP_ID_MAX])
 {
 	struct array_obj_stat st;
@@ -318,11 +336,15 @@ static void kill_mid_full_copy(struct fx *f, char sid[RP_ID_MAX])
 
 	printf("# kill -9 the worker of a full sync in the middle of its copy\n");
 	setenv(SYNC_ENV_THROTTLE, "50", 1); /* 50 ms per MiB: 0.8 s for the 16 MiB LUN */
+	if (reflink(f))
+		setenv(SYNC_ENV_NO_SHARE, "1", 1);
 	start(f, false, sid);
 	unsetenv(SYNC_ENV_THROTTLE);
+	unsetenv(SYNC_ENV_NO_SHARE);
 	assert_int_equal(sync_worker_pid(&pid, f->b, sid, &e), 0);
 	assert_true(pid > 0);
-	snprintf(obj, sizeof(obj), "rpcopy-%s-%s", sid, f->dev.peer_device);
+	snprintf(obj, sizeof(obj), "%s-%s-%s", reflink(f) ? "stage" : "rpcopy", sid,
+	         f->dev.peer_device);
 	for (i = 0; i < 1000; i++) {
 		memset(&st, 0, sizeof(st));
 		if (obj_exists(f->b, obj) &&
@@ -335,7 +357,7 @@ static void kill_mid_full_copy(struct fx *f, char sid[RP_ID_MAX])
 	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
 	for (i = 0; i < 1000 && kill((pid_t)pid, 0) == 0; i++)
 		usleep(10000);
-	printf("#   killed with %llu bytes of the recovery point's copy written\n",
+	printf("#   killed with %llu bytes of its copy written\n",
 	       (unsigned long long)st.allocated);
 }
 
@@ -381,6 +403,127 @@ static void test_full__failover_after_kill_drops_copies(void **state)
 	assert_no_work_objs(f, sid);
 }
 
+/* Physical address of the first extent of device @id's live object on @a (FIEMAP). */
+static uint64_t first_physical(struct rp_array *a, const char *id)
+{
+	struct fiemap *fm = calloc(1, sizeof(*fm) + sizeof(struct fiemap_extent));
+	struct rp_error e = { 0 };
+	char path[4200];
+	uint64_t phys;
+	int fd;
+
+	assert_non_null(fm);
+	assert_int_equal(rp_lun_path(path, sizeof(path), a, id, &e), 0);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	fm->fm_length = FIEMAP_MAX_OFFSET;
+	fm->fm_flags = FIEMAP_FLAG_SYNC;
+	fm->fm_extent_count = 1;
+	assert_int_equal(ioctl(fd, FS_IOC_FIEMAP, fm), 0);
+	close(fd);
+	assert_int_equal(fm->fm_mapped_extents, 1);
+	phys = fm->fm_extents[0].fe_physical;
+	free(fm);
+	return phys;
+}
+
+/* Log sink of full_sync_equal: counts verbose lines containing the payload's needle. */
+struct log_watch {
+	const char *needle;
+	int hits;
+};
+
+static void log_watch_fn(enum rp_log_level level, const char *msg, void *payload)
+{
+	struct log_watch *w = payload;
+
+	(void)level;
+	if (strstr(msg, w->needle))
+		w->hits++;
+}
+
+/*
+ * One foreground full sync: target and recovery point equal the source, all data bytes counted,
+ * and the mover logged @how once (which path the data took).
+ */
+static void full_sync_equal(struct fx *f, const char *how)
+{
+	struct log_watch w = { how, 0 };
+	struct rp_sync_session s;
+	struct rp_error e = { 0 };
+	char sid[RP_ID_MAX], ca[40], cb[40], crp[40];
+
+	rp_log_set_sink(log_watch_fn, RP_LOG_VERBOSE, &w);
+	start(f, true, sid);
+	rp_log_set_sink(NULL, RP_LOG_VERBOSE, NULL);
+	assert_int_equal(w.hits, 1);
+	assert_int_equal(rp_sync_get(&s, f->a, sid, &e), 0);
+	assert_int_equal(s.status, RP_SYNC_COMPLETE);
+	assert_true(s.full);
+	assert_int_equal(s.bytes_transferred, LUN_SIZE - MIB); /* a 1 MiB hole is not data */
+	csum(ca, f->a, f->dev.id);
+	csum(cb, f->b, f->dev.peer_device);
+	rp_obj_csum(crp, f->b, f->dev.peer_device);
+	assert_string_equal(ca, cb);
+	assert_string_equal(crp, cb);
+	assert_no_work_objs(f, sid);
+}
+
+static void punch_lun(struct fx *f, uint64_t off, uint64_t len)
+{
+	struct rp_error e = { 0 };
+	char path[4200];
+	int fd;
+
+	assert_int_equal(rp_lun_path(path, sizeof(path), f->a, f->dev.id, &e), 0);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(
+	        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len),
+	        0);
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+}
+
+static void test_full__shared_on_one_fs(void **state)
+{
+	struct fx *f = *state;
+	char ca[40], cb[40];
+
+	if (!reflink(f)) {
+		printf("# no reflink here: nothing to share\n");
+		skip();
+	}
+	printf("# full sync between two arrays of one xfs: the target shares the source's "
+	       "blocks\n");
+	punch_lun(f, 3 * MIB, MIB);
+	full_sync_equal(f, "stage shares the snapshot's blocks");
+	assert_true(first_physical(f->a, f->dev.id) == first_physical(f->b, f->dev.peer_device));
+	printf("# the next (incremental) sync after a write to the source ends equal\n");
+	write_lun(f, 5 * MIB, 3 * BLOCK, false);
+	sync_fg(f, false);
+	csum(ca, f->a, f->dev.id);
+	csum(cb, f->b, f->dev.peer_device);
+	assert_string_equal(ca, cb);
+}
+
+static void test_full__mover_on_one_fs(void **state)
+{
+	struct fx *f = *state;
+
+	if (!reflink(f)) {
+		printf("# no reflink here: the mover runs in every other test\n");
+		skip();
+	}
+	printf("# REPLUN_SYNC_NO_SHARE: the mover copies the data (direct reads of the "
+	       "snapshot)\n");
+	punch_lun(f, 3 * MIB, MIB);
+	setenv(SYNC_ENV_NO_SHARE, "1", 1);
+	full_sync_equal(f, "reader (uncached)");
+	unsetenv(SYNC_ENV_NO_SHARE);
+	assert_true(first_physical(f->a, f->dev.id) != first_physical(f->b, f->dev.peer_device));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -394,6 +537,8 @@ int main(void)
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full__failover_after_kill_drops_copies,
 		                                fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_full__shared_on_one_fs, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_full__mover_on_one_fs, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
