@@ -129,6 +129,7 @@ int cmd_array_info(struct cli_args *a);
 int cmd_group_list(struct cli_args *a);
 int cmd_group_create(struct cli_args *a);
 int cmd_group_delete(struct cli_args *a);
+int cmd_group_policy(struct cli_args *a);
 int cmd_lun_create(struct cli_args *a);
 int cmd_lun_list(struct cli_args *a);
 int cmd_lun_delete(struct cli_args *a);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* cmd_array.c - `replun array init|pair|info` and `replun group list|create|delete`. */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -215,6 +217,66 @@ int cmd_group_create(struct cli_args *a)
 		rc = cli_fail(&err);
 	else
 		(void)printf("%s\n", g.id);
+	rp_array_close(x);
+	return rc;
+}
+
+/* A number of 0..4294967295 for --rpo / --retention; 0 or an exit code. */
+static int group_u32(uint32_t *out, const char *s, const char *what)
+{
+	char *end = NULL;
+	unsigned long long v;
+
+	if (!s)
+		return 0;
+	v = strtoull(s, &end, 10);
+	if (!*s || *end || s[0] == '-' || v > UINT32_MAX)
+		return cli_usage("%s '%.64s' is not a whole number", what, s);
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int cmd_group_policy(struct cli_args *a)
+{
+	struct rp_error err = { 0 };
+	struct rp_array *x = NULL;
+	struct rp_group g;
+	const char *rpo = cli_opt(a, "rpo"), *ret = cli_opt(a, "retention");
+	uint32_t rpo_s, keep;
+	int rc;
+
+	if (rp_id_check(a->pos[1], "group id", &err) < 0)
+		return cli_fail(&err);
+	rc = cli_open(&x, a->pos[0]);
+	if (rc)
+		return rc;
+	if (rp_group_get(&g, x, a->pos[1], &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	rpo_s = g.rpo_seconds;
+	keep = g.retention;
+	rc = group_u32(&rpo_s, rpo, "rpo");
+	if (!rc)
+		rc = group_u32(&keep, ret, "retention");
+	if (rc)
+		goto out;
+	if ((rpo || ret) && rp_group_set_policy(x, g.id, rpo_s, keep, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	if (cli_flag(a, "json")) {
+		struct json_object *o = json_object_new_object();
+
+		cli_json_str(o, "group", g.id);
+		cli_json_int(o, "rpo_seconds", rpo_s);
+		cli_json_int(o, "retention", keep);
+		cli_json_print(o);
+	} else {
+		(void)printf("group %s: rpo %us, retention %u\n", g.id, (unsigned)rpo_s,
+		             (unsigned)keep);
+	}
+out:
 	rp_array_close(x);
 	return rc;
 }

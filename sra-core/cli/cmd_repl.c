@@ -285,6 +285,101 @@ static void print_sessions_json(const struct rp_sync_session *s, size_t n, bool 
 	cli_json_print(arr);
 }
 
+/* sync --due: one pass of the RPO schedule (rp_sync_due). */
+static int sync_due(struct cli_args *a)
+{
+	struct rp_sync_opts opts = { 0 };
+	struct rp_error err = { 0 };
+	struct rp_array *x = NULL;
+	struct rp_sync_due_item *it = NULL;
+	size_t i, n = 0, nfail = 0;
+	int rc, worst = CLI_EXIT_OK;
+
+	if (cli_opt(a, "group") || cli_opt(a, "device"))
+		return cli_usage("sync: --due picks the groups itself: no --group or --device");
+	if (cli_flag(a, "wait") || cli_opt(a, "timeout") || cli_opt(a, "peer"))
+		return cli_usage("sync: --due takes no --wait, --timeout or --peer");
+	opts.foreground = cli_flag(a, "foreground");
+	rc = cli_open(&x, a->pos[0]);
+	if (rc)
+		return rc;
+	if (rp_sync_due(&it, &n, x, &opts, &err) < 0) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if (it[i].status == RP_DUE_FAILED && nfail++ == 0)
+			worst = cli_exit_code(it[i].code);
+	/* the first failure on stderr, one line; the others are in the output */
+	for (i = 0; i < n; i++)
+		if (it[i].status == RP_DUE_FAILED) {
+			(void)cli_failf(0, "group '%s': %s%s", it[i].group, it[i].msg,
+			                nfail > 1 ? " (and more groups failed)" : "");
+			break;
+		}
+	if (cli_flag(a, "json")) {
+		struct json_object *o = json_object_new_object();
+		struct json_object *arr = json_object_new_array();
+
+		for (i = 0; i < n; i++) {
+			struct json_object *g = json_object_new_object();
+
+			cli_json_str(g, "group", it[i].group);
+			cli_json_int(g, "rpo_seconds", it[i].rpo_seconds);
+			cli_json_str(g, "result", rp_due_status_name(it[i].status));
+			if (it[i].session[0])
+				cli_json_str(g, "session", it[i].session);
+			else
+				(void)json_object_object_add(g, "session", NULL);
+			cli_json_int(g, "last_started_ms", it[i].last_started_ms);
+			cli_json_int(g, "seconds_left", it[i].seconds_left);
+			if (it[i].status == RP_DUE_FAILED)
+				cli_json_str(g, "error", it[i].msg);
+			else
+				(void)json_object_object_add(g, "error", NULL);
+			(void)json_object_array_add(arr, g);
+		}
+		cli_json_bool(o, "ok", nfail == 0);
+		(void)json_object_object_add(o, "items", arr);
+		cli_json_print(o);
+	} else {
+		static const char *const head[] = { "GROUP", "RPO", "RESULT", "DETAIL" };
+		struct cli_table *t = cli_table_new(4, head);
+
+		for (i = 0; i < n; i++) {
+			char rpo[32], detail[RP_MSG_MAX + 32];
+			const char *row[4];
+
+			(void)snprintf(rpo, sizeof(rpo), "%us", (unsigned)it[i].rpo_seconds);
+			switch (it[i].status) {
+			case RP_DUE_STARTED:
+			case RP_DUE_RUNNING:
+				(void)snprintf(detail, sizeof(detail), "session %s", it[i].session);
+				break;
+			case RP_DUE_NOT_DUE:
+				(void)snprintf(detail, sizeof(detail), "due in %llds",
+				               (long long)it[i].seconds_left);
+				break;
+			default:
+				(void)snprintf(detail, sizeof(detail), "%s", it[i].msg);
+				break;
+			}
+			row[0] = it[i].group;
+			row[1] = rpo;
+			row[2] = rp_due_status_name(it[i].status);
+			row[3] = detail;
+			(void)cli_table_add(t, row);
+		}
+		cli_table_print(t, stdout);
+		cli_table_free(t);
+	}
+	rc = worst;
+out:
+	rp_free(it);
+	rp_array_close(x);
+	return rc;
+}
+
 int cmd_sync(struct cli_args *a)
 {
 	struct rp_sync_opts opts = { 0 };
@@ -299,6 +394,8 @@ int cmd_sync(struct cli_args *a)
 	size_t i, j, n = 0;
 	int rc, worst = CLI_EXIT_OK;
 
+	if (cli_flag(a, "due"))
+		return sync_due(a);
 	rc = build_request(&req, a);
 	if (rc)
 		return rc;

@@ -22,6 +22,10 @@ static const struct cli_optspec opts_init[] = { { "id", true, false },
 	                                        { NULL, false, false } };
 static const struct cli_optspec opts_group_create[] = { { "name", true, false },
 	                                                { NULL, false, false } };
+static const struct cli_optspec opts_group_policy[] = { { "rpo", true, false },
+	                                                { "retention", true, false },
+	                                                { "json", false, false },
+	                                                { NULL, false, false } };
 static const struct cli_optspec opts_lun_create[] = {
 	{ "group", true, false }, { "replicate", false, false }, { "target-at-sync", false, false },
 	{ "peer", true, false },  { "json", false, false },      { NULL, false, false }
@@ -40,6 +44,7 @@ static const struct cli_optspec opts_sync[] = { SEL_OPTS,
 	                                        { "wait", false, false },
 	                                        { "foreground", false, false },
 	                                        { "timeout", true, false },
+	                                        { "due", false, false },
 	                                        { NULL, false, false } };
 static const struct cli_optspec opts_sync_status[] = { { "session", true, false },
 	                                               { "group", true, false },
@@ -106,6 +111,12 @@ static const struct cli_cmd commands[] = {
 	  "usage: replun group delete PATH ID\n\n"
 	  "Deletes an empty consistency group. Deleting an absent group succeeds.\n",
 	  "delete an empty group", opts_none, 2, 2 },
+	{ "group policy", cmd_group_policy,
+	  "usage: replun group policy PATH ID [--rpo SEC] [--retention N] [--json]\n\n"
+	  "Shows, or with --rpo/--retention sets, a group's replication policy: the RPO in\n"
+	  "seconds between scheduled syncs (0 = manual; `replun sync PATH --due` runs the\n"
+	  "schedule) and the recovery points kept on the target. Kept on both arrays.\n",
+	  "show or set a group's RPO and retention", opts_group_policy, 2, 2 },
 	{ "lun create", cmd_lun_create,
 	  "usage: replun lun create PATH NAME SIZE [--group GROUP] [--replicate]\n"
 	  "                         [--target-at-sync] [--peer ID] [--json]\n\n"
@@ -176,13 +187,23 @@ static const struct cli_cmd commands[] = {
 	  "checksum a LUN", opts_none, 2, 2 },
 	{ "sync", cmd_sync,
 	  "usage: replun sync PATH (--group G | --device D)... [--wait] [--json]\n"
-	  "                   [--timeout SEC] [--foreground] [--peer ID]\n\n"
+	  "                   [--timeout SEC] [--foreground] [--peer ID]\n"
+	  "       replun sync PATH --due [--foreground] [--json]\n\n"
 	  "Starts one sync session per group or standalone device and prints the session ids.\n"
 	  "Works at either end of a pair. The data moves in a detached worker; with --wait the\n"
 	  "command waits for the end (a progress bar on a terminal) and fails if the session\n"
 	  "failed. --json prints the session (one object, or an array for several selectors)\n"
 	  "with status, progress, bytes_transferred, recovery_point and full.\n"
-	  "--foreground moves the data in this process instead of a detached worker.\n",
+	  "--foreground moves the data in this process instead of a detached worker.\n\n"
+	  "--due runs one pass of the RPO schedule: for every group this array replicates\n"
+	  "from (role source) with an RPO > 0 (`replun group policy`), a sync starts when no\n"
+	  "session of the group is running and its last one started at least RPO seconds ago\n"
+	  "(or it was never synced). Targets, promoted or demoted groups, RPO 0 and standalone\n"
+	  "devices are left alone. One line per group: started (session), not-due (seconds\n"
+	  "left), running (session) or failed (why; the other groups still run; exit code of\n"
+	  "the first failure). --json: {ok, items: [{group, rpo_seconds, result, session,\n"
+	  "last_started_ms, seconds_left, error}]}. Nothing runs it by itself: enable the\n"
+	  "replun-sync@.timer unit for the array (see docs/cli.md).\n",
 	  "start (and wait for) a sync", opts_sync, 1, 1 },
 	{ "sync-status", cmd_sync_status,
 	  "usage: replun sync-status PATH (--session S | --group G | --device D) [--json]\n\n"

@@ -195,6 +195,38 @@ RP_EXTERN int rp_sync_start(struct rp_result **out, struct rp_array *a,
                             const struct rp_request *req, const struct rp_sync_opts *opts,
                             struct rp_error *err);
 
+/*
+ * The RPO schedule, one pass (run it periodically, e.g. by the replun-sync@.timer unit). For
+ * every group this array replicates from (role source) with an RPO > 0: when no session of the
+ * group is running and its last session started at least rpo_seconds ago (or it was never
+ * synced), a sync is started as rp_sync_start does (detached unless @opts says foreground).
+ * Targets, promoted and demoted groups, local groups, groups with RPO 0 and standalone devices
+ * are not scheduled (and not listed). *out (caller frees with rp_free) gets one item per group
+ * considered, sorted by id; one group failing never stops the others. Returns 0 when it could
+ * answer for every group, < 0 with @err only when the array's groups cannot be read.
+ */
+enum rp_due_status {
+	RP_DUE_STARTED = 0, /* a session was started: .session */
+	RP_DUE_NOT_DUE = 1, /* the last session is younger than the RPO: .seconds_left */
+	RP_DUE_RUNNING = 2, /* a session is in progress: .session */
+	RP_DUE_FAILED = 3,  /* could not be checked or started: .code, .msg */
+};
+/* "started", "not-due", "running", "failed". */
+RP_EXTERN const char *rp_due_status_name(enum rp_due_status s);
+
+struct rp_sync_due_item {
+	char group[RP_ID_MAX];
+	uint32_t rpo_seconds;
+	enum rp_due_status status;
+	char session[RP_ID_MAX]; /* started / running: the session; "" otherwise */
+	int64_t last_started_ms; /* start of the group's last session before this pass, 0 never */
+	int64_t seconds_left;    /* not due: seconds until due; 0 otherwise */
+	int code;                /* failed: enum rp_code; 0 otherwise */
+	char msg[RP_MSG_MAX];    /* failed: why */
+};
+RP_EXTERN int rp_sync_due(struct rp_sync_due_item **out, size_t *n, struct rp_array *a,
+                          const struct rp_sync_opts *opts, struct rp_error *err);
+
 /* Session by id. A session whose worker died is resumed (restarted) before answering. */
 RP_EXTERN int rp_sync_get(struct rp_sync_session *out, struct rp_array *a, const char *session_id,
                           struct rp_error *err);
