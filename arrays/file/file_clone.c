@@ -493,6 +493,18 @@ out:
 	return rc;
 }
 
+/* Creates the new image file @dname of object @dst (must not exist) for a clone's data. */
+static int clone_dst_create(int *fd, struct file_array *fa, const char *dname, const char *dst,
+                            struct rp_error *err)
+{
+	*fd = openat(fa->data_fd, dname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (*fd >= 0)
+		return 0;
+	if (errno == EEXIST)
+		return rp_error_set(err, RP_EEXISTS, "object '%s' already exists", dst);
+	return rp_error_set_os(err, file_errno_code(errno), errno, "create of object '%s'", dst);
+}
+
 int file_clone(struct array *a, const char *src, const char *dst, struct rp_error *err)
 {
 	struct file_array *fa = file_priv(a);
@@ -505,16 +517,9 @@ int file_clone(struct array *a, const char *src, const char *dst, struct rp_erro
 	rc = file_obj_open(&src_fd, a, src, O_RDONLY, err);
 	if (rc < 0)
 		return rc;
-	dst_fd = openat(fa->data_fd, dname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-	                0644);
-	if (dst_fd < 0) {
-		if (errno == EEXIST)
-			rc = rp_error_set(err, RP_EEXISTS, "object '%s' already exists", dst);
-		else
-			rc = rp_error_set_os(err, file_errno_code(errno), errno,
-			                     "create of object '%s'", dst);
+	rc = clone_dst_create(&dst_fd, fa, dname, dst, err);
+	if (rc < 0)
 		goto out;
-	}
 	file_csum_drop(a, dst);
 	if (fa->caps & ARRAY_CAP_REFLINK) {
 		if (ioctl(dst_fd, FICLONE, src_fd) == 0)
@@ -578,16 +583,9 @@ int file_clone_from(struct array *a, const char *dst, struct array *src_a, const
 		                  src);
 		goto out;
 	}
-	dst_fd = openat(fa->data_fd, dname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-	                0644);
-	if (dst_fd < 0) {
-		if (errno == EEXIST)
-			rc = rp_error_set(err, RP_EEXISTS, "object '%s' already exists", dst);
-		else
-			rc = rp_error_set_os(err, file_errno_code(errno), errno,
-			                     "create of object '%s'", dst);
+	rc = clone_dst_create(&dst_fd, fa, dname, dst, err);
+	if (rc < 0)
 		goto out;
-	}
 	file_csum_drop(a, dst);
 	if (ioctl(dst_fd, FICLONE, src_fd) == 0)
 		goto out;
