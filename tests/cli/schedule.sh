@@ -140,4 +140,22 @@ eq "bad input started nothing" "$(pj 'd["id"]' <<<"$OUT")" "$S2"
 must "rpo still 1" group policy "$A" g --json
 eq "bad rpo changed nothing" "$(pj 'd["rpo_seconds"]' <<<"$OUT")" 1
 
+# A session still moving data is reported as running, and no second one starts beside it: the
+# mover is slowed (REPLUN_SYNC_THROTTLE_MS, ms per MiB; the worker inherits it) on 1 MiB of new
+# data, so the pass right after finds the session in progress.
+dd if=/dev/urandom of="$(lunpath "$A" "$NEW")" bs=1M count=1 conv=notrunc status=none
+sleep 1.2
+export REPLUN_SYNC_THROTTLE_MS=3000
+must "--due with a slow mover" sync "$A" --due --json
+unset REPLUN_SYNC_THROTTLE_MS
+eq "g started (slow)" "$(pj 'd["items"][0]["result"]' <<<"$OUT")" started
+S3=$(pj 'd["items"][0]["session"]' <<<"$OUT")
+sleep 1.2
+must "--due while it moves" sync "$A" --due --json
+eq "g running" "$(pj 'd["items"][0]["result"]' <<<"$OUT")" running
+eq "running names the session" "$(pj 'd["items"][0]["session"]' <<<"$OUT")" "$S3"
+if wait_session "$A" "$S3"; then ok "session $S3 ended"; else bad "session $S3 still running"; fi
+eq "slow session complete" "$(pj 'd["status"]' <<<"$OUT")" complete
+eq "its data reached the peer (slow)" "$(sum "$(lunpath "$B" "$TGT")")" "$(sum "$(lunpath "$A" "$NEW")")"
+
 finish
