@@ -136,9 +136,9 @@ static bool srv_wait_log(const struct srv *s, const char *want, long ms)
 	return false;
 }
 
-static void reg(struct fx *f, int i, int kind, int64_t pid, const char *control)
+/* The fence a test server of @kind registers (tapdisk minor 3). */
+static struct rp_fence fence_of(int kind, int64_t pid, const char *control)
 {
-	struct rp_error err = { 0 };
 	struct rp_fence fc;
 
 	memset(&fc, 0, sizeof(fc));
@@ -151,6 +151,14 @@ static void reg(struct fx *f, int i, int kind, int64_t pid, const char *control)
 	                                      : "qemu-nbd");
 	if (control)
 		(void)snprintf(fc.control, sizeof(fc.control), "%s", control);
+	return fc;
+}
+
+static void reg(struct fx *f, int i, int kind, int64_t pid, const char *control)
+{
+	struct rp_error err = { 0 };
+	struct rp_fence fc = fence_of(kind, pid, control);
+
 	assert_int_equal(rp_fence_register(f->a, f->dev[i].id, &fc, &err), 0);
 }
 
@@ -563,18 +571,8 @@ static void test_tapdisk(void **state)
 static int regw(struct fx *f, int i, const char *writer, int kind, int64_t pid, const char *control,
                 struct rp_error *err)
 {
-	struct rp_fence fc;
+	struct rp_fence fc = fence_of(kind, pid, control);
 
-	memset(&fc, 0, sizeof(fc));
-	fc.kind = kind;
-	fc.pid = pid;
-	fc.minor = 3;
-	(void)snprintf(fc.server, sizeof(fc.server), "%s",
-	               kind == RP_FENCE_PAUSE ? "nbdkit"
-	               : kind                 ? "tapdisk"
-	                                      : "qemu-nbd");
-	if (control)
-		(void)snprintf(fc.control, sizeof(fc.control), "%s", control);
 	return rp_fence_register_writer(f->a, f->dev[i].id, writer, &fc, err);
 }
 
