@@ -80,6 +80,44 @@ static void csum(char out[40], struct rp_array *a, const char *id)
 	assert_int_equal(rp_lun_checksum(out, a, id, &e), 0);
 }
 
+/* Checksum of the object of the newest recovery point of target device @dev on @a. */
+static void rp_obj_csum(char out[40], struct rp_array *a, const char *dev)
+{
+	struct model_snapshot *list = NULL;
+	struct rp_error e = { 0 };
+	size_t n = 0, i, newest = 0;
+
+	assert_int_equal(model_snapshot_list(&list, &n, a, dev, NULL, "rp", &e), 0);
+	assert_true(n >= 1);
+	for (i = 1; i < n; i++)
+		if (list[i].recovery_point_ms > list[newest].recovery_point_ms)
+			newest = i;
+	assert_int_equal(a->drv->ops->checksum(out, a->drv, list[newest].obj, &e), 0);
+	rp_free(list);
+}
+
+/* The source LUN and its target hold the same data. */
+static void assert_target_equal(struct fx *f)
+{
+	char ca[40], cb[40];
+
+	csum(ca, f->a, f->dev.id);
+	csum(cb, f->b, f->dev.peer_device);
+	assert_string_equal(ca, cb);
+}
+
+/* ... and the target's newest recovery point holds it too. */
+static void assert_target_and_rp_equal(struct fx *f)
+{
+	char ca[40], cb[40], crp[40];
+
+	csum(ca, f->a, f->dev.id);
+	csum(cb, f->b, f->dev.peer_device);
+	rp_obj_csum(crp, f->b, f->dev.peer_device);
+	assert_string_equal(ca, cb);
+	assert_string_equal(crp, cb);
+}
+
 /* Starts a sync of the device; returns the session id. */
 static void start(struct fx *f, bool foreground, char sid[RP_ID_MAX])
 {
@@ -207,7 +245,7 @@ static void test_inplace__kill_mid_apply_resumes(void **state)
 	struct fx *f = *state;
 	struct rp_sync_session s;
 	struct rp_error e = { 0 };
-	char sid[RP_ID_MAX], before[40], ca[40], cb[40], obj[ARRAY_OBJ_MAX];
+	char sid[RP_ID_MAX], before[40], obj[ARRAY_OBJ_MAX];
 
 	prepare(f, before);
 	crash_mid_apply(f, sid, before);
@@ -215,9 +253,7 @@ static void test_inplace__kill_mid_apply_resumes(void **state)
 	assert_int_equal(rp_sync_wait(&s, f->a, sid, 60000, NULL, NULL, &e), 0);
 	assert_int_equal(s.status, RP_SYNC_COMPLETE);
 	assert_false(s.full);
-	csum(ca, f->a, f->dev.id);
-	csum(cb, f->b, f->dev.peer_device);
-	assert_string_equal(ca, cb);
+	assert_target_equal(f);
 	snprintf(obj, sizeof(obj), "undo-%s-%s", sid, f->dev.peer_device);
 	assert_false(obj_exists(f->b, obj));
 	snprintf(obj, sizeof(obj), "stage-%s-%s", sid, f->dev.peer_device);
@@ -225,9 +261,7 @@ static void test_inplace__kill_mid_apply_resumes(void **state)
 	printf("# the next incremental sync still ends equal\n");
 	write_lun(f, 0, 2 * BLOCK, false);
 	sync_fg(f, false);
-	csum(ca, f->a, f->dev.id);
-	csum(cb, f->b, f->dev.peer_device);
-	assert_string_equal(ca, cb);
+	assert_target_equal(f);
 }
 
 static void test_inplace__failover_after_crash_rolls_back(void **state)
@@ -257,22 +291,6 @@ static void test_inplace__failover_after_crash_rolls_back(void **state)
 	printf("#   session failed: %s\n", s.error);
 }
 
-/* Checksum of the object of the newest recovery point of target device @dev on @a. */
-static void rp_obj_csum(char out[40], struct rp_array *a, const char *dev)
-{
-	struct model_snapshot *list = NULL;
-	struct rp_error e = { 0 };
-	size_t n = 0, i, newest = 0;
-
-	assert_int_equal(model_snapshot_list(&list, &n, a, dev, NULL, "rp", &e), 0);
-	assert_true(n >= 1);
-	for (i = 1; i < n; i++)
-		if (list[i].recovery_point_ms > list[newest].recovery_point_ms)
-			newest = i;
-	assert_int_equal(a->drv->ops->checksum(out, a->drv, list[newest].obj, &e), 0);
-	rp_free(list);
-}
-
 /* No stage, rpcopy or undo object of session @sid is left on the target. */
 static void assert_no_work_objs(struct fx *f, const char *sid)
 {
@@ -291,7 +309,7 @@ static void test_full__rp_written_by_mover(void **state)
 	struct fx *f = *state;
 	struct rp_sync_session s;
 	struct rp_error e = { 0 };
-	char sid[RP_ID_MAX], ca[40], cb[40], crp[40];
+	char sid[RP_ID_MAX];
 
 	printf("# full sync: the recovery point equals the data (the mover's copy without "
 	       "reflink)\n");
@@ -300,20 +318,12 @@ static void test_full__rp_written_by_mover(void **state)
 	assert_int_equal(rp_sync_get(&s, f->a, sid, &e), 0);
 	assert_int_equal(s.status, RP_SYNC_COMPLETE);
 	assert_true(s.full);
-	csum(ca, f->a, f->dev.id);
-	csum(cb, f->b, f->dev.peer_device);
-	rp_obj_csum(crp, f->b, f->dev.peer_device);
-	assert_string_equal(ca, cb);
-	assert_string_equal(crp, cb);
+	assert_target_and_rp_equal(f);
 	assert_no_work_objs(f, sid);
 	printf("# an incremental sync from that recovery point ends equal too\n");
 	write_lun(f, 5 * MIB, 3 * BLOCK, false);
 	sync_fg(f, false);
-	csum(ca, f->a, f->dev.id);
-	csum(cb, f->b, f->dev.peer_device);
-	rp_obj_csum(crp, f->b, f->dev.peer_device);
-	assert_string_equal(ca, cb);
-	assert_string_equal(crp, cb);
+	assert_target_and_rp_equal(f);
 }
 
 static bool reflink(const struct fx *f)
@@ -366,18 +376,14 @@ static void test_full__kill_mid_copy_resumes(void **state)
 	struct fx *f = *state;
 	struct rp_sync_session s;
 	struct rp_error e = { 0 };
-	char sid[RP_ID_MAX], ca[40], cb[40], crp[40];
+	char sid[RP_ID_MAX];
 
 	kill_mid_full_copy(f, sid);
 	printf("# rp_sync_wait resumes it: target and recovery point end equal to the source\n");
 	assert_int_equal(rp_sync_wait(&s, f->a, sid, 60000, NULL, NULL, &e), 0);
 	assert_int_equal(s.status, RP_SYNC_COMPLETE);
 	assert_true(s.full);
-	csum(ca, f->a, f->dev.id);
-	csum(cb, f->b, f->dev.peer_device);
-	rp_obj_csum(crp, f->b, f->dev.peer_device);
-	assert_string_equal(ca, cb);
-	assert_string_equal(crp, cb);
+	assert_target_and_rp_equal(f);
 	assert_no_work_objs(f, sid);
 }
 
@@ -451,7 +457,7 @@ static void full_sync_equal(struct fx *f, const char *how)
 	struct log_watch w = { how, 0 };
 	struct rp_sync_session s;
 	struct rp_error e = { 0 };
-	char sid[RP_ID_MAX], ca[40], cb[40], crp[40];
+	char sid[RP_ID_MAX];
 
 	rp_log_set_sink(log_watch_fn, RP_LOG_VERBOSE, &w);
 	start(f, true, sid);
@@ -461,11 +467,7 @@ static void full_sync_equal(struct fx *f, const char *how)
 	assert_int_equal(s.status, RP_SYNC_COMPLETE);
 	assert_true(s.full);
 	assert_int_equal(s.bytes_transferred, LUN_SIZE - MIB); /* a 1 MiB hole is not data */
-	csum(ca, f->a, f->dev.id);
-	csum(cb, f->b, f->dev.peer_device);
-	rp_obj_csum(crp, f->b, f->dev.peer_device);
-	assert_string_equal(ca, cb);
-	assert_string_equal(crp, cb);
+	assert_target_and_rp_equal(f);
 	assert_no_work_objs(f, sid);
 }
 
@@ -488,7 +490,6 @@ static void punch_lun(struct fx *f, uint64_t off, uint64_t len)
 static void test_full__shared_on_one_fs(void **state)
 {
 	struct fx *f = *state;
-	char ca[40], cb[40];
 
 	if (!reflink(f)) {
 		printf("# no reflink here: nothing to share\n");
@@ -502,9 +503,7 @@ static void test_full__shared_on_one_fs(void **state)
 	printf("# the next (incremental) sync after a write to the source ends equal\n");
 	write_lun(f, 5 * MIB, 3 * BLOCK, false);
 	sync_fg(f, false);
-	csum(ca, f->a, f->dev.id);
-	csum(cb, f->b, f->dev.peer_device);
-	assert_string_equal(ca, cb);
+	assert_target_equal(f);
 }
 
 static void test_full__mover_on_one_fs(void **state)
