@@ -53,6 +53,16 @@ struct array_obj_stat {
 };
 
 /*
+ * The live origin of a snapshot for ->read_snapshot, across the calls of one copy: the object
+ * the snapshot was cloned from, and what the driver learned of it.
+ */
+struct array_origin {
+	const char *obj; /* the snapshot's origin (the live LUN), or NULL: read the snapshot */
+	bool written;    /* out, sticky: the origin was seen written since; it is not tried again */
+	uint64_t bytes;  /* out, summed: bytes that came from the origin's cached pages */
+};
+
+/*
  * The driver vtable. Every function returns 0 or a negative enum rp_code with @err set.
  * Slots marked optional may be NULL; the core then answers RP_ENOTSUPPORTED or uses a generic
  * path built from read/write.
@@ -122,6 +132,17 @@ struct array_ops {
 	 */
 	int (*read_uncached)(struct array *a, const char *obj, uint64_t off, void *buf, size_t len,
 	                     struct rp_error *err);
+
+	/*
+	 * Optional: ->read_uncached of snapshot @snap that may copy a range from the host's page
+	 * cache of @origin->obj instead, where the driver can prove that range of the origin still
+	 * holds exactly the snapshot's data (file array on xfs: the origin's pages are cached and,
+	 * after the read, its extent map, written back under the inode lock, still maps the
+	 * snapshot's own blocks; docs/internals/sync.md "Reading the source snapshot"). The
+	 * origin may be written meanwhile; what lands in @buf is always the snapshot's data.
+	 */
+	int (*read_snapshot)(struct array *a, const char *snap, struct array_origin *origin,
+	                     uint64_t off, void *buf, size_t len, struct rp_error *err);
 
 	/*
 	 * Optional: point-in-time copy of object @src of array @src_a into new object @dst (which

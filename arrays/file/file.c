@@ -277,6 +277,7 @@ static int file_open(struct array *a, const char *root, const struct rp_open_opt
                      struct rp_error *err)
 {
 	struct file_array *fa = file_priv(a);
+	struct statfs sfs;
 	int reflink;
 
 	fa->root_fd = -1;
@@ -310,6 +311,9 @@ static int file_open(struct array *a, const char *root, const struct rp_open_opt
 	}
 	if (reflink > 0)
 		fa->caps |= ARRAY_CAP_REFLINK | ARRAY_CAP_EXTENT_DIFF;
+	/* the proof of file_origin.c rests on how xfs locks, writes back and remaps */
+	fa->origin_reads = reflink > 0 && fstatfs(fa->data_fd, &sfs) == 0 &&
+	                   (unsigned long)sfs.f_type == FILE_XFS_MAGIC;
 	if (file_freeze_possible(a))
 		fa->caps |= ARRAY_CAP_FREEZE;
 	a->caps = fa->caps;
@@ -337,7 +341,7 @@ static void file_close(struct array *a)
 static const char *file_fs_name(unsigned long type)
 {
 	switch (type) {
-	case 0x58465342UL:
+	case FILE_XFS_MAGIC:
 		return "xfs";
 	case 0x9123683eUL:
 		return "btrfs";
@@ -414,4 +418,5 @@ const struct array_ops array_file_ops = {
 	.thaw = file_thaw,
 	.read_uncached = file_read_uncached,
 	.clone_from = file_clone_from,
+	.read_snapshot = file_read_snapshot,
 };

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <linux/fiemap.h>
 #include <sys/stat.h>
 
 #include "array_ops.h"
@@ -18,6 +19,8 @@
 #define FILE_CSUM_SUFFIX ".csum"
 /* Enough for "<obj>" + the longest suffix + ".tmp" + NUL. */
 #define FILE_NAME_MAX (ARRAY_OBJ_MAX + 32)
+
+#define FILE_XFS_MAGIC 0x58465342UL /* statfs f_type */
 
 #define FILE_BLOCK 4096u         /* checksum map granularity */
 #define FILE_IO_BUF (4u << 20)   /* copy buffer */
@@ -31,6 +34,8 @@ struct file_array {
 	bool mount_point; /* root is the top of its filesystem */
 	bool frozen;
 	unsigned caps;
+	/* ->read_snapshot may take a snapshot's data from its origin's cache (xfs with reflink) */
+	bool origin_reads;
 };
 
 static inline struct file_array *file_priv(struct array *a)
@@ -86,6 +91,18 @@ int file_csum_map_get(struct file_csum_map *out, struct array *a, const char *ob
 void file_csum_map_dispose(struct file_csum_map *m);
 
 /* file_diff.c */
+/* An extent map as FIEMAP returns it. */
+struct file_fmap {
+	struct fiemap_extent *ext;
+	size_t n, cap;
+};
+/*
+ * Appends the extents of @fd that overlap [@start, @start + @len) to @m, in batches; @sync asks
+ * the first FIEMAP to write back dirty pages first (FIEMAP_FLAG_SYNC).
+ */
+int file_fmap_get(struct file_fmap *m, int fd, const char *obj, uint64_t start, uint64_t len,
+                  bool sync, struct rp_error *err);
+void file_fmap_dispose(struct file_fmap *m);
 int file_changed_extents(struct array *a, const char *base, const char *obj, array_extent_cb cb,
                          void *payload, struct rp_error *err);
 
@@ -95,6 +112,9 @@ int file_read(struct array *a, const char *obj, uint64_t off, void *buf, size_t 
 /* ->read_uncached: O_DIRECT for the 4 KiB-aligned part, file_read for the rest. */
 int file_read_uncached(struct array *a, const char *obj, uint64_t off, void *buf, size_t len,
                        struct rp_error *err);
+/* Range check of @off + @len against @fd's size (and its mode when @need_writable). */
+int file_io_range(int fd, const char *obj, uint64_t off, uint64_t len, bool need_writable,
+                  struct rp_error *err);
 int file_write(struct array *a, const char *obj, uint64_t off, const void *buf, size_t len,
                struct rp_error *err);
 int file_punch(struct array *a, const char *obj, uint64_t off, uint64_t len, struct rp_error *err);
@@ -103,6 +123,11 @@ int file_checksum(char out[40], struct array *a, const char *obj, struct rp_erro
 /* Full-length pread/pwrite loops; errno-style failure returns -1. */
 int file_pread_full(int fd, void *buf, size_t len, uint64_t off);
 int file_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
+/* file_origin.c */
+/* ->read_snapshot: the snapshot's data, from its origin's cached pages where provably equal. */
+int file_read_snapshot(struct array *a, const char *snap, struct array_origin *origin, uint64_t off,
+                       void *buf, size_t len, struct rp_error *err);
 
 /* file_freeze.c */
 int file_freeze(struct array *a, struct rp_error *err);

@@ -107,37 +107,32 @@ out:
 	return rc;
 }
 
-struct fmap {
-	struct fiemap_extent *ext;
-	size_t n, cap;
-};
-
-static void fmap_dispose(struct fmap *m)
+void file_fmap_dispose(struct file_fmap *m)
 {
 	rp_freep(&m->ext);
 	m->n = m->cap = 0;
 }
 
-/* The whole extent map of @fd, in FIEMAP_BATCH batches; the first call syncs delalloc. */
-static int fmap_get(struct fmap *m, int fd, const char *obj, struct rp_error *err)
+int file_fmap_get(struct file_fmap *m, int fd, const char *obj, uint64_t start, uint64_t len,
+                  bool sync, struct rp_error *err)
 {
 	struct fiemap *fm = NULL;
-	uint64_t start = 0;
-	bool first = true, last = false;
+	uint64_t end = len > FIEMAP_MAX_OFFSET - start ? FIEMAP_MAX_OFFSET : start + len;
+	bool last = false;
 	int rc = 0;
 
 	fm = rp_calloc(1, sizeof(*fm) + FIEMAP_BATCH * sizeof(struct fiemap_extent));
 	if (!fm)
 		return rp_error_set(err, RP_ERROR, "out of memory");
-	while (!last) {
+	while (!last && start < end) {
 		uint32_t i;
 
 		memset(fm, 0, sizeof(*fm));
 		fm->fm_start = start;
-		fm->fm_length = FIEMAP_MAX_OFFSET - start;
-		fm->fm_flags = first ? FIEMAP_FLAG_SYNC : 0;
+		fm->fm_length = end - start;
+		fm->fm_flags = sync ? FIEMAP_FLAG_SYNC : 0;
 		fm->fm_extent_count = FIEMAP_BATCH;
-		first = false;
+		sync = false;
 		if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0) {
 			rc = rp_error_set_os(err, file_errno_code(errno), errno,
 			                     "FIEMAP of object '%s'", obj);
@@ -168,8 +163,6 @@ static int fmap_get(struct fmap *m, int fd, const char *obj, struct rp_error *er
 		}
 		start = fm->fm_extents[fm->fm_mapped_extents - 1].fe_logical +
 		        fm->fm_extents[fm->fm_mapped_extents - 1].fe_length;
-		if (start >= FIEMAP_MAX_OFFSET)
-			break;
 	}
 out:
 	rp_free(fm);
@@ -209,8 +202,8 @@ static bool ext_same(const struct fiemap_extent *b, const struct fiemap_extent *
  * Sweeps both maps over [0, size of obj). At @pos each side is inside an extent or in a hole;
  * the segment runs to the next boundary of either side.
  */
-static int diff_fiemap(const struct fmap *bm, const struct fmap *om, uint64_t bsize, uint64_t osize,
-                       struct emitter *e)
+static int diff_fiemap(const struct file_fmap *bm, const struct file_fmap *om, uint64_t bsize,
+                       uint64_t osize, struct emitter *e)
 {
 	size_t ib = 0, io = 0;
 	uint64_t pos = 0;
@@ -261,7 +254,7 @@ static int diff_fiemap(const struct fmap *bm, const struct fmap *om, uint64_t bs
 static int diff_reflink(struct array *a, const char *base, const char *obj, struct emitter *e,
                         struct rp_error *err)
 {
-	struct fmap bm = { 0 }, om = { 0 };
+	struct file_fmap bm = { 0 }, om = { 0 };
 	struct stat bst, ost;
 	int rc, bfd = -1, ofd = -1;
 
@@ -276,16 +269,16 @@ static int diff_reflink(struct array *a, const char *base, const char *obj, stru
 		                     "stat of objects '%s', '%s'", base, obj);
 		goto out;
 	}
-	rc = fmap_get(&bm, bfd, base, err);
+	rc = file_fmap_get(&bm, bfd, base, 0, FIEMAP_MAX_OFFSET, true, err);
 	if (rc == 0)
-		rc = fmap_get(&om, ofd, obj, err);
+		rc = file_fmap_get(&om, ofd, obj, 0, FIEMAP_MAX_OFFSET, true, err);
 	if (rc < 0)
 		goto out;
 	(void)diff_fiemap(&bm, &om, (uint64_t)bst.st_size, (uint64_t)ost.st_size, e);
 	rc = emit_finish(e, err);
 out:
-	fmap_dispose(&bm);
-	fmap_dispose(&om);
+	file_fmap_dispose(&bm);
+	file_fmap_dispose(&om);
 	if (ofd >= 0)
 		(void)close(ofd);
 	(void)close(bfd);

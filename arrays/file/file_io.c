@@ -71,9 +71,8 @@ int file_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* Range check against the current size. */
-static int io_range(int fd, const char *obj, uint64_t off, uint64_t len, bool need_writable,
-                    struct rp_error *err)
+int file_io_range(int fd, const char *obj, uint64_t off, uint64_t len, bool need_writable,
+                  struct rp_error *err)
 {
 	struct stat st;
 
@@ -98,7 +97,7 @@ int file_read(struct array *a, const char *obj, uint64_t off, void *buf, size_t 
 	rc = file_obj_open(&fd, a, obj, O_RDONLY, err);
 	if (rc < 0)
 		return rc;
-	rc = io_range(fd, obj, off, len, false, err);
+	rc = file_io_range(fd, obj, off, len, false, err);
 	if (rc == 0 && file_pread_full(fd, buf, len, off) < 0)
 		rc = rp_error_set_os(err, errno == ENODATA ? RP_EIO : file_errno_code(errno), errno,
 		                     "read of object '%s' at %llu", obj, (unsigned long long)off);
@@ -124,7 +123,7 @@ static int io_read_direct(struct array *a, const char *obj, uint64_t off, char *
 			return 1;
 		return rp_error_set_os(err, rc, e.os_errno, "%s", e.msg);
 	}
-	rc = io_range(fd, obj, off, len, false, err);
+	rc = file_io_range(fd, obj, off, len, false, err);
 	if (rc == 0 && file_pread_full(fd, buf, len, off) < 0) {
 		if (errno == EINVAL)
 			rc = 1;
@@ -179,7 +178,7 @@ int file_write(struct array *a, const char *obj, uint64_t off, const void *buf, 
 	rc = file_obj_open(&fd, a, obj, O_WRONLY, err);
 	if (rc < 0)
 		return rc;
-	rc = io_range(fd, obj, off, len, true, err);
+	rc = file_io_range(fd, obj, off, len, true, err);
 	if (rc < 0)
 		goto out;
 	file_csum_drop(a, obj); /* the object is live now: its map no longer describes it */
@@ -207,7 +206,7 @@ int file_punch(struct array *a, const char *obj, uint64_t off, uint64_t len, str
 	rc = file_obj_open(&fd, a, obj, O_WRONLY, err);
 	if (rc < 0)
 		return rc;
-	rc = io_range(fd, obj, off, len, true, err);
+	rc = file_io_range(fd, obj, off, len, true, err);
 	if (rc < 0 || len == 0)
 		goto out;
 	file_csum_drop(a, obj);

@@ -308,6 +308,12 @@ struct sync_dev {
 	 * "" = not used (the recovery point is a ->clone of the live object).
 	 */
 	char rpcopy[ARRAY_OBJ_MAX];
+	/*
+	 * Full copy from a reflink array: the source LUN's live object, which the snapshot was
+	 * cloned from; the mover may take the snapshot's data from its cached pages
+	 * (sync_from_origin). "" = not known.
+	 */
+	char origin_obj[ARRAY_OBJ_MAX];
 };
 
 struct sync_plan {
@@ -942,6 +948,14 @@ static int sync_collect(struct sync_ctx *c, struct rp_error *err)
 				d->src_base[0] = d->tgt_base[0] = '\0';
 			}
 		}
+		d->origin_obj[0] = '\0';
+		if (!d->src_base[0]) {
+			struct model_device sd;
+
+			/* best effort: without it the mover reads the snapshot */
+			if (model_device_load(&sd, c->src, d->src, NULL) == 0)
+				rp_strlcpy(d->origin_obj, sd.obj, sizeof(d->origin_obj));
+		}
 		(void)snprintf(d->stage, sizeof(d->stage), "stage-%s-%s", c->row.id, d->tgt);
 		(void)snprintf(d->undo, sizeof(d->undo), "undo-%s-%s", c->row.id, d->tgt);
 		rc = sync_pick_inplace(c, d, err);
@@ -998,6 +1012,9 @@ struct sync_pipe {
 	/* ->read, or ->read_uncached for a snapshot whose pages are cold (sync_read_uncached) */
 	int (*read)(struct array *a, const char *obj, uint64_t off, void *buf, size_t len,
 	            struct rp_error *err);
+	/* ->read_snapshot instead, with the live LUN as the origin (sync_from_origin) */
+	bool from_origin;
+	struct array_origin origin;
 	int64_t read_us;  /* reader: time in ->read */
 	int64_t stall_us; /* reader: time waiting for a free buffer */
 };
@@ -1059,7 +1076,11 @@ static void *sync_reader(void *arg)
 			}
 			n = (size_t)(end - off < p->bufsz - used ? end - off : p->bufsz - used);
 			t0 = sync_now_us();
-			rc = p->read(p->src, d->snap_obj, off, sl->buf + used, n, &p->err);
+			if (p->from_origin)
+				rc = p->src->ops->read_snapshot(p->src, d->snap_obj, &p->origin,
+				                                off, sl->buf + used, n, &p->err);
+			else
+				rc = p->read(p->src, d->snap_obj, off, sl->buf + used, n, &p->err);
 			p->read_us += sync_now_us() - t0;
 			if (rc < 0)
 				break;
@@ -1194,6 +1215,19 @@ static bool sync_read_uncached(const struct sync_ctx *c, const struct sync_dev *
 }
 
 /*
+ * Take a full copy's data from the live LUN's cached pages where the driver proves them equal
+ * to the snapshot's (->read_snapshot; file array on xfs)? A fresh reflink snapshot is cold
+ * while the LUN is often warm; reading the snapshot goes to the device, copying the LUN's pages
+ * does not (docs/internals/sync.md "Reading the source snapshot"). Same cases as
+ * sync_read_uncached; not with REPLUN_SYNC_NO_ORIGIN.
+ */
+static bool sync_from_origin(const struct sync_ctx *c, const struct sync_dev *d)
+{
+	return sync_read_uncached(c, d) && c->src->drv->ops->read_snapshot && d->origin_obj[0] &&
+	       !(getenv(SYNC_ENV_NO_ORIGIN) && *getenv(SYNC_ENV_NO_ORIGIN));
+}
+
+/*
  * Full copy between two arrays that can share blocks (->clone_from: file arrays with reflink on
  * one filesystem): the stage becomes a copy-on-write clone of the source snapshot, O(extents),
  * and no data is read or written. The stage holds exactly the snapshot's data, as if moved.
@@ -1234,6 +1268,7 @@ static int sync_move_dev(struct sync_ctx *c, struct sync_dev *d, char **bufs, si
 	struct sync_flusher fl;
 	pthread_t reader, flusher;
 	bool flushing = false, shared = false;
+	char origin_note[96];
 	uint64_t spos = 0;
 	int64_t t0, t_start = sync_now_us(), t_pipe = 0, wait_us = 0, write_us = 0, final_us = 0;
 	size_t i, j;
@@ -1329,6 +1364,8 @@ pipeline:
 	p.src = c->src->drv;
 	p.d = d;
 	p.read = sync_read_uncached(c, d) ? so->read_uncached : so->read;
+	p.from_origin = sync_from_origin(c, d);
+	p.origin.obj = d->origin_obj;
 	memset(&fl, 0, sizeof(fl));
 	pthread_mutex_init(&fl.mu, NULL);
 	pthread_cond_init(&fl.cv, NULL);
@@ -1426,13 +1463,19 @@ out_destroy:
 		if (rc < 0)
 			return rc;
 	}
+	origin_note[0] = '\0';
+	if (p.from_origin)
+		(void)snprintf(origin_note, sizeof(origin_note),
+		               "; %llu MiB from the live LUN's cached pages%s",
+		               (unsigned long long)(p.origin.bytes >> 20),
+		               p.origin.written ? ", then the LUN was seen written" : "");
 	rp_log(RP_LOG_VERBOSE,
 	       "sync session '%s': move of '%s': setup %lld ms; "
-	       "reader (%s): read %lld ms, waited %lld ms for buffers; "
+	       "reader (%s%s): read %lld ms, waited %lld ms for buffers; "
 	       "writer: write %lld ms, waited %lld ms for data; "
 	       "background flushes %lld ms; final flush %lld ms; total %lld ms",
 	       c->row.id, d->src, (long long)(t_pipe - t_start) / 1000,
-	       p.read == so->read ? "cached" : "uncached", (long long)p.read_us / 1000,
+	       p.read == so->read ? "cached" : "uncached", origin_note, (long long)p.read_us / 1000,
 	       (long long)p.stall_us / 1000, (long long)write_us / 1000, (long long)wait_us / 1000,
 	       (long long)fl.flush_us / 1000, (long long)final_us / 1000,
 	       (long long)(sync_now_us() - t_start) / 1000);

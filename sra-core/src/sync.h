@@ -30,6 +30,11 @@
  * arrays (->clone_from), so the data mover runs even when both arrays are on one filesystem.
  */
 #define SYNC_ENV_NO_SHARE "REPLUN_SYNC_NO_SHARE"
+/*
+ * Tests and benchmarks only: set (non-empty) = a full copy reads every range from the source
+ * snapshot, never from the live LUN's cached pages (->read_snapshot).
+ */
+#define SYNC_ENV_NO_ORIGIN "REPLUN_SYNC_NO_ORIGIN"
 
 /* A worker that recorded no pid is considered dead after this long without a heartbeat. */
 #define SYNC_START_GRACE_MS 30000

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -416,6 +418,322 @@ static void test_file__read_uncached(void **state)
 	assert_int_equal(OPS(f)->read_uncached(f->a, "nope", 0, buf, BLK, E(f)), RP_ENOTFOUND);
 	assert_true(f->err.msg[0] != '\0');
 	free(buf);
+	free(img);
+}
+
+/* Is @root on xfs with reflinks: where ->read_snapshot may take data from the origin? */
+static bool origin_reads_expected(struct fx *f)
+{
+	struct statfs sfs;
+
+	return (f->a->caps & ARRAY_CAP_REFLINK) && statfs(f->root, &sfs) == 0 &&
+	       (unsigned long)sfs.f_type == 0x58465342UL;
+}
+
+/* Local path of object @obj, opened with @flags. */
+static int obj_open(struct fx *f, const char *obj, int flags)
+{
+	char path[1024];
+	int fd;
+
+	assert_int_equal(OPS(f)->obj_path(path, sizeof(path), f->a, obj, E(f)), 0);
+	fd = open(path, flags);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+/* Reads all of @obj through the page cache (so its pages are cached, as a warm LUN's are). */
+static void warm(struct fx *f, const char *obj, size_t size, char *buf)
+{
+	assert_int_equal(OPS(f)->read(f->a, obj, 0, buf, size, E(f)), 0);
+}
+
+/* ->read_snapshot of [@off, @off + @len) of "snap" with origin @o equals @want there. */
+static void check_snapread(struct fx *f, struct array_origin *o, uint64_t off, size_t len,
+                           char *buf, const char *want)
+{
+	memset(buf, 0xa5, len);
+	assert_int_equal(OPS(f)->read_snapshot(f->a, "snap", o, off, buf, len, E(f)), 0);
+	assert_memory_equal(buf, want + off, len);
+}
+
+/* Drops clean cached pages of @obj (written back first) and says whether they went. */
+static bool drop_cache(struct fx *f, const char *obj, size_t size)
+{
+	int fd = obj_open(f, obj, O_RDONLY);
+	unsigned char *vec = malloc(size / BLK + 1);
+	void *map;
+	size_t k;
+	bool gone = true;
+
+	assert_non_null(vec);
+	assert_int_equal(fdatasync(fd), 0);
+	assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	assert_true(map != MAP_FAILED);
+	assert_int_equal(mincore(map, size, vec), 0);
+	for (k = 0; k < (size + BLK - 1) / BLK; k++)
+		if (vec[k] & 1)
+			gone = false;
+	(void)munmap(map, size);
+	(void)close(fd);
+	free(vec);
+	return gone;
+}
+
+/* A fresh "snap" of "lun" (whose content is @img), with "lun" cached again. */
+static void resnap(struct fx *f, size_t size, char *buf)
+{
+	(void)OPS(f)->obj_delete(f->a, "snap", NULL);
+	assert_int_equal(OPS(f)->clone(f->a, "lun", "snap", E(f)), 0);
+	warm(f, "lun", size, buf);
+}
+
+static void test_file__read_snapshot(void **state)
+{
+	struct fx *f = *state;
+	const size_t size = 8 * MIB;
+	char *img = malloc(size), *buf = aligned_alloc(BLK, size), *blk = aligned_alloc(BLK, BLK);
+	struct array_origin o;
+	bool xfs = origin_reads_expected(f);
+	int fd;
+
+	printf("checking ->read_snapshot returns the snapshot's data whatever the origin does "
+	       "(origin reads expected: %s)\n",
+	       xfs ? "yes, xfs with reflink" : "no");
+	assert_non_null(img);
+	assert_non_null(buf);
+	assert_non_null(blk);
+	assert_non_null(OPS(f)->read_snapshot);
+	fill_random(img, size);
+	assert_int_equal(OPS(f)->obj_create(f->a, "lun", size, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 0, img, size, E(f)), 0);
+	assert_int_equal(OPS(f)->flush(f->a, "lun", E(f)), 0);
+	resnap(f, size, buf);
+
+	printf("# an untouched, cached origin: all of it comes from the origin's pages\n");
+	memset(&o, 0, sizeof(o));
+	o.obj = "lun";
+	check_snapread(f, &o, 0, size, buf, img);
+	check_snapread(f, &o, MIB + 100, 3 * BLK + 7, buf + 1, img); /* unaligned */
+	assert_false(o.written);
+	assert_int_equal(o.bytes, xfs ? size + 3 * BLK + 7 : 0);
+
+	printf("# no origin: the snapshot is read\n");
+	check_snapread(f, NULL, 0, size, buf, img);
+	memset(&o, 0, sizeof(o));
+	check_snapread(f, &o, 0, size, buf, img);
+	assert_int_equal(o.bytes, 0);
+
+	printf("# a cold origin is not read (nor its cache filled)\n");
+	if (drop_cache(f, "lun", size)) {
+		memset(&o, 0, sizeof(o));
+		o.obj = "lun";
+		check_snapread(f, &o, 0, 4 * MIB, buf, img);
+		assert_int_equal(o.bytes, 0);
+		assert_false(o.written);
+		assert_true(drop_cache(f, "lun", size)); /* still nothing cached */
+	} else {
+		printf("# (the kernel kept the clean pages cached: part skipped)\n");
+	}
+
+	printf("# a buffered write after the snapshot, still dirty: the snapshot's data, and the "
+	       "origin is not tried again\n");
+	warm(f, "lun", size, buf);
+	fill_random(blk, BLK);
+	assert_int_equal(OPS(f)->write(f->a, "lun", MIB + 2 * BLK, blk, BLK, E(f)), 0);
+	memset(&o, 0, sizeof(o));
+	o.obj = "lun";
+	check_snapread(f, &o, 0, 4 * MIB, buf, img);
+	assert_int_equal(o.written, xfs);
+	check_snapread(f, &o, 4 * MIB, 4 * MIB, buf, img); /* untouched, but not tried */
+	assert_int_equal(o.bytes, 0);
+	memcpy(img + MIB + 2 * BLK, blk, BLK); /* the LUN's content from here on */
+
+	printf("# a store through a shared mapping (never written back by us)\n");
+	resnap(f, size, buf);
+	fd = obj_open(f, "lun", O_RDWR);
+	{
+		char *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+		assert_true(map != MAP_FAILED);
+		memset(&o, 0, sizeof(o));
+		o.obj = "lun";
+		check_snapread(f, &o, 2 * MIB, MIB, buf, img); /* before the store: origin */
+		assert_false(o.written);
+		assert_int_equal(o.bytes, xfs ? MIB : 0);
+		map[2 * MIB + 5000] ^= 0x5a;
+		check_snapread(f, &o, 2 * MIB, MIB, buf, img);
+		assert_int_equal(o.written, xfs);
+		img[2 * MIB + 5000] ^= 0x5a;
+		(void)munmap(map, size);
+	}
+	(void)close(fd);
+
+	printf("# a direct (O_DIRECT) write after the snapshot\n");
+	resnap(f, size, buf);
+	fd = obj_open(f, "lun", O_WRONLY | O_DIRECT);
+	fill_random(blk, BLK);
+	assert_int_equal(pwrite(fd, blk, BLK, 5 * MIB), BLK);
+	(void)close(fd);
+	warm(f, "lun", size, buf);
+	memset(&o, 0, sizeof(o));
+	o.obj = "lun";
+	check_snapread(f, &o, 4 * MIB, 2 * MIB, buf, img);
+	assert_int_equal(o.written, xfs);
+	memcpy(img + 5 * MIB, blk, BLK);
+
+	printf("# a punched hole and a shorter origin\n");
+	resnap(f, size, buf);
+	assert_int_equal(OPS(f)->punch(f->a, "lun", 6 * MIB, BLK, E(f)), 0);
+	warm(f, "lun", size, buf); /* the punch dropped the range's pages */
+	memset(&o, 0, sizeof(o));
+	o.obj = "lun";
+	check_snapread(f, &o, 6 * MIB, MIB, buf, img);
+	assert_int_equal(o.written, xfs);
+	memset(img + 6 * MIB, 0, BLK);
+	resnap(f, size, buf);
+	fd = obj_open(f, "lun", O_WRONLY); /* objects never shrink through the driver */
+	assert_int_equal(ftruncate(fd, 4 * MIB), 0);
+	(void)close(fd);
+	memset(&o, 0, sizeof(o));
+	o.obj = "lun";
+	check_snapread(f, &o, 0, MIB, buf, img);
+	assert_int_equal(o.bytes, xfs ? MIB : 0); /* below the new end it still holds */
+	check_snapread(f, &o, 4 * MIB, 4 * MIB, buf, img);
+	assert_int_equal(o.written, xfs);
+
+	printf("# errors: missing snapshot, bad origin name, range past the end; a missing "
+	       "origin is read around\n");
+	memset(&o, 0, sizeof(o));
+	o.obj = "lun";
+	assert_int_equal(OPS(f)->read_snapshot(f->a, "nope", &o, 0, buf, BLK, E(f)), RP_ENOTFOUND);
+	assert_true(f->err.msg[0] != '\0');
+	o.obj = "../lun";
+	assert_int_equal(OPS(f)->read_snapshot(f->a, "snap", &o, 0, buf, BLK, E(f)), RP_EINVAL);
+	assert_true(f->err.msg[0] != '\0');
+	o.obj = "lun";
+	assert_int_equal(OPS(f)->read_snapshot(f->a, "snap", &o, size - BLK, buf, 2 * BLK, E(f)),
+	                 RP_EINVAL);
+	assert_true(f->err.msg[0] != '\0');
+	o.obj = "gone";
+	check_snapread(f, &o, 0, MIB, buf, img);
+	assert_int_equal(o.written, xfs);
+	free(blk);
+	free(buf);
+	free(img);
+}
+
+/* The writer of test_file__read_snapshot_race: random 4 KiB writes into "lun" three ways. */
+struct race {
+	const char *path;
+	size_t size;
+	unsigned pause_us; /* between two writes */
+	volatile bool stop;
+	unsigned long writes;
+};
+
+static void *race_writer(void *arg)
+{
+	struct race *r = arg;
+	int fd = open(r->path, O_RDWR), dfd = open(r->path, O_RDWR | O_DIRECT);
+	char *map = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	char *blk = aligned_alloc(BLK, BLK);
+	uint64_t x = 0x2545f4914f6cdd1dull;
+
+	if (fd < 0 || dfd < 0 || map == MAP_FAILED || !blk)
+		abort();
+	while (!r->stop) {
+		uint64_t off;
+		size_t k;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		off = (x % (r->size / BLK)) * BLK;
+		for (k = 0; k < BLK; k += 8)
+			memcpy(blk + k, &x, 8);
+		switch (r->writes % 3) {
+		case 0:
+			if (pwrite(fd, blk, BLK, (off_t)off) != BLK)
+				abort();
+			break;
+		case 1:
+			memcpy(map + off, blk, BLK);
+			break;
+		default:
+			if (pwrite(dfd, blk, BLK, (off_t)off) != BLK)
+				abort();
+		}
+		r->writes++;
+		usleep(r->pause_us);
+	}
+	(void)munmap(map, r->size);
+	(void)close(dfd);
+	(void)close(fd);
+	free(blk);
+	return NULL;
+}
+
+/*
+ * @rounds fresh snapshots of "lun" while a writer writes it every @pause_us; a random chunk of
+ * each is read with ->read_snapshot and compared with the snapshot read around the cache.
+ */
+static void race_rounds(struct fx *f, const char *path, size_t size, unsigned pause_us,
+                        unsigned long rounds)
+{
+	const size_t chunk = MIB;
+	char *got = aligned_alloc(BLK, chunk), *want = aligned_alloc(BLK, chunk),
+	     *warmbuf = malloc(size);
+	struct race r = { .path = path, .size = size, .pause_us = pause_us };
+	unsigned long from_origin = 0, i;
+	pthread_t th;
+
+	assert_non_null(got);
+	assert_non_null(want);
+	assert_non_null(warmbuf);
+	assert_int_equal(pthread_create(&th, NULL, race_writer, &r), 0);
+	for (i = 0; i < rounds; i++) {
+		struct array_origin o = { .obj = "lun" };
+		uint64_t off = (rng() % (size / chunk)) * chunk;
+
+		(void)OPS(f)->obj_delete(f->a, "snap", NULL);
+		assert_int_equal(OPS(f)->clone(f->a, "lun", "snap", E(f)), 0);
+		warm(f, "lun", size, warmbuf);
+		assert_int_equal(OPS(f)->read_snapshot(f->a, "snap", &o, off, got, chunk, E(f)), 0);
+		assert_int_equal(OPS(f)->read_uncached(f->a, "snap", off, want, chunk, E(f)), 0);
+		assert_memory_equal(got, want, chunk);
+		from_origin += o.bytes ? 1 : 0;
+	}
+	r.stop = true;
+	(void)pthread_join(th, NULL);
+	printf("# a write every %u us: %lu rounds, %lu writes meanwhile; %lu chunks came from the "
+	       "origin, %lu from the snapshot, all equal to the snapshot\n",
+	       pause_us, rounds, r.writes, from_origin, rounds - from_origin);
+	if (!origin_reads_expected(f))
+		assert_int_equal(from_origin, 0);
+	free(warmbuf);
+	free(want);
+	free(got);
+}
+
+static void test_file__read_snapshot_race(void **state)
+{
+	struct fx *f = *state;
+	const size_t size = 16 * MIB;
+	char *img = malloc(size);
+	char path[1024];
+
+	printf("checking ->read_snapshot under a writer that keeps writing the origin (buffered, "
+	       "mapped and direct 4 KiB writes): every chunk equals the snapshot's\n");
+	assert_non_null(img);
+	fill_random(img, size);
+	assert_int_equal(OPS(f)->obj_create(f->a, "lun", size, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 0, img, size, E(f)), 0);
+	assert_int_equal(OPS(f)->flush(f->a, "lun", E(f)), 0);
+	assert_int_equal(OPS(f)->obj_path(path, sizeof(path), f->a, "lun", E(f)), 0);
+	race_rounds(f, path, size, 1000, 300);
+	race_rounds(f, path, size, 150, 300);
 	free(img);
 }
 
@@ -947,6 +1265,8 @@ int main(void)
 		T(test_file__checksum),
 		T(test_file__clone_independence),
 		T(test_file__read_uncached),
+		T(test_file__read_snapshot),
+		T(test_file__read_snapshot_race),
 		T(test_file__clone_from),
 		T(test_file__reflink_detection),
 		T(test_file__changed_extents_exact),

@@ -7,7 +7,8 @@
  * live object: the recovery point equals the data, and a worker killed mid-copy resumes.
  * Run again on a loop-mounted xfs (REPLUN_TEST_DIR, tests/arrays/run_fs.sh): there a full sync
  * between two arrays of one filesystem shares the snapshot's blocks (->clone_from), and with
- * REPLUN_SYNC_NO_SHARE the mover copies (direct reads of the snapshot), killable mid-copy.
+ * REPLUN_SYNC_NO_SHARE the mover copies, killable mid-copy: from the LUN's cached pages where
+ * they provably hold the snapshot's data (->read_snapshot), else direct reads of the snapshot.
  */
 #include <fcntl.h>
 #include <linux/fiemap.h>
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -437,6 +439,7 @@ static uint64_t first_physical(struct rp_array *a, const char *id)
 struct log_watch {
 	const char *needle;
 	int hits;
+	char line[1024]; /* the last line that matched */
 };
 
 static void log_watch_fn(enum rp_log_level level, const char *msg, void *payload)
@@ -444,17 +447,19 @@ static void log_watch_fn(enum rp_log_level level, const char *msg, void *payload
 	struct log_watch *w = payload;
 
 	(void)level;
-	if (strstr(msg, w->needle))
+	if (strstr(msg, w->needle)) {
 		w->hits++;
+		(void)snprintf(w->line, sizeof(w->line), "%s", msg);
+	}
 }
 
 /*
  * One foreground full sync: target and recovery point equal the source, all data bytes counted,
- * and the mover logged @how once (which path the data took).
+ * and the mover logged @how once (which path the data took); that line goes to @line if given.
  */
-static void full_sync_equal(struct fx *f, const char *how)
+static void full_sync_equal(struct fx *f, const char *how, char line[1024])
 {
-	struct log_watch w = { how, 0 };
+	struct log_watch w = { how, 0, "" };
 	struct rp_sync_session s;
 	struct rp_error e = { 0 };
 	char sid[RP_ID_MAX];
@@ -463,6 +468,8 @@ static void full_sync_equal(struct fx *f, const char *how)
 	start(f, true, sid);
 	rp_log_set_sink(NULL, RP_LOG_VERBOSE, NULL);
 	assert_int_equal(w.hits, 1);
+	if (line)
+		memcpy(line, w.line, sizeof(w.line));
 	assert_int_equal(rp_sync_get(&s, f->a, sid, &e), 0);
 	assert_int_equal(s.status, RP_SYNC_COMPLETE);
 	assert_true(s.full);
@@ -498,7 +505,7 @@ static void test_full__shared_on_one_fs(void **state)
 	printf("# full sync between two arrays of one xfs: the target shares the source's "
 	       "blocks\n");
 	punch_lun(f, 3 * MIB, MIB);
-	full_sync_equal(f, "stage shares the snapshot's blocks");
+	full_sync_equal(f, "stage shares the snapshot's blocks", NULL);
 	assert_true(first_physical(f->a, f->dev.id) == first_physical(f->b, f->dev.peer_device));
 	printf("# the next (incremental) sync after a write to the source ends equal\n");
 	write_lun(f, 5 * MIB, 3 * BLOCK, false);
@@ -506,21 +513,72 @@ static void test_full__shared_on_one_fs(void **state)
 	assert_target_equal(f);
 }
 
+/* Is the source array on xfs with reflink, where the mover may read the LUN's cached pages? */
+static bool origin_reads(const struct fx *f)
+{
+	struct statfs sfs;
+
+	return reflink(f) && statfs(f->dir, &sfs) == 0 && (unsigned long)sfs.f_type == 0x58465342UL;
+}
+
+/*
+ * A full sync by the mover between two arrays of one reflink filesystem (REPLUN_SYNC_NO_SHARE);
+ * @no_origin also sets REPLUN_SYNC_NO_ORIGIN. Returns the mover's log line.
+ */
+static void mover_full_sync(struct fx *f, bool no_origin, char line[1024])
+{
+	punch_lun(f, 3 * MIB, MIB);
+	setenv(SYNC_ENV_NO_SHARE, "1", 1);
+	if (no_origin)
+		setenv(SYNC_ENV_NO_ORIGIN, "1", 1);
+	full_sync_equal(f, "reader (uncached", line);
+	unsetenv(SYNC_ENV_NO_ORIGIN);
+	unsetenv(SYNC_ENV_NO_SHARE);
+	printf("# %s\n", strstr(line, "reader ("));
+	assert_true(first_physical(f->a, f->dev.id) != first_physical(f->b, f->dev.peer_device));
+}
+
 static void test_full__mover_on_one_fs(void **state)
 {
 	struct fx *f = *state;
+	char line[1024];
 
 	if (!reflink(f)) {
 		printf("# no reflink here: the mover runs in every other test\n");
 		skip();
 	}
-	printf("# REPLUN_SYNC_NO_SHARE: the mover copies the data (direct reads of the "
-	       "snapshot)\n");
-	punch_lun(f, 3 * MIB, MIB);
-	setenv(SYNC_ENV_NO_SHARE, "1", 1);
-	full_sync_equal(f, "reader (uncached)");
-	unsetenv(SYNC_ENV_NO_SHARE);
-	assert_true(first_physical(f->a, f->dev.id) != first_physical(f->b, f->dev.peer_device));
+	printf("# REPLUN_SYNC_NO_SHARE: the mover copies the data, from the LUN's cached pages "
+	       "where they provably hold the snapshot's data (xfs), else read directly from the "
+	       "snapshot\n");
+	mover_full_sync(f, false, line);
+	if (origin_reads(f)) {
+		unsigned long long mib = 0;
+		const char *p = strstr(line, "reader (uncached; ");
+
+		assert_non_null(p);
+		assert_int_equal(
+		        sscanf(p, "reader (uncached; %llu MiB from the live LUN's cached pages",
+		               &mib),
+		        1);
+		assert_true(mib > 0);
+	} else {
+		assert_null(strstr(line, "live LUN"));
+	}
+}
+
+static void test_full__mover_snapshot_only(void **state)
+{
+	struct fx *f = *state;
+	char line[1024];
+
+	if (!reflink(f)) {
+		printf("# no reflink here: the mover runs in every other test\n");
+		skip();
+	}
+	printf("# REPLUN_SYNC_NO_SHARE and REPLUN_SYNC_NO_ORIGIN: the mover reads only the "
+	       "snapshot (direct reads)\n");
+	mover_full_sync(f, true, line);
+	assert_non_null(strstr(line, "reader (uncached)"));
 }
 
 int main(void)
@@ -538,6 +596,8 @@ int main(void)
 		                                fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full__shared_on_one_fs, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full__mover_on_one_fs, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_full__mover_snapshot_only, fx_setup,
+		                                fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
