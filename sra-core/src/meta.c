@@ -326,6 +326,11 @@ void meta_release(sqlite3_stmt *st)
 	meta_cache_release(st);
 }
 
+int meta_durable(sqlite3 *db, bool on, struct rp_error *err)
+{
+	return meta_exec(db, on ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", err);
+}
+
 int meta_run(int *changes, sqlite3 *db, struct rp_error *err, const char *sql, const char *types,
              ...)
 {

@@ -70,6 +70,12 @@ int meta_prepare_cached(sqlite3_stmt **out, sqlite3 *db, struct rp_error *err, c
 /* Resets a cached statement for its next use (finalizes any other). Accepts NULL. */
 void meta_release(sqlite3_stmt *st);
 /*
+ * Durable commits on (the default, synchronous = FULL) or off (NORMAL: a commit skips its WAL
+ * sync; the next durable commit syncs it with everything before). Off only around rows whose
+ * loss at a power failure is harmless (sync progress and heartbeats), never a model change.
+ */
+int meta_durable(sqlite3 *db, bool on, struct rp_error *err);
+/*
  * Prepares, binds, steps to completion, releases (cached, see meta.md).
  * *changes (may be NULL) = rows changed.
  */
