@@ -27,8 +27,11 @@ static int oom(struct rp_error *err)
 	return rp_error_set(err, RP_ERROR, "out of memory");
 }
 
-/* Fills the element at @elem (a struct model_device, model_group, ...) from @st's current row. */
-typedef void (*row_fn)(void *elem, sqlite3_stmt *st);
+/*
+ * Fills the element at @elem (a struct model_device, model_group, ...) from @st's current row;
+ * 0, or -1 when out of memory (what it allocated stays in @elem for the list's free).
+ */
+typedef int (*row_fn)(void *elem, sqlite3_stmt *st);
 
 /*
  * Runs a cached query expecting at most one row and fills @out from it through @from_row.
@@ -44,12 +47,10 @@ static int row_query_one(void *out, row_fn from_row, struct rp_array *a, struct 
 	if (rc < 0)
 		return rc;
 	rc = meta_step(st, a->db, err);
-	if (rc == 1) {
-		from_row(out, st);
-		rc = 0;
-	} else if (rc == 0) {
+	if (rc == 1)
+		rc = from_row(out, st) < 0 ? oom(err) : 0;
+	else if (rc == 0)
 		rc = RP_ENOTFOUND;
-	}
 	meta_release(st);
 	return rc;
 }
@@ -57,11 +58,12 @@ static int row_query_one(void *out, row_fn from_row, struct rp_array *a, struct 
 /*
  * Steps @st (from meta_prepare) to its end, filling one @size-byte element a row through
  * @from_row into an array of @first_cap elements that doubles when full; finalizes @st. On
- * success *out is the array (rp_free; NULL without rows) and *n its length; on error neither
- * is set.
+ * success *out is the array (NULL without rows) and *n its length; on error neither is set and
+ * the rows are freed with @free_rows (NULL: rp_free of the array alone).
  */
 static int rows_collect(void **out, size_t *n, sqlite3_stmt *st, struct rp_array *a, size_t size,
-                        size_t first_cap, row_fn from_row, struct rp_error *err)
+                        size_t first_cap, row_fn from_row, void (*free_rows)(void *, size_t),
+                        struct rp_error *err)
 {
 	char *v = NULL, *nv;
 	size_t cnt = 0, cap = 0;
@@ -77,7 +79,10 @@ static int rows_collect(void **out, size_t *n, sqlite3_stmt *st, struct rp_array
 			}
 			v = nv;
 		}
-		from_row(v + cnt++ * size, st);
+		if (from_row(v + cnt++ * size, st) < 0) {
+			rc = oom(err);
+			goto fail;
+		}
 	}
 	if (rc < 0)
 		goto fail;
@@ -87,7 +92,10 @@ static int rows_collect(void **out, size_t *n, sqlite3_stmt *st, struct rp_array
 	return 0;
 fail:
 	sqlite3_finalize(st);
-	rp_free(v);
+	if (free_rows)
+		free_rows(v, cnt);
+	else
+		rp_free(v);
 	return rc;
 }
 
@@ -161,7 +169,7 @@ int model_name_check(const char *name, const char *what, struct rp_error *err)
 	"id, seq, name, obj, wwn, grp, size, state, read_only, peer_array, peer_device,"           \
 	" snapshot_of, created_ms, recovery_point, recovery_point_ms, base_snapshot"
 
-static void dev_from_row(void *elem, sqlite3_stmt *st)
+static int dev_from_row(void *elem, sqlite3_stmt *st)
 {
 	struct model_device *d = elem;
 
@@ -182,6 +190,7 @@ static void dev_from_row(void *elem, sqlite3_stmt *st)
 	meta_col_text(d->recovery_point, sizeof(d->recovery_point), st, 13);
 	d->recovery_point_ms = sqlite3_column_int64(st, 14);
 	meta_col_text(d->base_snapshot, sizeof(d->base_snapshot), st, 15);
+	return 0;
 }
 
 int model_device_load(struct model_device *out, struct rp_array *a, const char *id,
@@ -350,7 +359,7 @@ int model_device_list(struct model_device **out, size_t *n, struct rp_array *a, 
 		                  group);
 	if (rc < 0)
 		return rc;
-	rc = rows_collect(&v, n, st, a, sizeof(**out), 16, dev_from_row, err);
+	rc = rows_collect(&v, n, st, a, sizeof(**out), 16, dev_from_row, NULL, err);
 	if (rc == 0)
 		*out = v;
 	return rc;
@@ -513,7 +522,7 @@ void model_device_to_public(struct rp_device *out, const struct model_device *d)
 	"id, name, role, peer_array, rpo, retention, recovery_point, recovery_point_ms,"           \
 	" test_snapshot, created_ms"
 
-static void grp_from_row(void *elem, sqlite3_stmt *st)
+static int grp_from_row(void *elem, sqlite3_stmt *st)
 {
 	struct model_group *g = elem;
 
@@ -528,6 +537,7 @@ static void grp_from_row(void *elem, sqlite3_stmt *st)
 	g->recovery_point_ms = sqlite3_column_int64(st, 7);
 	meta_col_text(g->test_snapshot, sizeof(g->test_snapshot), st, 8);
 	g->created_ms = sqlite3_column_int64(st, 9);
+	return 0;
 }
 
 int model_group_load(struct model_group *out, struct rp_array *a, const char *id,
@@ -592,7 +602,7 @@ int model_group_list(struct model_group **out, size_t *n, struct rp_array *a, st
 	rc = meta_prepare(&st, a->db, err, "SELECT " GRP_COLS " FROM groups ORDER BY id", "");
 	if (rc < 0)
 		return rc;
-	rc = rows_collect(&v, n, st, a, sizeof(**out), 8, grp_from_row, err);
+	rc = rows_collect(&v, n, st, a, sizeof(**out), 8, grp_from_row, NULL, err);
 	if (rc == 0)
 		*out = v;
 	return rc;
@@ -643,7 +653,7 @@ void model_group_to_public(struct rp_group *out, const struct model_group *g)
 
 #define SNAP_COLS "id, device, grp, kind, obj, wwn, recovery_point, recovery_point_ms, created_ms"
 
-static void snap_from_row(void *elem, sqlite3_stmt *st)
+static int snap_from_row(void *elem, sqlite3_stmt *st)
 {
 	struct model_snapshot *s = elem;
 
@@ -657,6 +667,7 @@ static void snap_from_row(void *elem, sqlite3_stmt *st)
 	meta_col_text(s->recovery_point, sizeof(s->recovery_point), st, 6);
 	s->recovery_point_ms = sqlite3_column_int64(st, 7);
 	s->created_ms = sqlite3_column_int64(st, 8);
+	return 0;
 }
 
 int model_snapshot_insert(struct rp_array *a, const struct model_snapshot *s, struct rp_error *err)
@@ -729,7 +740,7 @@ int model_snapshot_list(struct model_snapshot **out, size_t *n, struct rp_array 
 	rc = meta_prepare(&st, a->db, err, sql, "ttt", device, group, kind);
 	if (rc < 0)
 		return rc;
-	rc = rows_collect(&v, n, st, a, sizeof(**out), 8, snap_from_row, err);
+	rc = rows_collect(&v, n, st, a, sizeof(**out), 8, snap_from_row, NULL, err);
 	if (rc == 0)
 		*out = v;
 	return rc;
@@ -738,12 +749,13 @@ int model_snapshot_list(struct model_snapshot **out, size_t *n, struct rp_array 
 /* ------------------------------------------------------------------------------------------ */
 /* Peers                                                                                       */
 
-static void peer_from_row(void *elem, sqlite3_stmt *st)
+static int peer_from_row(void *elem, sqlite3_stmt *st)
 {
 	struct rp_peer *p = elem;
 
 	meta_col_text(p->array_id, sizeof(p->array_id), st, 0);
 	meta_col_text(p->uri, sizeof(p->uri), st, 1);
+	return 0;
 }
 
 int model_peer_list(struct rp_peer **out, size_t *n, struct rp_array *a, struct rp_error *err)
@@ -755,7 +767,7 @@ int model_peer_list(struct rp_peer **out, size_t *n, struct rp_array *a, struct 
 	rc = meta_prepare(&st, a->db, err, "SELECT array_id, uri FROM peers ORDER BY array_id", "");
 	if (rc < 0)
 		return rc;
-	rc = rows_collect(&v, n, st, a, sizeof(**out), 4, peer_from_row, err);
+	rc = rows_collect(&v, n, st, a, sizeof(**out), 4, peer_from_row, NULL, err);
 	if (rc == 0)
 		*out = v;
 	return rc;
@@ -779,8 +791,7 @@ int model_peer_get(struct rp_peer *out, struct rp_array *a, const char *id, stru
 		return rc;
 	rc = meta_step(st, a->db, err);
 	if (rc == 1) {
-		peer_from_row(out, st);
-		rc = 0;
+		rc = peer_from_row(out, st);
 	} else if (rc == 0) {
 		rc = nz(id) ? rp_error_set(err, RP_ENOTFOUND, "array '%s' has no peer '%s'", a->id,
 		                           id)
@@ -821,47 +832,35 @@ static const char *kv_sql_list(enum model_meta_table t)
 	                           : "SELECT key, value FROM group_meta WHERE grp = ? ORDER BY key";
 }
 
+static int kv_from_row(void *elem, sqlite3_stmt *st)
+{
+	struct model_kv *kv = elem;
+	const unsigned char *k = sqlite3_column_text(st, 0);
+	const unsigned char *val = sqlite3_column_text(st, 1);
+
+	kv->key = rp_strdup(k ? (const char *)k : "");
+	kv->value = rp_strdup(val ? (const char *)val : "");
+	return kv->key && kv->value ? 0 : -1;
+}
+
+static void kv_free_rows(void *v, size_t n)
+{
+	model_kv_free(v, n);
+}
+
 int model_kv_list(struct model_kv **out, size_t *n, struct rp_array *a, enum model_meta_table table,
                   const char *owner, struct rp_error *err)
 {
-	struct model_kv *v = NULL, *nv;
 	sqlite3_stmt *st = NULL;
-	size_t cnt = 0, cap = 0;
+	void *v = NULL;
 	int rc;
 
 	rc = meta_prepare(&st, a->db, err, kv_sql_list(table), "t", owner);
 	if (rc < 0)
 		return rc;
-	while ((rc = meta_step(st, a->db, err)) == 1) {
-		const unsigned char *k = sqlite3_column_text(st, 0);
-		const unsigned char *val = sqlite3_column_text(st, 1);
-
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 8;
-			nv = rp_realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = oom(err);
-				goto fail;
-			}
-			v = nv;
-		}
-		v[cnt].key = rp_strdup(k ? (const char *)k : "");
-		v[cnt].value = rp_strdup(val ? (const char *)val : "");
-		cnt++;
-		if (!v[cnt - 1].key || !v[cnt - 1].value) {
-			rc = oom(err);
-			goto fail;
-		}
-	}
-	if (rc < 0)
-		goto fail;
-	sqlite3_finalize(st);
-	*out = v;
-	*n = cnt;
-	return 0;
-fail:
-	sqlite3_finalize(st);
-	model_kv_free(v, cnt);
+	rc = rows_collect(&v, n, st, a, sizeof(**out), 8, kv_from_row, kv_free_rows, err);
+	if (rc == 0)
+		*out = v;
 	return rc;
 }
 
