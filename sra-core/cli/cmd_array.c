@@ -201,6 +201,16 @@ out:
 	return rc;
 }
 
+/* Checks the group argument (PATH GROUP ...) and opens the array; 0 or an exit code. */
+static int open_for_group(struct rp_array **x, const struct cli_args *a)
+{
+	struct rp_error err = { 0 };
+
+	if (rp_id_check(a->pos[1], "group id", &err) < 0)
+		return cli_fail(&err);
+	return cli_open(x, a->pos[0]);
+}
+
 int cmd_group_create(struct cli_args *a)
 {
 	struct rp_error err = { 0 };
@@ -208,9 +218,7 @@ int cmd_group_create(struct cli_args *a)
 	struct rp_group g;
 	int rc;
 
-	if (rp_id_check(a->pos[1], "group id", &err) < 0)
-		return cli_fail(&err);
-	rc = cli_open(&x, a->pos[0]);
+	rc = open_for_group(&x, a);
 	if (rc)
 		return rc;
 	if (rp_group_create(&g, x, a->pos[1], cli_opt(a, "name"), &err) < 0)
@@ -245,9 +253,7 @@ int cmd_group_policy(struct cli_args *a)
 	uint32_t rpo_s, keep;
 	int rc;
 
-	if (rp_id_check(a->pos[1], "group id", &err) < 0)
-		return cli_fail(&err);
-	rc = cli_open(&x, a->pos[0]);
+	rc = open_for_group(&x, a);
 	if (rc)
 		return rc;
 	if (rp_group_get(&g, x, a->pos[1], &err) < 0) {
@@ -287,9 +293,7 @@ int cmd_group_delete(struct cli_args *a)
 	struct rp_array *x = NULL;
 	int rc;
 
-	if (rp_id_check(a->pos[1], "group id", &err) < 0)
-		return cli_fail(&err);
-	rc = cli_open(&x, a->pos[0]);
+	rc = open_for_group(&x, a);
 	if (rc)
 		return rc;
 	if (rp_group_delete(x, a->pos[1], &err) < 0)

@@ -16,6 +16,14 @@ static int check_dev(const char *id)
 	return 0;
 }
 
+/* Checks the device argument (PATH DEVICE ...) and opens the array; 0 or an exit code. */
+static int open_for_dev(struct rp_array **x, const struct cli_args *a)
+{
+	int rc = check_dev(a->pos[1]);
+
+	return rc ? rc : cli_open(x, a->pos[0]);
+}
+
 /* LUN names are free text for the engine; the CLI refuses what would break its own output. */
 static int check_name(const char *name)
 {
@@ -172,10 +180,7 @@ int cmd_lun_delete(struct cli_args *a)
 	struct rp_array *x = NULL;
 	int rc;
 
-	rc = check_dev(a->pos[1]);
-	if (rc)
-		return rc;
-	rc = cli_open(&x, a->pos[0]);
+	rc = open_for_dev(&x, a);
 	if (rc)
 		return rc;
 	if (rp_lun_delete(x, a->pos[1], &err) < 0)
@@ -258,10 +263,7 @@ int cmd_lun_path(struct cli_args *a)
 	char path[RP_URI_MAX];
 	int rc;
 
-	rc = check_dev(a->pos[1]);
-	if (rc)
-		return rc;
-	rc = cli_open(&x, a->pos[0]);
+	rc = open_for_dev(&x, a);
 	if (rc)
 		return rc;
 	if (rp_lun_path(path, sizeof(path), x, a->pos[1], &err) < 0)
@@ -279,10 +281,7 @@ int cmd_lun_checksum(struct cli_args *a)
 	char sum[40];
 	int rc;
 
-	rc = check_dev(a->pos[1]);
-	if (rc)
-		return rc;
-	rc = cli_open(&x, a->pos[0]);
+	rc = open_for_dev(&x, a);
 	if (rc)
 		return rc;
 	if (rp_lun_checksum(sum, x, a->pos[1], &err) < 0)
@@ -423,10 +422,7 @@ int cmd_lun_presented(struct cli_args *a)
 	size_t n = 0, i;
 	int rc;
 
-	rc = check_dev(a->pos[1]);
-	if (rc)
-		return rc;
-	rc = cli_open(&x, a->pos[0]);
+	rc = open_for_dev(&x, a);
 	if (rc)
 		return rc;
 	if (rp_lun_presentations(&p, &n, x, a->pos[1], &err) < 0) {

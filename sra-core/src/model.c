@@ -27,6 +27,78 @@ static int oom(struct rp_error *err)
 	return rp_error_set(err, RP_ERROR, "out of memory");
 }
 
+/*
+ * Fills the element at @elem (a struct model_device, model_group, ...) from @st's current row;
+ * 0, or -1 when out of memory (what it allocated stays in @elem for the list's free).
+ */
+typedef int (*row_fn)(void *elem, sqlite3_stmt *st);
+
+/*
+ * Runs a cached query expecting at most one row and fills @out from it through @from_row.
+ * RP_ENOTFOUND without a message when there is no row.
+ */
+static int row_query_one(void *out, row_fn from_row, struct rp_array *a, struct rp_error *err,
+                         const char *sql, const char *types, const char *p1, const char *p2)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = meta_prepare_cached(&st, a->db, err, sql, types, p1, p2);
+	if (rc < 0)
+		return rc;
+	rc = meta_step(st, a->db, err);
+	if (rc == 1)
+		rc = from_row(out, st) < 0 ? oom(err) : 0;
+	else if (rc == 0)
+		rc = RP_ENOTFOUND;
+	meta_release(st);
+	return rc;
+}
+
+/*
+ * Steps @st (from meta_prepare) to its end, filling one @size-byte element a row through
+ * @from_row into an array of @first_cap elements that doubles when full; finalizes @st. On
+ * success *out is the array (NULL without rows) and *n its length; on error neither is set and
+ * the rows are freed with @free_rows (NULL: rp_free of the array alone).
+ */
+static int rows_collect(void **out, size_t *n, sqlite3_stmt *st, struct rp_array *a, size_t size,
+                        size_t first_cap, row_fn from_row, void (*free_rows)(void *, size_t),
+                        struct rp_error *err)
+{
+	char *v = NULL, *nv;
+	size_t cnt = 0, cap = 0;
+	int rc;
+
+	while ((rc = meta_step(st, a->db, err)) == 1) {
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : first_cap;
+			nv = rp_realloc(v, cap * size);
+			if (!nv) {
+				rc = oom(err);
+				goto fail;
+			}
+			v = nv;
+		}
+		if (from_row(v + cnt++ * size, st) < 0) {
+			rc = oom(err);
+			goto fail;
+		}
+	}
+	if (rc < 0)
+		goto fail;
+	sqlite3_finalize(st);
+	*out = v;
+	*n = cnt;
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	if (free_rows)
+		free_rows(v, cnt);
+	else
+		rp_free(v);
+	return rc;
+}
+
 int model_txn_begin(struct rp_array *a, bool *own, struct rp_error *err)
 {
 	int rc;
@@ -97,8 +169,10 @@ int model_name_check(const char *name, const char *what, struct rp_error *err)
 	"id, seq, name, obj, wwn, grp, size, state, read_only, peer_array, peer_device,"           \
 	" snapshot_of, created_ms, recovery_point, recovery_point_ms, base_snapshot"
 
-static void dev_from_row(struct model_device *d, sqlite3_stmt *st)
+static int dev_from_row(void *elem, sqlite3_stmt *st)
 {
+	struct model_device *d = elem;
+
 	memset(d, 0, sizeof(*d));
 	meta_col_text(d->id, sizeof(d->id), st, 0);
 	d->seq = sqlite3_column_int64(st, 1);
@@ -116,27 +190,7 @@ static void dev_from_row(struct model_device *d, sqlite3_stmt *st)
 	meta_col_text(d->recovery_point, sizeof(d->recovery_point), st, 13);
 	d->recovery_point_ms = sqlite3_column_int64(st, 14);
 	meta_col_text(d->base_snapshot, sizeof(d->base_snapshot), st, 15);
-}
-
-/* Runs a SELECT DEV_COLS query expecting at most one row. RP_ENOTFOUND without a message. */
-static int dev_query_one(struct model_device *out, struct rp_array *a, struct rp_error *err,
-                         const char *sql, const char *types, const char *p1, const char *p2)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	rc = meta_prepare_cached(&st, a->db, err, sql, types, p1, p2);
-	if (rc < 0)
-		return rc;
-	rc = meta_step(st, a->db, err);
-	if (rc == 1) {
-		dev_from_row(out, st);
-		rc = 0;
-	} else if (rc == 0) {
-		rc = RP_ENOTFOUND;
-	}
-	meta_release(st);
-	return rc;
+	return 0;
 }
 
 int model_device_load(struct model_device *out, struct rp_array *a, const char *id,
@@ -147,8 +201,8 @@ int model_device_load(struct model_device *out, struct rp_array *a, const char *
 	rc = rp_id_check(id, "device id", err);
 	if (rc < 0)
 		return rc;
-	rc = dev_query_one(out, a, err, "SELECT " DEV_COLS " FROM devices WHERE id = ?", "t", id,
-	                   NULL);
+	rc = row_query_one(out, dev_from_row, a, err,
+	                   "SELECT " DEV_COLS " FROM devices WHERE id = ?", "t", id, NULL);
 	if (rc == RP_ENOTFOUND)
 		return rp_error_set(err, RP_ENOTFOUND, "LUN '%s' not found on array '%s'", id,
 		                    a->id);
@@ -165,8 +219,9 @@ int model_device_find(struct model_device *out, struct rp_array *a, const char *
 	if (!id_or_name || !*id_or_name)
 		return rp_error_set(err, RP_EINVAL, "LUN id is empty");
 	if (rp_id_check(id_or_name, "device id", NULL) == 0) {
-		rc = dev_query_one(out, a, err, "SELECT " DEV_COLS " FROM devices WHERE id = ?",
-		                   "t", id_or_name, NULL);
+		rc = row_query_one(out, dev_from_row, a, err,
+		                   "SELECT " DEV_COLS " FROM devices WHERE id = ?", "t", id_or_name,
+		                   NULL);
 		if (rc != RP_ENOTFOUND)
 			return rc;
 	}
@@ -286,9 +341,8 @@ out:
 int model_device_list(struct model_device **out, size_t *n, struct rp_array *a, const char *group,
                       struct rp_error *err)
 {
-	struct model_device *v = NULL, *nv;
 	sqlite3_stmt *st = NULL;
-	size_t cnt = 0, cap = 0;
+	void *v = NULL;
 	int rc;
 
 	if (!group)
@@ -305,27 +359,9 @@ int model_device_list(struct model_device **out, size_t *n, struct rp_array *a, 
 		                  group);
 	if (rc < 0)
 		return rc;
-	while ((rc = meta_step(st, a->db, err)) == 1) {
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 16;
-			nv = rp_realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = oom(err);
-				goto fail;
-			}
-			v = nv;
-		}
-		dev_from_row(&v[cnt++], st);
-	}
-	if (rc < 0)
-		goto fail;
-	sqlite3_finalize(st);
-	*out = v;
-	*n = cnt;
-	return 0;
-fail:
-	sqlite3_finalize(st);
-	rp_free(v);
+	rc = rows_collect(&v, n, st, a, sizeof(**out), 16, dev_from_row, NULL, err);
+	if (rc == 0)
+		*out = v;
 	return rc;
 }
 
@@ -334,7 +370,7 @@ int model_device_by_peer(struct model_device *out, struct rp_array *a, const cha
 {
 	int rc;
 
-	rc = dev_query_one(out, a, err,
+	rc = row_query_one(out, dev_from_row, a, err,
 	                   "SELECT " DEV_COLS " FROM devices WHERE peer_array = ? AND"
 	                   " peer_device = ? ORDER BY id LIMIT 1",
 	                   "tt", peer_array, peer_device);
@@ -486,8 +522,10 @@ void model_device_to_public(struct rp_device *out, const struct model_device *d)
 	"id, name, role, peer_array, rpo, retention, recovery_point, recovery_point_ms,"           \
 	" test_snapshot, created_ms"
 
-static void grp_from_row(struct model_group *g, sqlite3_stmt *st)
+static int grp_from_row(void *elem, sqlite3_stmt *st)
 {
+	struct model_group *g = elem;
+
 	memset(g, 0, sizeof(*g));
 	meta_col_text(g->id, sizeof(g->id), st, 0);
 	meta_col_text(g->name, sizeof(g->name), st, 1);
@@ -499,30 +537,22 @@ static void grp_from_row(struct model_group *g, sqlite3_stmt *st)
 	g->recovery_point_ms = sqlite3_column_int64(st, 7);
 	meta_col_text(g->test_snapshot, sizeof(g->test_snapshot), st, 8);
 	g->created_ms = sqlite3_column_int64(st, 9);
+	return 0;
 }
 
 int model_group_load(struct model_group *out, struct rp_array *a, const char *id,
                      struct rp_error *err)
 {
-	sqlite3_stmt *st = NULL;
 	int rc;
 
 	rc = rp_id_check(id, "group id", err);
 	if (rc < 0)
 		return rc;
-	rc = meta_prepare_cached(&st, a->db, err, "SELECT " GRP_COLS " FROM groups WHERE id = ?",
-	                         "t", id);
-	if (rc < 0)
-		return rc;
-	rc = meta_step(st, a->db, err);
-	if (rc == 1) {
-		grp_from_row(out, st);
-		rc = 0;
-	} else if (rc == 0) {
-		rc = rp_error_set(err, RP_ENOTFOUND, "group '%s' not found on array '%s'", id,
-		                  a->id);
-	}
-	meta_release(st);
+	rc = row_query_one(out, grp_from_row, a, err,
+	                   "SELECT " GRP_COLS " FROM groups WHERE id = ?", "t", id, NULL);
+	if (rc == RP_ENOTFOUND)
+		return rp_error_set(err, RP_ENOTFOUND, "group '%s' not found on array '%s'", id,
+		                    a->id);
 	return rc;
 }
 
@@ -565,35 +595,16 @@ int model_group_store(struct rp_array *a, const struct model_group *g, struct rp
 
 int model_group_list(struct model_group **out, size_t *n, struct rp_array *a, struct rp_error *err)
 {
-	struct model_group *v = NULL, *nv;
 	sqlite3_stmt *st = NULL;
-	size_t cnt = 0, cap = 0;
+	void *v = NULL;
 	int rc;
 
 	rc = meta_prepare(&st, a->db, err, "SELECT " GRP_COLS " FROM groups ORDER BY id", "");
 	if (rc < 0)
 		return rc;
-	while ((rc = meta_step(st, a->db, err)) == 1) {
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 8;
-			nv = rp_realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = oom(err);
-				goto fail;
-			}
-			v = nv;
-		}
-		grp_from_row(&v[cnt++], st);
-	}
-	if (rc < 0)
-		goto fail;
-	sqlite3_finalize(st);
-	*out = v;
-	*n = cnt;
-	return 0;
-fail:
-	sqlite3_finalize(st);
-	rp_free(v);
+	rc = rows_collect(&v, n, st, a, sizeof(**out), 8, grp_from_row, NULL, err);
+	if (rc == 0)
+		*out = v;
 	return rc;
 }
 
@@ -642,8 +653,10 @@ void model_group_to_public(struct rp_group *out, const struct model_group *g)
 
 #define SNAP_COLS "id, device, grp, kind, obj, wwn, recovery_point, recovery_point_ms, created_ms"
 
-static void snap_from_row(struct model_snapshot *s, sqlite3_stmt *st)
+static int snap_from_row(void *elem, sqlite3_stmt *st)
 {
+	struct model_snapshot *s = elem;
+
 	memset(s, 0, sizeof(*s));
 	meta_col_text(s->id, sizeof(s->id), st, 0);
 	meta_col_text(s->device, sizeof(s->device), st, 1);
@@ -654,6 +667,7 @@ static void snap_from_row(struct model_snapshot *s, sqlite3_stmt *st)
 	meta_col_text(s->recovery_point, sizeof(s->recovery_point), st, 6);
 	s->recovery_point_ms = sqlite3_column_int64(st, 7);
 	s->created_ms = sqlite3_column_int64(st, 8);
+	return 0;
 }
 
 int model_snapshot_insert(struct rp_array *a, const struct model_snapshot *s, struct rp_error *err)
@@ -711,12 +725,10 @@ int model_snapshot_list(struct model_snapshot **out, size_t *n, struct rp_array 
                         const char *device, const char *group, const char *kind,
                         struct rp_error *err)
 {
-	struct model_snapshot *v = NULL, *nv;
 	sqlite3_stmt *st = NULL;
-	size_t cnt = 0, cap = 0;
-	int rc;
-
+	void *v = NULL;
 	char sql[256];
+	int rc;
 
 	/* Only the filters given appear as "col = ?" so that SQLite uses the index on
 	 * (device, kind): "(?1 IS NULL OR device = ?1)" made every lookup a full scan. */
@@ -728,66 +740,36 @@ int model_snapshot_list(struct model_snapshot **out, size_t *n, struct rp_array 
 	rc = meta_prepare(&st, a->db, err, sql, "ttt", device, group, kind);
 	if (rc < 0)
 		return rc;
-	while ((rc = meta_step(st, a->db, err)) == 1) {
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 8;
-			nv = rp_realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = oom(err);
-				goto fail;
-			}
-			v = nv;
-		}
-		snap_from_row(&v[cnt++], st);
-	}
-	if (rc < 0)
-		goto fail;
-	sqlite3_finalize(st);
-	*out = v;
-	*n = cnt;
-	return 0;
-fail:
-	sqlite3_finalize(st);
-	rp_free(v);
+	rc = rows_collect(&v, n, st, a, sizeof(**out), 8, snap_from_row, NULL, err);
+	if (rc == 0)
+		*out = v;
 	return rc;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Peers                                                                                       */
 
+static int peer_from_row(void *elem, sqlite3_stmt *st)
+{
+	struct rp_peer *p = elem;
+
+	meta_col_text(p->array_id, sizeof(p->array_id), st, 0);
+	meta_col_text(p->uri, sizeof(p->uri), st, 1);
+	return 0;
+}
+
 int model_peer_list(struct rp_peer **out, size_t *n, struct rp_array *a, struct rp_error *err)
 {
-	struct rp_peer *v = NULL, *nv;
 	sqlite3_stmt *st = NULL;
-	size_t cnt = 0, cap = 0;
+	void *v = NULL;
 	int rc;
 
 	rc = meta_prepare(&st, a->db, err, "SELECT array_id, uri FROM peers ORDER BY array_id", "");
 	if (rc < 0)
 		return rc;
-	while ((rc = meta_step(st, a->db, err)) == 1) {
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 4;
-			nv = rp_realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = oom(err);
-				goto fail;
-			}
-			v = nv;
-		}
-		meta_col_text(v[cnt].array_id, sizeof(v[cnt].array_id), st, 0);
-		meta_col_text(v[cnt].uri, sizeof(v[cnt].uri), st, 1);
-		cnt++;
-	}
-	if (rc < 0)
-		goto fail;
-	sqlite3_finalize(st);
-	*out = v;
-	*n = cnt;
-	return 0;
-fail:
-	sqlite3_finalize(st);
-	rp_free(v);
+	rc = rows_collect(&v, n, st, a, sizeof(**out), 4, peer_from_row, NULL, err);
+	if (rc == 0)
+		*out = v;
 	return rc;
 }
 
@@ -809,9 +791,7 @@ int model_peer_get(struct rp_peer *out, struct rp_array *a, const char *id, stru
 		return rc;
 	rc = meta_step(st, a->db, err);
 	if (rc == 1) {
-		meta_col_text(out->array_id, sizeof(out->array_id), st, 0);
-		meta_col_text(out->uri, sizeof(out->uri), st, 1);
-		rc = 0;
+		rc = peer_from_row(out, st);
 	} else if (rc == 0) {
 		rc = nz(id) ? rp_error_set(err, RP_ENOTFOUND, "array '%s' has no peer '%s'", a->id,
 		                           id)
@@ -852,47 +832,35 @@ static const char *kv_sql_list(enum model_meta_table t)
 	                           : "SELECT key, value FROM group_meta WHERE grp = ? ORDER BY key";
 }
 
+static int kv_from_row(void *elem, sqlite3_stmt *st)
+{
+	struct model_kv *kv = elem;
+	const unsigned char *k = sqlite3_column_text(st, 0);
+	const unsigned char *val = sqlite3_column_text(st, 1);
+
+	kv->key = rp_strdup(k ? (const char *)k : "");
+	kv->value = rp_strdup(val ? (const char *)val : "");
+	return kv->key && kv->value ? 0 : -1;
+}
+
+static void kv_free_rows(void *v, size_t n)
+{
+	model_kv_free(v, n);
+}
+
 int model_kv_list(struct model_kv **out, size_t *n, struct rp_array *a, enum model_meta_table table,
                   const char *owner, struct rp_error *err)
 {
-	struct model_kv *v = NULL, *nv;
 	sqlite3_stmt *st = NULL;
-	size_t cnt = 0, cap = 0;
+	void *v = NULL;
 	int rc;
 
 	rc = meta_prepare(&st, a->db, err, kv_sql_list(table), "t", owner);
 	if (rc < 0)
 		return rc;
-	while ((rc = meta_step(st, a->db, err)) == 1) {
-		const unsigned char *k = sqlite3_column_text(st, 0);
-		const unsigned char *val = sqlite3_column_text(st, 1);
-
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 8;
-			nv = rp_realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = oom(err);
-				goto fail;
-			}
-			v = nv;
-		}
-		v[cnt].key = rp_strdup(k ? (const char *)k : "");
-		v[cnt].value = rp_strdup(val ? (const char *)val : "");
-		cnt++;
-		if (!v[cnt - 1].key || !v[cnt - 1].value) {
-			rc = oom(err);
-			goto fail;
-		}
-	}
-	if (rc < 0)
-		goto fail;
-	sqlite3_finalize(st);
-	*out = v;
-	*n = cnt;
-	return 0;
-fail:
-	sqlite3_finalize(st);
-	model_kv_free(v, cnt);
+	rc = rows_collect(&v, n, st, a, sizeof(**out), 8, kv_from_row, kv_free_rows, err);
+	if (rc == 0)
+		*out = v;
 	return rc;
 }
 

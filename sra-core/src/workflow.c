@@ -187,12 +187,18 @@ static struct rp_array *wf_peer(struct wf *w, const char *id, struct rp_error *e
 	return w->peers[w->n_peers++];
 }
 
+/* Records recovery point @rp (taken at @ms) on item @it. */
+static void item_point(struct rp_item *it, const char *rp, int64_t ms)
+{
+	rp_strlcpy(it->recovery_point, rp, sizeof(it->recovery_point));
+	it->recovery_point_ms = ms;
+}
+
 static void wf_fill_dev(struct rp_item *it, const struct model_device *d)
 {
 	rp_strlcpy(it->name, d->name, sizeof(it->name));
 	rp_strlcpy(it->wwn, d->wwn, sizeof(it->wwn));
-	rp_strlcpy(it->recovery_point, d->recovery_point, sizeof(it->recovery_point));
-	it->recovery_point_ms = d->recovery_point_ms;
+	item_point(it, d->recovery_point, d->recovery_point_ms);
 	rp_strlcpy(it->state, rp_dev_state_name(d->state), sizeof(it->state));
 }
 
@@ -221,8 +227,7 @@ static int wf_group(struct wf *w, struct rp_result *res, size_t *cap, const char
 		return 0;
 	}
 	rp_strlcpy(git->state, rp_group_role_name(g.role), sizeof(git->state));
-	rp_strlcpy(git->recovery_point, g.recovery_point, sizeof(git->recovery_point));
-	git->recovery_point_ms = g.recovery_point_ms;
+	item_point(git, g.recovery_point, g.recovery_point_ms);
 	rp_strlcpy(git->name, g.name, sizeof(git->name));
 	for (i = 0; i < n; i++)
 		if (workflow_name_matches(w->req->name_filter, mem[i].name))
@@ -309,9 +314,7 @@ static int wf_group(struct wf *w, struct rp_result *res, size_t *cap, const char
 	if (model_group_load(&g, w->a, gid, NULL) == 0) {
 		rp_strlcpy(git->state, rp_group_role_name(g.role), sizeof(git->state));
 		if (!w->keep_rp || git->code) {
-			rp_strlcpy(git->recovery_point, g.recovery_point,
-			           sizeof(git->recovery_point));
-			git->recovery_point_ms = g.recovery_point_ms;
+			item_point(git, g.recovery_point, g.recovery_point_ms);
 		}
 	}
 	goto out;
@@ -612,8 +615,7 @@ static int check_test_dev(struct wf *w, struct model_device *d, struct rp_item *
 	rc = wf_rp_snapshot(&s, w, d, e);
 	if (rc < 0)
 		return rc;
-	rp_strlcpy(it->recovery_point, s.recovery_point, sizeof(it->recovery_point));
-	it->recovery_point_ms = s.recovery_point_ms;
+	item_point(it, s.recovery_point, s.recovery_point_ms);
 	if (recovery_snapshot_find(&t, w->a, d->id, RECOVERY_KIND_TEST, NULL, NULL) == 0)
 		return rp_error_set(e, RP_EBUSY, "a test failover of '%s' is running ('%s')", d->id,
 		                    t.id);
@@ -672,8 +674,7 @@ static int test_start_dev(struct wf *w, struct model_device *d, struct rp_item *
 	(void)recovery_drv_set_readonly(w->a, t.obj, false, NULL);
 	rp_strlcpy(it->snapshot, t.id, sizeof(it->snapshot));
 	rp_strlcpy(it->snapshot_wwn, t.wwn, sizeof(it->snapshot_wwn));
-	rp_strlcpy(it->recovery_point, rp.recovery_point, sizeof(it->recovery_point));
-	it->recovery_point_ms = rp.recovery_point_ms;
+	item_point(it, rp.recovery_point, rp.recovery_point_ms);
 	warn_stale(w, it, d, rp.recovery_point_ms);
 	rp_log(RP_LOG_INFO, "test failover of '%s': copy '%s' of recovery point '%s'", d->id, t.id,
 	       rp.recovery_point);
@@ -692,9 +693,8 @@ static int test_start_group_post(struct wf *w, struct model_group *g, struct rp_
 	(void)snprintf(g->test_snapshot, sizeof(g->test_snapshot), "test-%s-%lld", g->id,
 	               (long long)w->now);
 	rp_strlcpy(git->snapshot, g->test_snapshot, sizeof(git->snapshot));
-	rp_strlcpy(git->recovery_point, w->rp_want ? w->rp_want : g->recovery_point,
-	           sizeof(git->recovery_point));
-	git->recovery_point_ms = w->rp_want ? w->rp_want_ms : g->recovery_point_ms;
+	item_point(git, w->rp_want ? w->rp_want : g->recovery_point,
+	           w->rp_want ? w->rp_want_ms : g->recovery_point_ms);
 	w->keep_rp = true;
 	return model_group_store(w->a, g, e);
 }
@@ -798,8 +798,7 @@ static int check_failover_dev(struct wf *w, struct model_device *d, struct rp_it
 	rc = wf_rp_snapshot(&s, w, d, e);
 	if (rc < 0)
 		return rc;
-	rp_strlcpy(it->recovery_point, s.recovery_point, sizeof(it->recovery_point));
-	it->recovery_point_ms = s.recovery_point_ms;
+	item_point(it, s.recovery_point, s.recovery_point_ms);
 	return 0;
 }
 
@@ -869,8 +868,7 @@ static int failover_dev(struct wf *w, struct model_device *d, struct rp_item *it
 		       "failover: '%s' set to recovery point '%s'; the newer data is in '%s'",
 		       d->id, at.recovery_point, s.id);
 	}
-	rp_strlcpy(it->recovery_point, d->recovery_point, sizeof(it->recovery_point));
-	it->recovery_point_ms = d->recovery_point_ms;
+	item_point(it, d->recovery_point, d->recovery_point_ms);
 	rc = dev_set(w->a, d, RP_DEV_PROMOTED_TARGET, false, NULL, NULL, e);
 	if (rc < 0)
 		return rc;

@@ -18,9 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,25 +27,13 @@
 
 #include "fence.h"
 #include "model.h"
+#include "pause_server.h"
 #include "replun/replun.h"
 
 struct fx {
 	char dir[256];
 	struct rp_array *a;
 	struct model_device dev[2];
-};
-
-/* Stand-in pause filter: how it answers. */
-enum srv_mode {
-	SRV_OK = 0,     /* 'p' -> 'P', 'r' -> 'R' */
-	SRV_SILENT = 1, /* 'p' never answered ("requests in flight"), 'r' -> 'R' */
-	SRV_DIE = 2,    /* exits on 'p' (server killed mid-pause) */
-};
-
-struct srv {
-	pid_t pid;
-	char sock[108];
-	char log[300];
 };
 
 static void sleep_ms(long ms)
@@ -57,78 +43,13 @@ static void sleep_ms(long ms)
 	(void)nanosleep(&ts, NULL);
 }
 
-/* Forks a control socket server at @f->dir/<name>.ctl recording every byte it gets. */
-static void srv_start(struct srv *s, struct fx *f, const char *name, enum srv_mode mode)
-{
-	struct sockaddr_un sa;
-	int lfd, ready[2];
-	char c;
-
-	(void)snprintf(s->sock, sizeof(s->sock), "%s/%s.ctl", f->dir, name);
-	(void)snprintf(s->log, sizeof(s->log), "%s/%s.log", f->dir, name);
-	(void)unlink(s->sock);
-	assert_int_equal(pipe(ready), 0);
-	s->pid = fork();
-	assert_true(s->pid >= 0);
-	if (s->pid == 0) {
-		int fd, logfd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-		memset(&sa, 0, sizeof(sa));
-		sa.sun_family = AF_UNIX;
-		(void)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", s->sock);
-		if (logfd < 0 || lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-		    listen(lfd, 4) < 0)
-			_exit(1);
-		(void)write(ready[1], "y", 1);
-		for (;;) {
-			fd = accept(lfd, NULL, NULL);
-			if (fd < 0)
-				_exit(1);
-			while (read(fd, &c, 1) == 1) {
-				(void)write(logfd, &c, 1);
-				if (c == 'p' && mode == SRV_DIE)
-					_exit(0);
-				if (c == 'p' && mode == SRV_OK)
-					(void)write(fd, "P", 1);
-				if (c == 'r')
-					(void)write(fd, "R", 1);
-			}
-			(void)close(fd);
-		}
-	}
-	(void)close(ready[1]);
-	assert_int_equal(read(ready[0], &c, 1), 1);
-	(void)close(ready[0]);
-}
-
-static void srv_stop(struct srv *s)
-{
-	if (s->pid > 0) {
-		(void)kill(s->pid, SIGKILL);
-		(void)waitpid(s->pid, NULL, 0);
-	}
-	s->pid = 0;
-}
-
-/* What the server received so far. */
-static void srv_log(char *out, size_t len, const struct srv *s)
-{
-	int fd = open(s->log, O_RDONLY);
-	ssize_t n = fd >= 0 ? read(fd, out, len - 1) : 0;
-
-	if (fd >= 0)
-		(void)close(fd);
-	out[n > 0 ? n : 0] = '\0';
-}
-
 /* Waits up to @ms for the server log to become @want. */
-static bool srv_wait_log(const struct srv *s, const char *want, long ms)
+static bool srv_wait_log(const struct pause_server *s, const char *want, long ms)
 {
 	char got[64];
 
 	for (; ms > 0; ms -= 10) {
-		srv_log(got, sizeof(got), s);
+		pause_server_log(got, sizeof(got), s);
 		if (strcmp(got, want) == 0)
 			return true;
 		sleep_ms(10);
@@ -332,24 +253,24 @@ static void test_pause_resume(void **state)
 	struct fx *f = *state;
 	struct fence_hold *h = NULL;
 	struct rp_error err = { 0 };
-	struct srv s0, s1;
+	struct pause_server s0, s1;
 	char got[64];
 
-	srv_start(&s0, f, "s0", SRV_OK);
-	srv_start(&s1, f, "s1", SRV_OK);
+	pause_server_start(&s0, f->dir, "s0", PAUSE_SERVER_OK);
+	pause_server_start(&s1, f->dir, "s1", PAUSE_SERVER_OK);
 	reg(f, 0, RP_FENCE_PAUSE, s0.pid, s0.sock);
 	reg(f, 1, RP_FENCE_PAUSE, s1.pid, s1.sock);
 	assert_int_equal(fence_unfenced(NULL, 0, f->a, f->dev, 2), 0);
 	assert_int_equal(fence_pause(&h, f->a, f->dev, 2, &err), 0);
 	assert_non_null(h);
-	srv_log(got, sizeof(got), &s0);
+	pause_server_log(got, sizeof(got), &s0);
 	assert_string_equal(got, "p");
 	assert_int_equal(fence_resume(h, &err), 0);
 	assert_true(srv_wait_log(&s0, "pr", 2000));
 	assert_true(srv_wait_log(&s1, "pr", 2000));
 	assert_int_equal(fence_resume(NULL, &err), 0);
-	srv_stop(&s0);
-	srv_stop(&s1);
+	pause_server_stop(&s0);
+	pause_server_stop(&s1);
 }
 
 static void test_pause_timeout(void **state)
@@ -357,11 +278,11 @@ static void test_pause_timeout(void **state)
 	struct fx *f = *state;
 	struct fence_hold *h = NULL;
 	struct rp_error err = { 0 };
-	struct srv s0, s1;
+	struct pause_server s0, s1;
 
 	setenv("REPLUN_FENCE_TIMEOUT_MS", "300", 1);
-	srv_start(&s0, f, "t0", SRV_OK);
-	srv_start(&s1, f, "t1", SRV_SILENT);
+	pause_server_start(&s0, f->dir, "t0", PAUSE_SERVER_OK);
+	pause_server_start(&s1, f->dir, "t1", PAUSE_SERVER_SILENT);
 	reg(f, 0, RP_FENCE_PAUSE, s0.pid, s0.sock);
 	reg(f, 1, RP_FENCE_PAUSE, s1.pid, s1.sock);
 	assert_int_equal(fence_pause(&h, f->a, f->dev, 2, &err), RP_ETIMEOUT);
@@ -371,8 +292,8 @@ static void test_pause_timeout(void **state)
 	/* nothing stays paused: both got their resume */
 	assert_true(srv_wait_log(&s0, "pr", 2000));
 	assert_true(srv_wait_log(&s1, "pr", 2000));
-	srv_stop(&s0);
-	srv_stop(&s1);
+	pause_server_stop(&s0);
+	pause_server_stop(&s1);
 	unsetenv("REPLUN_FENCE_TIMEOUT_MS");
 }
 
@@ -381,29 +302,29 @@ static void test_server_dies_mid_pause(void **state)
 	struct fx *f = *state;
 	struct fence_hold *h = NULL;
 	struct rp_error err = { 0 };
-	struct srv s0, s1;
+	struct pause_server s0, s1;
 
-	srv_start(&s0, f, "d0", SRV_OK);
-	srv_start(&s1, f, "d1", SRV_DIE);
+	pause_server_start(&s0, f->dir, "d0", PAUSE_SERVER_OK);
+	pause_server_start(&s1, f->dir, "d1", PAUSE_SERVER_DIE);
 	reg(f, 0, RP_FENCE_PAUSE, s0.pid, s0.sock);
 	reg(f, 1, RP_FENCE_PAUSE, s1.pid, s1.sock);
 	assert_int_equal(fence_pause(&h, f->a, f->dev, 2, &err), RP_EIO);
 	assert_null(h);
 	assert_non_null(strstr(err.msg, "closed the pause control connection"));
 	assert_true(srv_wait_log(&s0, "pr", 2000));
-	srv_stop(&s0);
-	srv_stop(&s1);
+	pause_server_stop(&s0);
+	pause_server_stop(&s1);
 }
 
 static void test_watchdog_engine_dies(void **state)
 {
 	struct fx *f = *state;
-	struct srv s0, s1;
+	struct pause_server s0, s1;
 	int status = 0;
 	pid_t engine;
 
-	srv_start(&s0, f, "w0", SRV_OK);
-	srv_start(&s1, f, "w1", SRV_OK);
+	pause_server_start(&s0, f->dir, "w0", PAUSE_SERVER_OK);
+	pause_server_start(&s1, f->dir, "w1", PAUSE_SERVER_OK);
 	reg(f, 0, RP_FENCE_PAUSE, s0.pid, s0.sock);
 	reg(f, 1, RP_FENCE_PAUSE, s1.pid, s1.sock);
 	engine = fork();
@@ -421,8 +342,8 @@ static void test_watchdog_engine_dies(void **state)
 	/* the watchdog saw the engine's end of the socketpair close and resumed both */
 	assert_true(srv_wait_log(&s0, "pr", 3000));
 	assert_true(srv_wait_log(&s1, "pr", 3000));
-	srv_stop(&s0);
-	srv_stop(&s1);
+	pause_server_stop(&s0);
+	pause_server_stop(&s1);
 }
 
 static void test_watchdog_hold_limit(void **state)
@@ -430,11 +351,11 @@ static void test_watchdog_hold_limit(void **state)
 	struct fx *f = *state;
 	struct fence_hold *h = NULL;
 	struct rp_error err = { 0 };
-	struct srv s0, s1;
+	struct pause_server s0, s1;
 
 	setenv("REPLUN_FENCE_HOLD_MS", "300", 1);
-	srv_start(&s0, f, "h0", SRV_OK);
-	srv_start(&s1, f, "h1", SRV_OK);
+	pause_server_start(&s0, f->dir, "h0", PAUSE_SERVER_OK);
+	pause_server_start(&s1, f->dir, "h1", PAUSE_SERVER_OK);
 	reg(f, 0, RP_FENCE_PAUSE, s0.pid, s0.sock);
 	reg(f, 1, RP_FENCE_PAUSE, s1.pid, s1.sock);
 	assert_int_equal(fence_pause(&h, f->a, f->dev, 2, &err), 0);
@@ -444,8 +365,8 @@ static void test_watchdog_hold_limit(void **state)
 	assert_true(srv_wait_log(&s1, "pr", 3000));
 	assert_int_equal(fence_resume(h, &err), RP_ETIMEOUT);
 	assert_non_null(strstr(err.msg, "may not be write-order consistent"));
-	srv_stop(&s0);
-	srv_stop(&s1);
+	pause_server_stop(&s0);
+	pause_server_stop(&s1);
 	unsetenv("REPLUN_FENCE_HOLD_MS");
 }
 
@@ -455,14 +376,14 @@ static void test_copy_too_large(void **state)
 	struct fence_hold *h = NULL;
 	struct rp_error err = { 0 };
 	char why[RP_MSG_MAX];
-	struct srv s0, s1;
+	struct pause_server s0, s1;
 
 	if (f->a->drv->caps & ARRAY_CAP_REFLINK) {
 		skip(); /* O(1) clones: no size limit */
 		return;
 	}
-	srv_start(&s0, f, "c0", SRV_OK);
-	srv_start(&s1, f, "c1", SRV_OK);
+	pause_server_start(&s0, f->dir, "c0", PAUSE_SERVER_OK);
+	pause_server_start(&s1, f->dir, "c1", PAUSE_SERVER_OK);
 	reg(f, 0, RP_FENCE_PAUSE, s0.pid, s0.sock);
 	reg(f, 1, RP_FENCE_PAUSE, s1.pid, s1.sock);
 	setenv("REPLUN_FENCE_COPY_MAX_MB", "1", 1); /* the group holds 2 MiB */
@@ -471,15 +392,15 @@ static void test_copy_too_large(void **state)
 	assert_int_equal(fence_pause(&h, f->a, f->dev, 2, &err), RP_ENOTSUPPORTED);
 	assert_null(h);
 	assert_non_null(strstr(err.msg, "no reflink"));
-	srv_log(why, sizeof(why), &s0);
+	pause_server_log(why, sizeof(why), &s0);
 	assert_string_equal(why, ""); /* never paused */
 	setenv("REPLUN_FENCE_COPY_MAX_MB", "2", 1);
 	assert_int_equal(fence_unfenced(NULL, 0, f->a, f->dev, 2), 0);
 	assert_int_equal(fence_pause(&h, f->a, f->dev, 2, &err), 0);
 	assert_int_equal(fence_resume(h, &err), 0);
 	unsetenv("REPLUN_FENCE_COPY_MAX_MB");
-	srv_stop(&s0);
-	srv_stop(&s1);
+	pause_server_stop(&s0);
+	pause_server_stop(&s1);
 }
 
 static void test_tapdisk(void **state)
@@ -610,7 +531,7 @@ static void test_writers(void **state)
 	struct fence_hold *h = NULL;
 	struct rp_error err = { 0 };
 	char got[64], longw[RP_FENCE_WRITER_MAX];
-	struct srv s0, s1, s2;
+	struct pause_server s0, s1, s2;
 
 	/* writer names: empty, control characters, too long (also once escaped) refused */
 	assert_int_equal(regw(f, 0, "", RP_FENCE_NONE, getpid(), NULL, &err), RP_EINVAL);
@@ -625,9 +546,9 @@ static void test_writers(void **state)
 	assert_true(no_records(f));
 
 	/* two writers of device 0 (hosts sharing it), one of device 1: each has its record */
-	srv_start(&s0, f, "m0", SRV_OK);
-	srv_start(&s1, f, "m1", SRV_OK);
-	srv_start(&s2, f, "m2", SRV_OK);
+	pause_server_start(&s0, f->dir, "m0", PAUSE_SERVER_OK);
+	pause_server_start(&s1, f->dir, "m1", PAUSE_SERVER_OK);
+	pause_server_start(&s2, f->dir, "m2", PAUSE_SERVER_OK);
 	assert_int_equal(regw(f, 0, "OpaqueRef:host-a", RP_FENCE_PAUSE, s0.pid, s0.sock, &err), 0);
 	assert_int_equal(regw(f, 0, "OpaqueRef:host-b", RP_FENCE_PAUSE, s1.pid, s1.sock, &err), 0);
 	assert_int_equal(regw(f, 1, "OpaqueRef:host-a", RP_FENCE_PAUSE, s2.pid, s2.sock, &err), 0);
@@ -646,11 +567,11 @@ static void test_writers(void **state)
 	assert_int_equal(fence_unfenced(NULL, 0, f->a, f->dev, 2), 0);
 	assert_int_equal(fence_pause(&h, f->a, f->dev, 2, &err), 0);
 	assert_non_null(h);
-	srv_log(got, sizeof(got), &s0);
+	pause_server_log(got, sizeof(got), &s0);
 	assert_string_equal(got, "p");
-	srv_log(got, sizeof(got), &s1);
+	pause_server_log(got, sizeof(got), &s1);
 	assert_string_equal(got, "p");
-	srv_log(got, sizeof(got), &s2);
+	pause_server_log(got, sizeof(got), &s2);
 	assert_string_equal(got, "p");
 	assert_int_equal(fence_resume(h, &err), 0);
 	assert_true(srv_wait_log(&s0, "pr", 2000));
@@ -668,7 +589,7 @@ static void test_writers(void **state)
 	assert_int_equal(fence_resume(h, &err), 0);
 	assert_true(srv_wait_log(&s1, "prpr", 2000));
 	assert_true(srv_wait_log(&s2, "prpr", 2000));
-	srv_log(got, sizeof(got), &s0);
+	pause_server_log(got, sizeof(got), &s0);
 	assert_string_equal(got, "pr"); /* no longer a writer: not paused again */
 
 	/* a writer without a fence among several: unfenced names it, pausing refuses */
@@ -695,9 +616,9 @@ static void test_writers(void **state)
 	assert_int_equal(count_records(f, 1), 1);
 	assert_int_equal(rp_fence_unregister(f->a, f->dev[1].id, &err), 0);
 	assert_true(no_records(f));
-	srv_stop(&s0);
-	srv_stop(&s1);
-	srv_stop(&s2);
+	pause_server_stop(&s0);
+	pause_server_stop(&s1);
+	pause_server_stop(&s2);
 }
 
 static void test_writers_stale(void **state)
@@ -789,7 +710,7 @@ static void test_old_format(void **state)
 	struct fence_hold *h = NULL;
 	struct rp_error err = { 0 };
 	char why[RP_MSG_MAX], host[256] = "", self[300], got[64];
-	struct srv s0, s1;
+	struct pause_server s0, s1;
 
 	(void)gethostname(host, sizeof(host) - 1);
 	(void)snprintf(self, sizeof(self), "%s:%d", host, (int)getpid());
@@ -797,8 +718,8 @@ static void test_old_format(void **state)
 	write_old_record(f, 0, "none", getpid(), NULL);
 	assert_int_equal(fence_unfenced(why, sizeof(why), f->a, f->dev, 2), 1);
 	assert_non_null(strstr(why, f->dev[0].id));
-	srv_start(&s0, f, "o0", SRV_OK);
-	srv_start(&s1, f, "o1", SRV_OK);
+	pause_server_start(&s0, f->dir, "o0", PAUSE_SERVER_OK);
+	pause_server_start(&s1, f->dir, "o1", PAUSE_SERVER_OK);
 	write_old_record(f, 1, "pause", s1.pid, s1.sock);
 	assert_int_equal(fence_unfenced(NULL, 0, f->a, f->dev + 1, 1), 0);
 	assert_int_equal(fence_pause(&h, f->a, f->dev + 1, 1, &err), 0);
@@ -832,13 +753,13 @@ static void test_old_format(void **state)
 	assert_int_equal(regw(f, 1, "w", RP_FENCE_PAUSE, s1.pid, s1.sock, &err), 0);
 	assert_int_equal(count_records(f, 1), 1);
 	assert_true(has_record(f, 1, "w"));
-	srv_log(got, sizeof(got), &s0);
+	pause_server_log(got, sizeof(got), &s0);
 	assert_string_equal(got, "");
 	assert_int_equal(rp_fence_unregister(f->a, f->dev[0].id, &err), 0);
 	assert_int_equal(rp_fence_unregister(f->a, f->dev[1].id, &err), 0);
 	assert_true(no_records(f));
-	srv_stop(&s0);
-	srv_stop(&s1);
+	pause_server_stop(&s0);
+	pause_server_stop(&s1);
 }
 
 /* ---- real servers: nbdkit with the pause filter, qemu-nbd, a qemu-io client --------------- */

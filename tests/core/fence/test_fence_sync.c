@@ -9,16 +9,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -26,6 +22,7 @@
 #include "engine.h"
 #include "lock.h"
 #include "model.h"
+#include "pause_server.h"
 #include "replun/replun.h"
 #include "sync.h"
 
@@ -33,8 +30,7 @@ struct fx {
 	char dir[256];
 	struct rp_array *a, *b;
 	struct rp_device dev[2]; /* group "g" on A, replicated to B */
-	pid_t srv;               /* stand-in pause filter answering wrongly, 0 = none */
-	char sock[300];
+	struct pause_server srv; /* stand-in pause filter answering wrongly; pid 0 = none */
 };
 
 /* Warnings logged by this process (the foreground run). */
@@ -49,49 +45,6 @@ static void log_sink(enum rp_log_level level, const char *msg, void *payload)
 		(void)snprintf(logged + n, sizeof(logged) - n, "%s\n", msg);
 }
 
-/*
- * Forks a control socket server that answers a pause request wrongly: 'X' instead of 'P', then
- * closes the connection (its pid stays alive, so the fence is not stale).
- */
-static void srv_start_wrong(struct fx *f)
-{
-	struct sockaddr_un sa;
-	int lfd, fd, ready[2];
-	char c;
-
-	(void)snprintf(f->sock, sizeof(f->sock), "%s/wrong.ctl", f->dir);
-	assert_int_equal(pipe(ready), 0);
-	f->srv = fork();
-	assert_true(f->srv >= 0);
-	if (f->srv == 0) {
-		lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-		memset(&sa, 0, sizeof(sa));
-		sa.sun_family = AF_UNIX;
-		(void)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->sock);
-		if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-		    listen(lfd, 4) < 0)
-			_exit(1);
-		(void)write(ready[1], "y", 1);
-		for (;;) {
-			fd = accept(lfd, NULL, NULL);
-			if (fd < 0)
-				_exit(1);
-			while (read(fd, &c, 1) == 1) {
-				if (c == 'p') {
-					(void)write(fd, "X", 1);
-					break;
-				}
-				if (c == 'r')
-					(void)write(fd, "R", 1);
-			}
-			(void)close(fd);
-		}
-	}
-	(void)close(ready[1]);
-	assert_int_equal(read(ready[0], &c, 1), 1);
-	(void)close(ready[0]);
-}
-
 static void reg(struct fx *f, int i, int kind)
 {
 	struct rp_error err = { 0 };
@@ -100,10 +53,10 @@ static void reg(struct fx *f, int i, int kind)
 	memset(&fc, 0, sizeof(fc));
 	fc.kind = kind;
 	if (kind == RP_FENCE_PAUSE) {
-		if (f->srv <= 0)
-			srv_start_wrong(f);
-		fc.pid = f->srv;
-		(void)snprintf(fc.control, sizeof(fc.control), "%s", f->sock);
+		if (f->srv.pid <= 0)
+			pause_server_start(&f->srv, f->dir, "wrong", PAUSE_SERVER_WRONG);
+		fc.pid = f->srv.pid;
+		(void)snprintf(fc.control, sizeof(fc.control), "%s", f->srv.sock);
 		(void)snprintf(fc.server, sizeof(fc.server), "nbdkit");
 	} else {
 		fc.pid = getpid(); /* a live writer that cannot be paused */
@@ -148,10 +101,7 @@ static int teardown(void **state)
 	char cmd[300];
 
 	rp_log_set_sink(NULL, RP_LOG_ERROR, NULL);
-	if (f->srv > 0) {
-		(void)kill(f->srv, SIGKILL);
-		(void)waitpid(f->srv, NULL, 0);
-	}
+	pause_server_stop(&f->srv);
 	rp_array_close(f->a);
 	rp_array_close(f->b);
 	(void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
@@ -252,7 +202,8 @@ static void writer_after_start(struct fx *f, int kind, const char *want)
 	int lfd = -1;
 
 	if (kind == RP_FENCE_PAUSE)
-		srv_start_wrong(f); /* before the lock: a forked child would hold it too */
+		/* before the lock: a forked child would hold it too */
+		pause_server_start(&f->srv, f->dir, "wrong", PAUSE_SERVER_WRONG);
 	assert_int_equal(lock_group(f->a, "g", &lfd, &e), 0);
 	start(f, false, sid, iw, sizeof(iw));
 	assert_string_equal(iw, ""); /* nothing to warn about yet */
