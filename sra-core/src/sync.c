@@ -309,9 +309,9 @@ struct sync_dev {
 	 */
 	char rpcopy[ARRAY_OBJ_MAX];
 	/*
-	 * Full copy from a reflink array: the source LUN's live object, which the snapshot was
-	 * cloned from; the mover may take the snapshot's data from its cached pages
-	 * (sync_from_origin). "" = not known.
+	 * Reflink source array: the source LUN's live object, which the snapshot was cloned from;
+	 * the mover may take the snapshot's data from its cached pages (sync_from_origin).
+	 * "" = not known.
 	 */
 	char origin_obj[ARRAY_OBJ_MAX];
 };
@@ -969,7 +969,7 @@ static int sync_collect(struct sync_ctx *c, struct rp_error *err)
 			}
 		}
 		d->origin_obj[0] = '\0';
-		if (!d->src_base[0]) {
+		if (c->src->drv->caps & ARRAY_CAP_REFLINK) {
 			struct model_device sd;
 
 			/* best effort: without it the mover reads the snapshot */
@@ -1032,7 +1032,7 @@ struct sync_pipe {
 	/* ->read, or ->read_uncached for a snapshot whose pages are cold (sync_read_uncached) */
 	int (*read)(struct array *a, const char *obj, uint64_t off, void *buf, size_t len,
 	            struct rp_error *err);
-	/* ->read_snapshot instead, with the live LUN as the origin (sync_from_origin) */
+	/* ->read_snapshot instead (@read unused), the live LUN as the origin (sync_from_origin) */
 	bool from_origin;
 	struct array_origin origin;
 	int64_t read_us;  /* reader: time in ->read */
@@ -1235,16 +1235,17 @@ static bool sync_read_uncached(const struct sync_ctx *c, const struct sync_dev *
 }
 
 /*
- * Take a full copy's data from the live LUN's cached pages where the driver proves them equal
- * to the snapshot's (->read_snapshot; file array on xfs)? A fresh reflink snapshot is cold
- * while the LUN is often warm; reading the snapshot goes to the device, copying the LUN's pages
- * does not (docs/internals/sync.md "Reading the source snapshot"). Same cases as
- * sync_read_uncached; not with REPLUN_SYNC_NO_ORIGIN.
+ * Take the snapshot's data from the live LUN's cached pages where the driver proves them equal
+ * to the snapshot's (->read_snapshot; file array on xfs), reading the snapshot directly
+ * elsewhere? A fresh reflink snapshot is cold while the LUN is often warm (a full copy of a LUN
+ * in use; an incremental's ranges were just written): reading the snapshot goes to the device,
+ * copying the LUN's pages does not (docs/internals/sync.md "Reading the source snapshot"). Not
+ * with REPLUN_SYNC_NO_ORIGIN.
  */
 static bool sync_from_origin(const struct sync_ctx *c, const struct sync_dev *d)
 {
-	return sync_read_uncached(c, d) && c->src->drv->ops->read_snapshot && d->origin_obj[0] &&
-	       !(getenv(SYNC_ENV_NO_ORIGIN) && *getenv(SYNC_ENV_NO_ORIGIN));
+	return (c->src->drv->caps & ARRAY_CAP_REFLINK) && c->src->drv->ops->read_snapshot &&
+	       d->origin_obj[0] && !(getenv(SYNC_ENV_NO_ORIGIN) && *getenv(SYNC_ENV_NO_ORIGIN));
 }
 
 /*
@@ -1498,9 +1499,12 @@ out_destroy:
 	       "background flushes %lld ms; final flush %lld ms; progress rows %u (%lld ms); "
 	       "total %lld ms",
 	       c->row.id, d->src, (long long)(t_pipe - t_start) / 1000,
-	       p.read == so->read ? "cached" : "uncached", origin_note, (long long)p.read_us / 1000,
-	       (long long)p.stall_us / 1000, (long long)write_us / 1000, (long long)wait_us / 1000,
-	       (long long)fl.flush_us / 1000, (long long)final_us / 1000, c->updates - updates0,
+	       p.from_origin        ? "origin"
+	       : p.read == so->read ? "cached"
+	                            : "uncached",
+	       origin_note, (long long)p.read_us / 1000, (long long)p.stall_us / 1000,
+	       (long long)write_us / 1000, (long long)wait_us / 1000, (long long)fl.flush_us / 1000,
+	       (long long)final_us / 1000, c->updates - updates0,
 	       (long long)(c->update_us - update_us0) / 1000,
 	       (long long)(sync_now_us() - t_start) / 1000);
 	return 0;
