@@ -322,6 +322,37 @@ static void test_meta__txn_and_seq(void **state)
 	meta_close(db);
 }
 
+/* meta_durable switches commits between synced (FULL, the default) and unsynced (NORMAL). */
+static void test_meta__durable(void **state)
+{
+	struct mfx *m = *state;
+	struct rp_error err = { 0 };
+	sqlite3 *db = NULL, *db2 = NULL;
+	int64_t sync = -1;
+	char *v = NULL;
+
+	assert_int_equal(meta_open(&db, m->db, true, 0, &err), 0);
+	assert_int_equal(meta_query_int(&sync, db, &err, "PRAGMA synchronous", ""), 0);
+	assert_int_equal(sync, 2); /* FULL */
+	assert_int_equal(meta_durable(db, false, &err), 0);
+	assert_int_equal(meta_query_int(&sync, db, &err, "PRAGMA synchronous", ""), 0);
+	assert_int_equal(sync, 1); /* NORMAL */
+	/* an unsynced commit is still a commit: another connection sees it at once */
+	assert_int_equal(meta_set(db, "progress", "42", &err), 0);
+	assert_int_equal(meta_open(&db2, m->db, false, 0, &err), 0);
+	assert_int_equal(meta_get(&v, db2, "progress", &err), 0);
+	assert_string_equal(v, "42");
+	rp_free(v);
+	assert_int_equal(meta_durable(db, true, &err), 0);
+	assert_int_equal(meta_query_int(&sync, db, &err, "PRAGMA synchronous", ""), 0);
+	assert_int_equal(sync, 2);
+	/* per connection: the other one never changed */
+	assert_int_equal(meta_query_int(&sync, db2, &err, "PRAGMA synchronous", ""), 0);
+	assert_int_equal(sync, 2);
+	meta_close(db2);
+	meta_close(db);
+}
+
 static void test_meta__busy_is_ebusy(void **state)
 {
 	struct mfx *m = *state;
@@ -390,6 +421,7 @@ int model_meta_tests(void)
 		cmocka_unit_test_setup_teardown(test_meta__missing_and_garbage, mfx_setup,
 		                                mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_meta__txn_and_seq, mfx_setup, mfx_teardown),
+		cmocka_unit_test_setup_teardown(test_meta__durable, mfx_setup, mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_meta__busy_is_ebusy, mfx_setup, mfx_teardown),
 		cmocka_unit_test_setup_teardown(test_meta__bind_helpers, mfx_setup, mfx_teardown),
 	};
