@@ -59,7 +59,8 @@ struct array_obj_stat {
 struct array_origin {
 	const char *obj; /* the snapshot's origin (the live LUN), or NULL: read the snapshot */
 	bool written;    /* out, sticky: the origin was seen written since; it is not tried again */
-	uint64_t bytes;  /* out, summed: bytes that came from the origin's cached pages */
+	unsigned cold;  /* driver's: ranges in a row whose pages were not cached (it may give up) */
+	uint64_t bytes; /* out, summed: bytes that came from the origin's cached pages */
 };
 
 /*

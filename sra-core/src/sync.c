@@ -488,7 +488,7 @@ struct sync_ctx {
 static int sync_progress(struct sync_ctx *c, bool force, struct rp_error *err)
 {
 	int64_t now = rp_now_ms(), t0;
-	int changes = 0, progress, rc;
+	int changes = 0, progress, rc, rc2;
 
 	if (!force && c->done - c->last_update_bytes < SYNC_UPDATE_BYTES &&
 	    now - c->last_update_ms < SYNC_UPDATE_MS)
@@ -511,8 +511,9 @@ static int sync_progress(struct sync_ctx *c, bool force, struct rp_error *err)
 		        "UPDATE sync_sessions SET bytes_total = ?, bytes_done = ?, progress = ?,"
 		        " heartbeat_ms = ? WHERE id = ? AND status = 0",
 		        "uubit", c->total, c->done, progress, now, c->row.id);
-	if (meta_durable(c->tgt->db, true, rc < 0 ? NULL : err) < 0 && rc == 0)
-		rc = RP_ERROR;
+	rc2 = meta_durable(c->tgt->db, true, rc < 0 ? NULL : err);
+	if (rc == 0)
+		rc = rc2;
 	if (rc < 0)
 		return rc;
 	if (changes == 0) {

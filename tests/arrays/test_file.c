@@ -496,6 +496,7 @@ static void test_file__read_snapshot(void **state)
 	char *img = malloc(size), *buf = aligned_alloc(BLK, size), *blk = aligned_alloc(BLK, BLK);
 	struct array_origin o;
 	bool xfs = origin_reads_expected(f);
+	size_t k;
 	int fd;
 
 	printf("checking ->read_snapshot returns the snapshot's data whatever the origin does "
@@ -533,6 +534,13 @@ static void test_file__read_snapshot(void **state)
 		assert_int_equal(o.bytes, 0);
 		assert_false(o.written);
 		assert_true(drop_cache(f, "lun", size)); /* still nothing cached */
+		printf("# after 64 cold ranges in a row the origin is not tried again\n");
+		for (k = 0; k < 64; k++)
+			check_snapread(f, &o, k * BLK, BLK, buf, img);
+		warm(f, "lun", size, buf);
+		check_snapread(f, &o, 0, MIB, buf, img);
+		assert_int_equal(o.bytes, 0);
+		assert_false(o.written);
 	} else {
 		printf("# (the kernel kept the clean pages cached: part skipped)\n");
 	}
