@@ -16,12 +16,13 @@
  *   written through a shared mapping are marked dirty before the store lands) and waits for
  *   the write-back, whose end moves the mapping to the new blocks.
  * - If every byte of the range still maps to the snapshot's own block at the same offset,
- *   nothing written since the clone reached the copied pages. A direct-I/O write still in
- *   flight writes a new block and leaves the old one (and its cached page) as it was.
- * Holes and unwritten or delayed extents never qualify: a hole can come back after a write and
- * a punch, so it proves nothing. Any difference marks the origin written (sticky: the check's
- * write-back is not repeated against a busy LUN) and the range is read from the snapshot. Only
- * pages already cached are used (mincore), so a cold origin costs no read of it and its cache
+ *   nothing written since the clone reached the copied pages. As a second, independent check
+ *   the origin's ctime must still be older than the snapshot's birth (origin_unchanged_since). A
+ * direct-I/O write still in flight writes a new block and leaves the old one (and its cached page)
+ * as it was. Holes and unwritten or delayed extents never qualify: a hole can come back after a
+ * write and a punch, so it proves nothing. Any difference marks the origin written (sticky: the
+ * check's write-back is not repeated against a busy LUN) and the range is read from the snapshot.
+ * Only pages already cached are used (mincore), so a cold origin costs no read of it and its cache
  * stays as it was (and after ORIGIN_COLD_MAX such ranges in a row it is not tried again).
  */
 #include <errno.h>
@@ -111,6 +112,27 @@ static bool origin_cached(int fd, uint64_t off, size_t len)
 	return all;
 }
 
+/*
+ * Was @ofd (the origin) changed since @sfd (its snapshot) was created? Every write (buffered,
+ * mapped at its first store after a write-back, direct) updates the ctime before its data
+ * lands, and timestamps handed out never go backwards, so a ctime strictly before the
+ * snapshot's birth proves no write began since the clone. This also covers what the extent map
+ * cannot: a copy-on-write write-back that failed leaves the old mapping under a page holding
+ * the new data. Without a birth time (or on any error) nothing is proven.
+ */
+static bool origin_unchanged_since(int ofd, int sfd)
+{
+	struct statx o, s;
+
+	if (statx(ofd, "", AT_EMPTY_PATH, STATX_CTIME, &o) < 0 ||
+	    statx(sfd, "", AT_EMPTY_PATH, STATX_BTIME, &s) < 0 || !(o.stx_mask & STATX_CTIME) ||
+	    !(s.stx_mask & STATX_BTIME))
+		return false;
+	return o.stx_ctime.tv_sec < s.stx_btime.tv_sec ||
+	       (o.stx_ctime.tv_sec == s.stx_btime.tv_sec &&
+	        o.stx_ctime.tv_nsec < s.stx_btime.tv_nsec);
+}
+
 int file_read_snapshot(struct array *a, const char *snap, struct array_origin *origin, uint64_t off,
                        void *buf, size_t len, struct rp_error *err)
 {
@@ -149,7 +171,7 @@ int file_read_snapshot(struct array *a, const char *snap, struct array_origin *o
 		goto snapshot; /* a hole or unwritten range in the snapshot: proves nothing */
 	if (file_pread_full(ofd, buf, len, off) < 0 ||
 	    file_fmap_get(&om, ofd, origin->obj, off, len, true, NULL) < 0 ||
-	    !origin_same_blocks(&sm, &om, off, len)) {
+	    !origin_same_blocks(&sm, &om, off, len) || !origin_unchanged_since(ofd, sfd)) {
 		origin->written = true;
 		goto snapshot;
 	}

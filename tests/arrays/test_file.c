@@ -481,9 +481,14 @@ static bool drop_cache(struct fx *f, const char *obj, size_t size)
 	return gone;
 }
 
-/* A fresh "snap" of "lun" (whose content is @img), with "lun" cached again. */
+/*
+ * A fresh "snap" of "lun" (whose content is @img), with "lun" cached again. The LUN's last
+ * change is made a few clock ticks older than the snapshot first: a ctime in the snapshot's
+ * own tick does not prove the LUN unchanged since (file_origin.c, origin_unchanged_since).
+ */
 static void resnap(struct fx *f, size_t size, char *buf)
 {
+	(void)usleep(30000);
 	(void)OPS(f)->obj_delete(f->a, "snap", NULL);
 	assert_int_equal(OPS(f)->clone(f->a, "lun", "snap", E(f)), 0);
 	warm(f, "lun", size, buf);
@@ -519,6 +524,24 @@ static void test_file__read_snapshot(void **state)
 	check_snapread(f, &o, MIB + 100, 3 * BLK + 7, buf + 1, img); /* unaligned */
 	assert_false(o.written);
 	assert_int_equal(o.bytes, xfs ? size + 3 * BLK + 7 : 0);
+
+	printf("# a change of the origin's ctime alone (chmod) since the snapshot: not proven "
+	       "unchanged, the snapshot is read\n");
+	resnap(f, size, buf);
+	{
+		char path[1024];
+		struct stat sb;
+
+		assert_int_equal(OPS(f)->obj_path(path, sizeof(path), f->a, "lun", E(f)), 0);
+		assert_int_equal(stat(path, &sb), 0);
+		assert_int_equal(chmod(path, sb.st_mode & 07777), 0); /* same mode, new ctime */
+		memset(&o, 0, sizeof(o));
+		o.obj = "lun";
+		check_snapread(f, &o, 0, MIB, buf, img);
+		assert_int_equal(o.bytes, 0);
+		assert_int_equal(o.written, xfs);
+	}
+	resnap(f, size, buf);
 
 	printf("# no origin: the snapshot is read\n");
 	check_snapread(f, NULL, 0, size, buf, img);
@@ -606,9 +629,12 @@ static void test_file__read_snapshot(void **state)
 	(void)close(fd);
 	memset(&o, 0, sizeof(o));
 	o.obj = "lun";
-	check_snapread(f, &o, 0, MIB, buf, img);
-	assert_int_equal(o.bytes, xfs ? MIB : 0); /* below the new end it still holds */
-	check_snapread(f, &o, 4 * MIB, 4 * MIB, buf, img);
+	check_snapread(f, &o, 4 * MIB, 4 * MIB, buf, img); /* past the origin's new end */
+	assert_int_equal(o.written, xfs);
+	memset(&o, 0, sizeof(o));
+	o.obj = "lun";
+	check_snapread(f, &o, 0, MIB, buf, img); /* below it: blocks kept, but its ctime moved */
+	assert_int_equal(o.bytes, 0);
 	assert_int_equal(o.written, xfs);
 
 	printf("# errors: missing snapshot, bad origin name, range past the end; a missing "

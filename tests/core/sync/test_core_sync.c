@@ -528,6 +528,8 @@ static bool origin_reads(const struct fx *f)
 static void mover_full_sync(struct fx *f, bool no_origin, char line[1024])
 {
 	punch_lun(f, 3 * MIB, MIB);
+	/* the LUN's last change ticks before the snapshot's birth: its pages can be proven */
+	(void)usleep(30000);
 	setenv(SYNC_ENV_NO_SHARE, "1", 1);
 	if (no_origin)
 		setenv(SYNC_ENV_NO_ORIGIN, "1", 1);
