@@ -16,14 +16,15 @@
  *   written through a shared mapping are marked dirty before the store lands) and waits for
  *   the write-back, whose end moves the mapping to the new blocks.
  * - If every byte of the range still maps to the snapshot's own block at the same offset,
- *   nothing written since the clone reached the copied pages. As a second, independent check
- *   the origin's ctime must still be older than the snapshot's birth (origin_unchanged_since). A
- * direct-I/O write still in flight writes a new block and leaves the old one (and its cached page)
- * as it was. Holes and unwritten or delayed extents never qualify: a hole can come back after a
- * write and a punch, so it proves nothing. Any difference marks the origin written (sticky: the
- * check's write-back is not repeated against a busy LUN) and the range is read from the snapshot.
- * Only pages already cached are used (mincore), so a cold origin costs no read of it and its cache
- * stays as it was (and after ORIGIN_COLD_MAX such ranges in a row it is not tried again).
+ *   nothing written since the clone reached the copied pages. A direct-I/O write still in
+ *   flight writes a new block and leaves the old one (and its cached page) as it was.
+ * - Independently, the origin's ctime must still be older than the snapshot's birth
+ *   (origin_unchanged_since): a second proof, which also covers a failed write-back.
+ * Holes and unwritten or delayed extents never qualify: a hole can come back after a write and
+ * a punch, so it proves nothing. Any difference marks the origin written (sticky: the check's
+ * write-back is not repeated against a busy LUN) and the range is read from the snapshot. Only
+ * pages already cached are used (mincore), so a cold origin costs no read of it and its cache
+ * stays as it was (after ORIGIN_COLD_MAX such ranges in a row it is not tried again).
  */
 #include <errno.h>
 #include <fcntl.h>
