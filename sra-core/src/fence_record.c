@@ -517,6 +517,15 @@ static int fence_rec_upgrade_locked(const char *id, const char *dir, const char 
 	return 0;
 }
 
+/* The device id and writer name of a register or unregister call; @file gets the record's. */
+static int fence_rec_args(char file[FENCE_FILE_MAX + 1], const char *id, const char *writer,
+                          struct rp_error *err)
+{
+	int rc = rp_id_check(id, "device id", err);
+
+	return rc < 0 ? rc : fence_rec_writer_check(file, id, writer, err);
+}
+
 int fence_rec_register(struct rp_array *a, const char *id, const char *writer,
                        const struct rp_fence *f, struct rp_error *err)
 {
@@ -526,10 +535,7 @@ int fence_rec_register(struct rp_array *a, const char *id, const char *writer,
 	char state = 0;
 	int rc, fd = -1;
 
-	rc = rp_id_check(id, "device id", err);
-	if (rc < 0)
-		return rc;
-	rc = fence_rec_writer_check(file, id, writer, err);
+	rc = fence_rec_args(file, id, writer, err);
 	if (rc < 0)
 		return rc;
 	rc = fence_rec_check(f, err);
@@ -584,10 +590,7 @@ int fence_rec_unregister(struct rp_array *a, const char *id, const char *writer,
 	struct fence_rec r;
 	int rc, fd = -1;
 
-	rc = rp_id_check(id, "device id", err);
-	if (rc < 0)
-		return rc;
-	rc = fence_rec_writer_check(file, id, writer, err);
+	rc = fence_rec_args(file, id, writer, err);
 	if (rc < 0)
 		return rc;
 	rc = fence_rec_lock(&fd, dir, a, false, err);
