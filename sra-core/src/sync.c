@@ -1228,6 +1228,8 @@ static int sync_rpcopy_write(struct sync_ctx *c, struct sync_dev *d, uint64_t of
  * mover's buffers (docs/benchmarks.md, "Full sync of a 1 GiB LUN"). Only for full copies:
  * an incremental reads scattered small ranges, where the cache's read-ahead may help. Without
  * reflink the snapshot is a copy just written, so its pages are in the cache: read them there.
+ * Used when the mover does not read through ->read_snapshot (sync_from_origin), whose own
+ * fallback for ranges it cannot take from the LUN is a direct read, incrementals included.
  */
 static bool sync_read_uncached(const struct sync_ctx *c, const struct sync_dev *d)
 {
