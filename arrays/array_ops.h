@@ -63,6 +63,13 @@ struct array_origin {
 	uint64_t bytes; /* out, summed: bytes that came from the origin's cached pages */
 };
 
+/* One range of ->copy_ranges: @len bytes at @src_off of the source go to @dst_off. */
+struct array_remap {
+	uint64_t src_off;
+	uint64_t dst_off;
+	uint64_t len;
+};
+
 /*
  * The driver vtable. Every function returns 0 or a negative enum rp_code with @err set.
  * Slots marked optional may be NULL; the core then answers RP_ENOTSUPPORTED or uses a generic
@@ -153,6 +160,21 @@ struct array_ops {
 	 */
 	int (*clone_from)(struct array *a, const char *dst, struct array *src_a, const char *src,
 	                  struct rp_error *err);
+
+	/*
+	 * Optional: makes each range @r[i] of object @dst equal to that range of object @src
+	 * (both of @a, not the same object), in order: the result of ->read from @src and
+	 * ->write to @dst, range by range, with the same checks (every range inside both
+	 * objects, @dst writable). Where the driver can, the blocks are shared copy-on-write
+	 * instead of copied (file array with reflink: FICLONERANGE for ranges aligned to the
+	 * filesystem's block; holes of @src stay holes), so no data passes through memory and
+	 * nothing is left for write-back. Durable after ->flush of @dst, like a write.
+	 * @shared (out, may be NULL): bytes shared rather than copied. On an error some ranges
+	 * may be done, as with a failed write.
+	 */
+	int (*copy_ranges)(struct array *a, const char *src, const char *dst,
+	                   const struct array_remap *r, size_t n, uint64_t *shared,
+	                   struct rp_error *err);
 };
 
 /* An open array as the core sees it: driver, its private state, where it lives. */

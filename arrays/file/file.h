@@ -124,6 +124,11 @@ int file_checksum(char out[40], struct array *a, const char *obj, struct rp_erro
 int file_pread_full(int fd, void *buf, size_t len, uint64_t off);
 int file_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
+/* file_ranges.c */
+/* ->copy_ranges: FICLONERANGE for aligned ranges on reflink filesystems, else pread/pwrite. */
+int file_copy_ranges(struct array *a, const char *src, const char *dst, const struct array_remap *r,
+                     size_t n, uint64_t *shared, struct rp_error *err);
+
 /* file_origin.c */
 /* ->read_snapshot: the snapshot's data, from its origin's cached pages where provably equal. */
 int file_read_snapshot(struct array *a, const char *snap, struct array_origin *origin, uint64_t off,

@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -844,6 +847,127 @@ out:
 	free(w);
 }
 
+/* FIEMAP of @obj at @off: true when the block there is shared with another file. */
+static bool block_shared(struct fx *f, const char *obj, uint64_t off)
+{
+	struct {
+		struct fiemap fm;
+		struct fiemap_extent ext[1];
+	} q;
+	char path[1024];
+	bool shared;
+	int fd;
+
+	assert_int_equal(OPS(f)->obj_path(path, sizeof(path), f->a, obj, E(f)), 0);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	memset(&q, 0, sizeof(q));
+	q.fm.fm_start = off;
+	q.fm.fm_length = BLK;
+	q.fm.fm_flags = FIEMAP_FLAG_SYNC;
+	q.fm.fm_extent_count = 1;
+	assert_int_equal(ioctl(fd, FS_IOC_FIEMAP, &q.fm), 0);
+	shared = q.fm.fm_mapped_extents == 1 && (q.ext[0].fe_flags & FIEMAP_EXTENT_SHARED);
+	(void)close(fd);
+	return shared;
+}
+
+static void test_file__copy_ranges(void **state)
+{
+	struct fx *f = *state;
+	const size_t size = 8 * MIB;
+	char *src = malloc(size), *dst = malloc(size), *got = malloc(size);
+	struct array_remap r[] = {
+		{ 0, 5 * MIB, BLK },                 /* aligned: shared on reflink */
+		{ 3 * BLK, 7 * MIB + BLK, 2 * BLK }, /* aligned */
+		{ 100, 6 * MIB + 7, 1000 },          /* unaligned: copied */
+		{ 2 * MIB, MIB, 64 * 1024 },         /* a hole of src: reads as zeros after */
+		{ 9 * BLK, 4 * BLK, 0 },             /* empty */
+		{ 20 * BLK, 5 * MIB, BLK },          /* same place as the first: the later wins */
+		{ 4 * MIB, 4 * MIB, MIB },           /* one large aligned range */
+	};
+	const size_t n = sizeof(r) / sizeof(r[0]);
+	struct array_remap bad;
+	uint64_t shared = 1, want_shared = 0;
+	bool reflink = (f->a->caps & ARRAY_CAP_REFLINK) != 0;
+	char sum[40], sum2[40];
+	size_t i;
+
+	printf("checking ->copy_ranges copies ranges in order (%s), and bad input changes "
+	       "nothing\n",
+	       reflink ? "aligned ones shared" : "all copied");
+	assert_non_null(src);
+	assert_non_null(dst);
+	assert_non_null(got);
+	assert_non_null(OPS(f)->copy_ranges);
+	fill_random(src, size);
+	memset(src + 2 * MIB, 0, MIB); /* left as a hole below */
+	fill_random(dst, size);
+	assert_int_equal(OPS(f)->obj_create(f->a, "src", size, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "src", 0, src, 2 * MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "src", 3 * MIB, src + 3 * MIB, 5 * MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->obj_create(f->a, "dst", size, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "dst", 0, dst, size, E(f)), 0);
+	for (i = 0; i < n; i++) {
+		memcpy(dst + r[i].dst_off, src + r[i].src_off, (size_t)r[i].len);
+		if (reflink && (r[i].src_off | r[i].dst_off | r[i].len) % BLK == 0)
+			want_shared += r[i].len;
+	}
+	assert_int_equal(OPS(f)->copy_ranges(f->a, "src", "dst", r, n, &shared, E(f)), 0);
+	assert_int_equal(shared, want_shared);
+	assert_int_equal(OPS(f)->flush(f->a, "dst", E(f)), 0);
+	assert_int_equal(OPS(f)->read(f->a, "dst", 0, got, size, E(f)), 0);
+	assert_memory_equal(got, dst, size);
+	if (reflink) {
+		printf("# the aligned ranges share the source's blocks (FIEMAP)\n");
+		assert_true(block_shared(f, "dst", 7 * MIB + BLK));
+		assert_true(block_shared(f, "dst", 4 * MIB + 8 * BLK));
+		assert_false(block_shared(f, "dst", 6 * MIB + 32 * BLK));
+	}
+	printf("# both objects stay independent\n");
+	fill_random(got, MIB);
+	assert_int_equal(OPS(f)->write(f->a, "src", 4 * MIB, got, MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "dst", 0, got, BLK, E(f)), 0);
+	memcpy(dst, got, BLK);
+	assert_int_equal(OPS(f)->read(f->a, "dst", 0, got, size, E(f)), 0);
+	assert_memory_equal(got, dst, size);
+	assert_int_equal(OPS(f)->read(f->a, "src", 0, got, BLK, E(f)), 0);
+	assert_memory_equal(got, src, BLK);
+
+	printf("# bad input: an error, and the destination is unchanged\n");
+	assert_int_equal(OPS(f)->checksum(sum, f->a, "dst", E(f)), 0);
+	assert_int_equal(OPS(f)->copy_ranges(f->a, "nope", "dst", r, n, NULL, E(f)), RP_ENOTFOUND);
+	assert_int_equal(OPS(f)->copy_ranges(f->a, "src", "nope", r, n, NULL, E(f)), RP_ENOTFOUND);
+	assert_int_equal(OPS(f)->copy_ranges(f->a, "dst", "dst", r, n, NULL, E(f)), RP_EINVAL);
+	assert_int_equal(OPS(f)->copy_ranges(f->a, "src", "../dst", r, n, NULL, E(f)), RP_EINVAL);
+	/* the last range reaches past the end of the source: nothing before it is done either */
+	bad = (struct array_remap){ size - BLK, 0, 2 * BLK };
+	{
+		struct array_remap two[2] = { r[0], bad };
+
+		assert_int_equal(OPS(f)->copy_ranges(f->a, "src", "dst", two, 2, NULL, E(f)),
+		                 RP_EINVAL);
+		assert_non_null(strstr(f->err.msg, "beyond the end"));
+		two[1] = (struct array_remap){ 0, size, BLK };
+		assert_int_equal(OPS(f)->copy_ranges(f->a, "src", "dst", two, 2, NULL, E(f)),
+		                 RP_EINVAL);
+		two[1] = (struct array_remap){ 0, BLK, UINT64_MAX };
+		assert_int_equal(OPS(f)->copy_ranges(f->a, "src", "dst", two, 2, NULL, E(f)),
+		                 RP_EINVAL);
+	}
+	assert_int_equal(OPS(f)->obj_set_readonly(f->a, "dst", true, E(f)), 0);
+	assert_int_equal(OPS(f)->copy_ranges(f->a, "src", "dst", r, n, NULL, E(f)), RP_EPERM);
+	assert_int_equal(OPS(f)->checksum(sum2, f->a, "dst", E(f)), 0);
+	assert_string_equal(sum2, sum);
+	assert_int_equal(OPS(f)->copy_ranges(f->a, "src", "dst", r, 0, &shared, E(f)), RP_EPERM);
+	assert_int_equal(OPS(f)->obj_set_readonly(f->a, "dst", false, E(f)), 0);
+	assert_int_equal(OPS(f)->copy_ranges(f->a, "src", "dst", r, 0, &shared, E(f)), 0);
+	assert_int_equal(shared, 0);
+	free(src);
+	free(dst);
+	free(got);
+}
+
 static void test_file__reflink_detection(void **state)
 {
 	struct fx *f = *state;
@@ -1302,6 +1426,7 @@ int main(void)
 		T(test_file__read_snapshot),
 		T(test_file__read_snapshot_race),
 		T(test_file__clone_from),
+		T(test_file__copy_ranges),
 		T(test_file__reflink_detection),
 		T(test_file__changed_extents_exact),
 		T(test_file__holes_reported_zero),
