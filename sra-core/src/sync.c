@@ -1647,11 +1647,20 @@ static int sync_copy_meta(struct rp_array *src, const char *sid, struct rp_array
 /* In-place apply with an undo object (incremental sync)                                       */
 
 /*
- * Undo object "undo-<session>-<tgt dev>": a header of SYNC_UNDO_HDR bytes rounded up to 4 KiB
- * (magic, number of ranges, object size, then offset/length pairs, host byte order), then the
- * old contents of those ranges, packed in order.
+ * Undo object "undo-<session>-<tgt dev>", two kinds:
+ * - with data (SYNC_UNDO_MAGIC): a header rounded up to 4 KiB (magic, number of ranges, object
+ *   size, then offset/length pairs, host byte order), then the old contents of those ranges,
+ *   packed in order;
+ * - by reference (SYNC_UNDO_REF_MAGIC), when the target array has ->copy_ranges: the header
+ *   names the target's base object (UNDO_REF_NAME bytes, NUL-padded, before the pairs) and
+ *   nothing follows. The old contents are that object's: a target's live object equals its
+ *   base when an apply starts (sync_pick_inplace), and the base stays until the session
+ *   commits or is rolled back. Writing it costs no read of the live object, no data write and
+ *   no data flush.
  */
 #define SYNC_UNDO_MAGIC "RPUNDO01"
+#define SYNC_UNDO_REF_MAGIC "RPUNDOR1"
+#define UNDO_REF_NAME 136
 
 struct undo_hdr {
 	char magic[8];
@@ -1659,13 +1668,19 @@ struct undo_hdr {
 	uint64_t size;
 };
 
-static uint64_t undo_hdr_len(uint64_t n)
+static uint64_t undo_hdr_len(uint64_t n, bool ref)
 {
-	return (sizeof(struct undo_hdr) + n * 16 + 4095) / 4096 * 4096;
+	return (sizeof(struct undo_hdr) + (ref ? UNDO_REF_NAME : 0) + n * 16 + 4095) / 4096 * 4096;
 }
 
 /* Tests only (SYNC_ENV_CRASH "apply:N"): the worker _exits after N in-place writes. */
 static long sync_crash_writes = -1;
+
+static void sync_crash_point(void)
+{
+	if (sync_crash_writes >= 0 && sync_crash_writes-- == 0)
+		_exit(9);
+}
 
 static bool buf_is_zero(const char *p, size_t n)
 {
@@ -1718,8 +1733,8 @@ static int sync_scatter(struct rp_array *a, const char *from, uint64_t from_off,
 				rc = o->punch(a->drv, to, off, k, err);
 			else
 				rc = o->write(a->drv, to, off, buf + bpos, k, err);
-			if (!punch_zero && sync_crash_writes >= 0 && sync_crash_writes-- == 0)
-				_exit(9);
+			if (!punch_zero)
+				sync_crash_point();
 			bpos += k;
 			off += k;
 		}
@@ -1727,11 +1742,66 @@ static int sync_scatter(struct rp_array *a, const char *from, uint64_t from_off,
 	return rc;
 }
 
-/* Writes the undo object of @d: the current contents of every changed range of the live one. */
+/*
+ * ->copy_ranges of the ranges @ext (clipped to @size; zero ranges skipped) from @from into
+ * @to: packed from @from_off on in @from when @packed, else at the same offsets. *@shared
+ * adds the bytes the driver shared instead of copying.
+ */
+static int sync_copy_ranges(struct rp_array *a, const char *from, uint64_t from_off, bool packed,
+                            const struct array_extent *ext, size_t n, uint64_t size, const char *to,
+                            uint64_t *shared, struct rp_error *err)
+{
+	struct array_remap *r;
+	uint64_t pos = from_off, sh = 0;
+	size_t j, m = 0, step, i;
+	int rc = 0;
+
+	r = rp_calloc(n ? n : 1, sizeof(*r));
+	if (!r)
+		return rp_error_set(err, RP_ERROR, "out of memory");
+	for (j = 0; j < n; j++) {
+		uint64_t end =
+		        ext[j].offset + ext[j].length > size ? size : ext[j].offset + ext[j].length;
+
+		if (ext[j].zero || ext[j].offset >= end)
+			continue;
+		r[m].src_off = packed ? pos : ext[j].offset;
+		r[m].dst_off = ext[j].offset;
+		r[m].len = end - ext[j].offset;
+		pos += r[m].len;
+		m++;
+	}
+	/* one call for all ranges; one per range when a test wants to die after N of them */
+	step = sync_crash_writes >= 0 ? 1 : (m ? m : 1);
+	for (i = 0; rc == 0 && i < m; i += step) {
+		size_t k = m - i < step ? m - i : step;
+
+		rc = a->drv->ops->copy_ranges(a->drv, from, to, r + i, k, &sh, err);
+		*shared += sh;
+		if (rc == 0 && step == 1)
+			sync_crash_point();
+	}
+	rp_free(r);
+	return rc;
+}
+
+/* Is the undo object of @d a reference to the target's base (see SYNC_UNDO_REF_MAGIC)? */
+static bool sync_undo_by_ref(const struct rp_array *a, const struct sync_dev *d)
+{
+	return a->drv->ops->copy_ranges && d->tgt_base_obj[0] &&
+	       strlen(d->tgt_base_obj) < UNDO_REF_NAME &&
+	       !(getenv(SYNC_ENV_UNDO_DATA) && *getenv(SYNC_ENV_UNDO_DATA));
+}
+
+/*
+ * Writes the undo object of @d: the changed ranges and either the current contents of each
+ * range of the live object, or the name of the target's base object that holds them.
+ */
 static int sync_undo_write(struct rp_array *a, struct sync_dev *d, char *buf, size_t bufsz,
                            struct rp_error *err)
 {
 	const struct array_ops *o = a->drv->ops;
+	bool ref = sync_undo_by_ref(a, d);
 	struct undo_hdr *h;
 	uint64_t *pairs, hlen, data = 0, pos, used = 0;
 	size_t j, n = 0;
@@ -1740,14 +1810,16 @@ static int sync_undo_write(struct rp_array *a, struct sync_dev *d, char *buf, si
 	for (j = 0; j < d->n_ext; j++)
 		if (d->ext[j].offset < d->size)
 			n++;
-	hlen = undo_hdr_len(n);
+	hlen = undo_hdr_len(n, ref);
 	h = rp_calloc(1, (size_t)hlen);
 	if (!h)
 		return rp_error_set(err, RP_ERROR, "out of memory");
-	memcpy(h->magic, SYNC_UNDO_MAGIC, sizeof(h->magic));
+	memcpy(h->magic, ref ? SYNC_UNDO_REF_MAGIC : SYNC_UNDO_MAGIC, sizeof(h->magic));
 	h->n = n;
 	h->size = d->size;
-	pairs = (uint64_t *)(h + 1);
+	if (ref)
+		rp_strlcpy((char *)(h + 1), d->tgt_base_obj, UNDO_REF_NAME);
+	pairs = (uint64_t *)((char *)(h + 1) + (ref ? UNDO_REF_NAME : 0));
 	n = 0;
 	for (j = 0; j < d->n_ext; j++) {
 		const struct array_extent *e = &d->ext[j];
@@ -1760,12 +1832,14 @@ static int sync_undo_write(struct rp_array *a, struct sync_dev *d, char *buf, si
 		data += end - e->offset;
 		n++;
 	}
+	if (ref)
+		data = 0;
 	(void)recovery_drv_delete(a, d->undo, NULL);
 	rc = o->obj_create(a->drv, d->undo, hlen + data, err);
 	if (rc == 0)
 		rc = o->write(a->drv, d->undo, 0, h, (size_t)hlen, err);
 	pos = hlen;
-	for (j = 0; rc == 0 && j < n; j++) {
+	for (j = 0; rc == 0 && !ref && j < n; j++) {
 		uint64_t off = pairs[2 * j], end = off + pairs[2 * j + 1];
 
 		while (rc == 0 && off < end) {
@@ -1789,39 +1863,66 @@ static int sync_undo_write(struct rp_array *a, struct sync_dev *d, char *buf, si
 	return rc;
 }
 
-/* Puts the old contents saved in undo object @undo back into @lun (read-only again). */
+/*
+ * Puts the old contents that undo object @undo saved or names back into @lun (read-only
+ * again): the saved data written back (zero pieces punched), or the named base object's
+ * ranges copied back (->copy_ranges: shared again on reflink arrays).
+ */
 static int sync_undo_restore(struct rp_array *a, const char *lun, const char *undo,
                              struct rp_error *err)
 {
 	const struct array_ops *o = a->drv->ops;
-	struct array_obj_stat st;
+	struct array_obj_stat st, bs;
 	struct undo_hdr h;
 	struct array_extent *ext = NULL;
-	uint64_t *pairs = NULL, hlen, data = 0, i;
+	char base[UNDO_REF_NAME];
+	uint64_t *pairs = NULL, hlen, data = 0, i, shared = 0;
 	char *buf = NULL;
+	bool ref;
 	int rc;
 
 	rc = o->obj_stat(&st, a->drv, undo, err);
 	if (rc < 0)
 		return rc;
-	if (st.size < sizeof(h))
+	if (st.size < sizeof(h) + UNDO_REF_NAME)
 		return rp_error_set(err, RP_ECORRUPT, "undo object '%s' is corrupt", undo);
 	rc = o->read(a->drv, undo, 0, &h, sizeof(h), err);
 	if (rc < 0)
 		return rc;
-	if (memcmp(h.magic, SYNC_UNDO_MAGIC, sizeof(h.magic)) != 0 || h.n > (st.size / 16) ||
-	    undo_hdr_len(h.n) > st.size)
+	ref = memcmp(h.magic, SYNC_UNDO_REF_MAGIC, sizeof(h.magic)) == 0;
+	if ((!ref && memcmp(h.magic, SYNC_UNDO_MAGIC, sizeof(h.magic)) != 0) ||
+	    h.n > (st.size / 16) || undo_hdr_len(h.n, ref) > st.size)
 		return rp_error_set(err, RP_ECORRUPT, "undo object '%s' is corrupt", undo);
-	hlen = undo_hdr_len(h.n);
+	hlen = undo_hdr_len(h.n, ref);
+	if (ref) {
+		rc = o->read(a->drv, undo, sizeof(h), base, sizeof(base), err);
+		if (rc < 0)
+			return rc;
+		if (memchr(base, '\0', sizeof(base)) == NULL || !o->copy_ranges)
+			return rp_error_set(err, RP_ECORRUPT, "undo object '%s' is corrupt", undo);
+		struct rp_error e;
+
+		rp_error_clear(&e);
+		rc = o->obj_stat(&bs, a->drv, base, &e);
+		if (rc < 0)
+			return rp_error_set_os(err, rc, e.os_errno,
+			                       "undo object '%s' names base object '%s': %s", undo,
+			                       base, e.msg);
+		if (bs.size < h.size)
+			return rp_error_set(err, RP_ECORRUPT,
+			                    "base object '%s' of undo object '%s' is short", base,
+			                    undo);
+	}
 	pairs = rp_malloc(h.n ? (size_t)h.n * 16 : 16);
 	ext = rp_calloc(h.n ? (size_t)h.n : 1, sizeof(*ext));
-	buf = rp_malloc(SYNC_BUF);
-	if (!pairs || !ext || !buf) {
+	buf = ref ? NULL : rp_malloc(SYNC_BUF);
+	if (!pairs || !ext || (!ref && !buf)) {
 		rc = rp_error_set(err, RP_ERROR, "out of memory");
 		goto out;
 	}
 	if (h.n)
-		rc = o->read(a->drv, undo, sizeof(h), pairs, (size_t)h.n * 16, err);
+		rc = o->read(a->drv, undo, sizeof(h) + (ref ? UNDO_REF_NAME : 0), pairs,
+		             (size_t)h.n * 16, err);
 	if (rc < 0)
 		goto out;
 	for (i = 0; i < h.n; i++) {
@@ -1834,12 +1935,15 @@ static int sync_undo_restore(struct rp_array *a, const char *lun, const char *un
 		}
 		data += ext[i].length;
 	}
-	if (hlen + data != st.size) {
+	if (hlen + (ref ? 0 : data) != st.size) {
 		rc = rp_error_set(err, RP_ECORRUPT, "undo object '%s' is incomplete", undo);
 		goto out;
 	}
 	rc = recovery_drv_set_readonly(a, lun, false, err);
-	if (rc == 0)
+	if (rc == 0 && ref)
+		rc = sync_copy_ranges(a, base, 0, false, ext, (size_t)h.n, h.size, lun, &shared,
+		                      err);
+	else if (rc == 0)
 		rc = sync_scatter(a, undo, hlen, ext, (size_t)h.n, h.size, true, lun, buf, SYNC_BUF,
 		                  err);
 	if (rc == 0 && o->flush)
@@ -1906,10 +2010,13 @@ static void sync_rollback_plan(struct rp_array *a, const char *sid, const char *
 /*
  * Applies the staged data of every in-place device to its live object (under the target's
  * lock): first the undo objects, recorded in the plan ("undo <tgt>") once complete, then the
- * writes. A restarted worker finds the record and re-applies (same data, idempotent) without
- * writing the undo objects again.
+ * changed ranges: ->copy_ranges from the packed stage where the driver has it (shared, not
+ * written, on reflink arrays; *@shared counts those bytes), else ->write per range. A
+ * restarted worker finds the record and re-applies (same data, idempotent) without writing
+ * the undo objects again.
  */
-static int sync_apply_inplace(struct sync_ctx *c, bool *applying, struct rp_error *err)
+static int sync_apply_inplace(struct sync_ctx *c, bool *applying, uint64_t *shared,
+                              struct rp_error *err)
 {
 	const struct array_ops *o = c->tgt->drv->ops;
 	struct sync_plan *p = &c->plan;
@@ -1970,7 +2077,10 @@ static int sync_apply_inplace(struct sync_ctx *c, bool *applying, struct rp_erro
 		if (!d->inplace)
 			continue;
 		rc = recovery_drv_set_readonly(c->tgt, d->lun_obj, false, err);
-		if (rc == 0)
+		if (rc == 0 && o->copy_ranges)
+			rc = sync_copy_ranges(c->tgt, d->stage, 0, true, d->ext, d->n_ext, d->size,
+			                      d->lun_obj, shared, err);
+		else if (rc == 0)
 			rc = sync_scatter(c->tgt, d->stage, 0, d->ext, d->n_ext, d->size, false,
 			                  d->lun_obj, buf, SYNC_BUF, err);
 		for (j = 0; rc == 0 && j < d->n_ext; j++) {
@@ -2001,6 +2111,7 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 	uint32_t retention = 3;
 	bool in_txn = false, applying = false;
 	int64_t t_apply = 0, t_rp = 0, t_txn = 0;
+	uint64_t shared = 0;
 	int lfd = -1, rc;
 
 	tdev = rp_calloc(p->n ? p->n : 1, sizeof(*tdev));
@@ -2036,7 +2147,7 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 	}
 	/* In place (no reflink): undo objects, then the changed ranges into the live objects. */
 	t_apply = rp_now_ms();
-	rc = sync_apply_inplace(c, &applying, err);
+	rc = sync_apply_inplace(c, &applying, &shared, err);
 	if (rc < 0)
 		goto out;
 	t_rp = rp_now_ms();
@@ -2179,10 +2290,10 @@ out:
 	unlock(lfd);
 	if (rc == 0)
 		rp_log(RP_LOG_VERBOSE,
-		       "sync session '%s': target: in-place apply %lld ms, switch + recovery-point"
-		       " clones %lld ms, commit %lld ms",
-		       c->row.id, (long long)(t_rp - t_apply), (long long)(t_txn - t_rp),
-		       (long long)(rp_now_ms() - t_txn));
+		       "sync session '%s': target: in-place apply %lld ms (%llu KiB shared from the"
+		       " stage), switch + recovery-point clones %lld ms, commit %lld ms",
+		       c->row.id, (long long)(t_rp - t_apply), (unsigned long long)(shared >> 10),
+		       (long long)(t_txn - t_rp), (long long)(rp_now_ms() - t_txn));
 	gc_run(c->tgt, gc, n_gc);
 	rp_free(tdev);
 	rp_free(rp_obj);

@@ -35,6 +35,11 @@
  * snapshot, never from the live LUN's cached pages (->read_snapshot).
  */
 #define SYNC_ENV_NO_ORIGIN "REPLUN_SYNC_NO_ORIGIN"
+/*
+ * Tests only: set (non-empty) = an in-place apply saves the old contents in its undo object
+ * instead of naming the target's base object (the path of drivers without ->copy_ranges).
+ */
+#define SYNC_ENV_UNDO_DATA "REPLUN_SYNC_UNDO_DATA"
 
 /* A worker that recorded no pid is considered dead after this long without a heartbeat. */
 #define SYNC_START_GRACE_MS 30000

@@ -218,18 +218,26 @@ static void prepare(struct fx *f, char before[40])
 	write_lun(f, 8 * MIB, MIB, true);
 }
 
-/* Starts a detached sync whose worker dies after 10 in-place writes; waits for its death. */
-static void crash_mid_apply(struct fx *f, char sid[RP_ID_MAX], char before[40])
+/*
+ * Starts a detached sync whose worker dies after 10 in-place writes; waits for its death. The
+ * undo object names the target's base (header only) or, with @data_undo, holds the old data.
+ */
+static void crash_mid_apply(struct fx *f, char sid[RP_ID_MAX], char before[40], bool data_undo)
 {
 	struct rp_error e = { 0 };
+	struct array_obj_stat st;
 	char undo[ARRAY_OBJ_MAX], now[40];
 	int64_t pid = 0;
 	int i;
 
-	printf("# kill the worker after 10 of its in-place writes into the target\n");
+	printf("# kill the worker after 10 of its in-place writes into the target (%s undo)\n",
+	       data_undo ? "data" : "by-reference");
 	setenv(SYNC_ENV_CRASH, "apply:10", 1);
+	if (data_undo)
+		setenv(SYNC_ENV_UNDO_DATA, "1", 1);
 	start(f, false, sid);
 	unsetenv(SYNC_ENV_CRASH);
+	unsetenv(SYNC_ENV_UNDO_DATA);
 	assert_int_equal(sync_worker_pid(&pid, f->b, sid, &e), 0);
 	assert_true(pid > 0);
 	for (i = 0; i < 1000 && kill((pid_t)pid, 0) == 0; i++)
@@ -238,6 +246,12 @@ static void crash_mid_apply(struct fx *f, char sid[RP_ID_MAX], char before[40])
 	snprintf(undo, sizeof(undo), "undo-%s-%s", sid, f->dev.peer_device);
 	printf("#   undo object '%s' is there and the target is half-applied\n", undo);
 	assert_true(obj_exists(f->b, undo));
+	assert_int_equal(f->b->drv->ops->obj_stat(&st, f->b->drv, undo, &e), 0);
+	printf("#   undo object: %llu bytes\n", (unsigned long long)st.size);
+	if (data_undo)
+		assert_true(st.size > 4096 + 64 * 4096); /* the header, then the old data */
+	else
+		assert_int_equal(st.size, 4096); /* the header only: ranges and the base's name */
 	csum(now, f->b, f->dev.peer_device);
 	assert_string_not_equal(now, before);
 }
@@ -250,7 +264,7 @@ static void test_inplace__kill_mid_apply_resumes(void **state)
 	char sid[RP_ID_MAX], before[40], obj[ARRAY_OBJ_MAX];
 
 	prepare(f, before);
-	crash_mid_apply(f, sid, before);
+	crash_mid_apply(f, sid, before, false);
 	printf("# rp_sync_wait resumes the session: it re-applies and ends equal\n");
 	assert_int_equal(rp_sync_wait(&s, f->a, sid, 60000, NULL, NULL, &e), 0);
 	assert_int_equal(s.status, RP_SYNC_COMPLETE);
@@ -266,9 +280,8 @@ static void test_inplace__kill_mid_apply_resumes(void **state)
 	assert_target_equal(f);
 }
 
-static void test_inplace__failover_after_crash_rolls_back(void **state)
+static void failover_after_crash(struct fx *f, bool data_undo)
 {
-	struct fx *f = *state;
 	const char *devs[1];
 	struct rp_request req = { .devices = devs, .n_devices = 1 };
 	struct rp_result *r = NULL;
@@ -277,7 +290,7 @@ static void test_inplace__failover_after_crash_rolls_back(void **state)
 	char sid[RP_ID_MAX], before[40], cb[40], obj[ARRAY_OBJ_MAX];
 
 	prepare(f, before);
-	crash_mid_apply(f, sid, before);
+	crash_mid_apply(f, sid, before, data_undo);
 	printf("# failover at the target instead: the half-applied target is rolled back\n");
 	devs[0] = f->dev.peer_device;
 	assert_int_equal(rp_failover(&r, f->b, &req, &e), 0);
@@ -291,6 +304,17 @@ static void test_inplace__failover_after_crash_rolls_back(void **state)
 	assert_int_equal(rp_sync_get(&s, f->b, sid, &e), 0);
 	assert_int_equal(s.status, RP_SYNC_FAILED);
 	printf("#   session failed: %s\n", s.error);
+}
+
+static void test_inplace__failover_after_crash_rolls_back(void **state)
+{
+	failover_after_crash(*state, false);
+}
+
+/* The same with an undo object that holds the old data (drivers without ->copy_ranges). */
+static void test_inplace__failover_after_crash_data_undo(void **state)
+{
+	failover_after_crash(*state, true);
 }
 
 /* No stage, rpcopy or undo object of session @sid is left on the target. */
@@ -590,6 +614,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_inplace__kill_mid_apply_resumes, fx_setup,
 		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_inplace__failover_after_crash_data_undo,
+		                                fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_inplace__failover_after_crash_rolls_back,
 		                                fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full__rp_written_by_mover, fx_setup,
