@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,12 @@ static const char *const meta_migrations[] = {
 	 * it made is not write-order consistent (its writers could not be paused). */
 	"ALTER TABLE sync_sessions ADD COLUMN warning_code INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE sync_sessions ADD COLUMN warning TEXT;",
+	/* 3: the ranges each in-place sync changed on a target without reflink, per recovery
+	 * point, so a pruned recovery point's object can be brought up to date instead of a new
+	 * full copy (docs/internals/sync.md "Recycled recovery points"). */
+	"CREATE TABLE rp_deltas(obj TEXT PRIMARY KEY, device TEXT NOT NULL,"
+	" prev_obj TEXT NOT NULL, ranges BLOB NOT NULL);"
+	"CREATE INDEX rp_deltas_device ON rp_deltas(device);",
 	/* Append new steps here (engine-replication may add its own, see meta.md). */
 };
 
@@ -165,6 +172,15 @@ static int meta_vbind(sqlite3_stmt *st, sqlite3 *db, struct rp_error *err, const
 		case 'n':
 			rc = sqlite3_bind_null(st, idx);
 			break;
+		case 'B': {
+			const void *p = va_arg(ap, const void *);
+			size_t len = va_arg(ap, size_t);
+
+			rc = len > INT_MAX ? SQLITE_TOOBIG
+			                   : sqlite3_bind_blob(st, idx, p ? p : "", (int)len,
+			                                       SQLITE_TRANSIENT);
+			break;
+		}
 		default:
 			return rp_error_set(err, RP_ERROR, "metadata bind: bad type '%c'", *t);
 		}

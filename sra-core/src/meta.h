@@ -56,6 +56,7 @@ int meta_exec(sqlite3 *db, const char *sql, struct rp_error *err);
  * Prepares @sql and binds parameters described by @types, one character per parameter:
  *   't' const char * (NULL binds NULL)     'i' int64_t        'u' uint64_t (stored as int64)
  *   'b' int (bool/int/enum)                'n' NULL (no argument consumed)
+ *   'B' blob: const void *, then size_t length (two arguments, one parameter)
  * *out belongs to the caller (sqlite3_finalize).
  */
 int meta_prepare(sqlite3_stmt **out, sqlite3 *db, struct rp_error *err, const char *sql,

@@ -461,6 +461,8 @@ int model_device_destroy(struct rp_array *a, const char *id, struct rp_error *er
 		goto fail;
 	rc = meta_run(NULL, a->db, err, "DELETE FROM snapshots WHERE device = ?", "t", id);
 	if (rc == 0)
+		rc = meta_run(NULL, a->db, err, "DELETE FROM rp_deltas WHERE device = ?", "t", id);
+	if (rc == 0)
 		rc = meta_run(NULL, a->db, err, "DELETE FROM lun_meta WHERE device = ?", "t", id);
 	if (rc == 0)
 		rc = meta_run(NULL, a->db, err, "DELETE FROM presentations WHERE device = ?", "t",

@@ -308,6 +308,7 @@ struct sync_dev {
 	 * "" = not used (the recovery point is a ->clone of the live object).
 	 */
 	char rpcopy[ARRAY_OBJ_MAX];
+	bool spare_used; /* rpcopy is the device's spare brought up to date (sync_recycle_rp) */
 	/*
 	 * Reflink source array: the source LUN's live object, which the snapshot was cloned from;
 	 * the mover may take the snapshot's data from its cached pages (sync_from_origin).
@@ -1543,39 +1544,6 @@ out:
 	return rc;
 }
 
-/* Retention of recovery points on the target: newest @keep "rp" snapshots of a device stay. */
-static int sync_prune(struct rp_array *tgt, const char *dev, uint32_t keep, char ***gc,
-                      size_t *n_gc, struct rp_error *err)
-{
-	struct model_snapshot *list = NULL;
-	size_t n = 0, i;
-	int rc;
-
-	if (keep < 1)
-		keep = 1;
-	rc = model_snapshot_list(&list, &n, tgt, dev, NULL, RECOVERY_KIND_RP, err);
-	if (rc < 0)
-		return rc;
-	for (i = keep; i < n; i++) {
-		char **tmp;
-
-		rc = model_snapshot_delete(tgt, list[i].id, err);
-		if (rc < 0)
-			break;
-		tmp = rp_realloc(*gc, (*n_gc + 1) * sizeof(char *));
-		if (!tmp) {
-			rc = rp_error_set(err, RP_ERROR, "out of memory");
-			break;
-		}
-		*gc = tmp;
-		(*gc)[*n_gc] = rp_strdup(list[i].obj);
-		if ((*gc)[*n_gc])
-			(*n_gc)++;
-	}
-	rp_free(list);
-	return rc < 0 ? rc : 0;
-}
-
 static int gc_add(char ***gc, size_t *n_gc, const char *obj)
 {
 	char **tmp;
@@ -1600,6 +1568,109 @@ static void gc_run(struct rp_array *a, char **gc, size_t n)
 		rp_free(gc[i]);
 	}
 	rp_free(gc);
+}
+
+/*
+ * Recycled recovery points (arrays without reflink; docs/internals/sync.md "Recycled recovery
+ * points"): the object of the recovery point a sync prunes is kept as the device's spare (a
+ * snapshots row of kind SYNC_SPARE_KIND, never listed as a recovery point), and each in-place
+ * sync records the ranges it changed (rp_deltas: new recovery point's object, the previous
+ * one's, the ranges). The next sync brings the spare up to date from the live object over the
+ * ranges changed since the spare's point instead of copying the whole LUN again.
+ */
+#define SYNC_SPARE_KIND "spare"
+#define SYNC_CHAIN_MAX 64 /* recovery points walked back to find the spare's */
+
+static void sync_spare_id(char out[RP_ID_MAX], const char *dev)
+{
+	(void)snprintf(out, RP_ID_MAX, "spare-%s", dev);
+}
+
+static bool sync_spare_wanted(const struct rp_array *tgt)
+{
+	const struct array_ops *o = tgt->drv->ops;
+
+	return !(tgt->drv->caps & ARRAY_CAP_REFLINK) && o->copy_ranges && o->obj_rename;
+}
+
+/* Rows (snapshots or devices) naming object @obj; -1 on error. */
+static int64_t sync_obj_refs(struct rp_array *a, const char *obj)
+{
+	int64_t n = 0;
+
+	if (meta_query_int(&n, a->db, NULL,
+	                   "SELECT (SELECT count(*) FROM snapshots WHERE obj = ?1) +"
+	                   " (SELECT count(*) FROM devices WHERE obj = ?1)",
+	                   "t", obj) < 0)
+		return -1;
+	return n;
+}
+
+/*
+ * Makes the object of recovery point @rp (of a device, just pruned in the caller's
+ * transaction) the device's spare, replacing the previous spare, whose object goes to @gc.
+ * *@kept stays false when another row still names the object (it is not ours to change).
+ */
+static int sync_spare_keep(bool *kept, struct rp_array *tgt, const struct model_snapshot *rp,
+                           char ***gc, size_t *n_gc, struct rp_error *err)
+{
+	struct model_snapshot sp;
+	int64_t refs = sync_obj_refs(tgt, rp->obj);
+	int rc;
+
+	*kept = false;
+	if (refs != 0)
+		return 0;
+	memset(&sp, 0, sizeof(sp));
+	sync_spare_id(sp.id, rp->device);
+	if (model_snapshot_load(&sp, tgt, sp.id, NULL) == 0) {
+		rc = model_snapshot_delete(tgt, sp.id, err);
+		if (rc < 0)
+			return rc;
+		if (gc_add(gc, n_gc, sp.obj) < 0)
+			return rp_error_set(err, RP_ERROR, "out of memory");
+	}
+	sp = *rp;
+	sync_spare_id(sp.id, rp->device);
+	rp_strlcpy(sp.kind, SYNC_SPARE_KIND, sizeof(sp.kind));
+	wwn_snapshot(sp.wwn, tgt->id, sp.id);
+	rc = model_snapshot_insert(tgt, &sp, err);
+	if (rc == 0)
+		*kept = true;
+	return rc;
+}
+
+/*
+ * Retention of recovery points on the target: newest @keep "rp" snapshots of a device stay.
+ * With @spare the newest pruned one's object becomes the device's spare instead of garbage.
+ */
+static int sync_prune(struct rp_array *tgt, const char *dev, uint32_t keep, bool spare, char ***gc,
+                      size_t *n_gc, struct rp_error *err)
+{
+	struct model_snapshot *list = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	if (keep < 1)
+		keep = 1;
+	rc = model_snapshot_list(&list, &n, tgt, dev, NULL, RECOVERY_KIND_RP, err);
+	if (rc < 0)
+		return rc;
+	for (i = keep; i < n; i++) {
+		bool kept = false;
+
+		rc = model_snapshot_delete(tgt, list[i].id, err);
+		if (rc == 0 && spare && i == keep)
+			rc = sync_spare_keep(&kept, tgt, &list[i], gc, n_gc, err);
+		if (rc < 0)
+			break;
+		if (!kept && gc_add(gc, n_gc, list[i].obj) < 0) {
+			rc = rp_error_set(err, RP_ERROR, "out of memory");
+			break;
+		}
+	}
+	rp_free(list);
+	return rc < 0 ? rc : 0;
 }
 
 /* Deletes every "base" row of @dev except @keep, collecting their objects. */
@@ -2101,6 +2172,220 @@ out:
 	return rc;
 }
 
+/* Appends @n ranges (as data ranges) to *@ext. */
+static int ext_append(struct array_extent **ext, size_t *n, size_t *cap,
+                      const struct array_extent *add, size_t n_add)
+{
+	size_t i;
+
+	if (*n + n_add > *cap) {
+		size_t c = (*n + n_add) * 2;
+		struct array_extent *tmp = rp_realloc(*ext, c * sizeof(**ext));
+
+		if (!tmp)
+			return RP_ERROR;
+		*ext = tmp;
+		*cap = c;
+	}
+	for (i = 0; i < n_add; i++) {
+		(*ext)[*n] = add[i];
+		(*ext)[(*n)++].zero = false;
+	}
+	return 0;
+}
+
+static int ext_cmp(const void *x, const void *y)
+{
+	const struct array_extent *a = x, *b = y;
+
+	return a->offset < b->offset ? -1 : a->offset > b->offset;
+}
+
+/* Sorts @ext and merges overlapping or touching ranges; returns the new count. */
+static size_t ext_merge(struct array_extent *ext, size_t n)
+{
+	size_t i, m = 0;
+
+	if (n == 0)
+		return 0;
+	qsort(ext, n, sizeof(*ext), ext_cmp);
+	for (i = 1; i < n; i++) {
+		struct array_extent *last = &ext[m];
+
+		if (ext[i].offset <= last->offset + last->length) {
+			uint64_t end = ext[i].offset + ext[i].length;
+
+			if (end > last->offset + last->length)
+				last->length = end - last->offset;
+		} else {
+			ext[++m] = ext[i];
+		}
+	}
+	return m + 1;
+}
+
+/*
+ * The ranges in which recovery point object @obj of @dev differs from the one before it
+ * (rp_deltas), appended to *@ext; the earlier object's name into @prev. RP_ENOTFOUND when no
+ * in-place sync recorded them.
+ */
+static int sync_delta_load(struct array_extent **ext, size_t *n, size_t *cap,
+                           char prev[ARRAY_OBJ_MAX], struct rp_array *a, const char *dev,
+                           const char *obj)
+{
+	sqlite3_stmt *st = NULL;
+	const uint64_t *pairs;
+	size_t len, i;
+	int rc;
+
+	rc = meta_prepare(&st, a->db, NULL,
+	                  "SELECT prev_obj, ranges FROM rp_deltas WHERE obj = ? AND device = ?",
+	                  "tt", obj, dev);
+	if (rc < 0)
+		return rc;
+	rc = meta_step(st, a->db, NULL);
+	if (rc != 1) {
+		sqlite3_finalize(st);
+		return rc < 0 ? rc : RP_ENOTFOUND;
+	}
+	meta_col_text(prev, ARRAY_OBJ_MAX, st, 0);
+	pairs = sqlite3_column_blob(st, 1);
+	len = (size_t)sqlite3_column_bytes(st, 1);
+	if (len % 16 != 0 || (len > 0 && !pairs)) {
+		sqlite3_finalize(st);
+		return RP_ECORRUPT;
+	}
+	for (i = 0; rc >= 0 && i < len / 16; i++) {
+		struct array_extent e = { .offset = pairs[2 * i], .length = pairs[2 * i + 1] };
+
+		rc = ext_append(ext, n, cap, &e, 1);
+	}
+	sqlite3_finalize(st);
+	return rc < 0 ? rc : 0;
+}
+
+/* Records, in the caller's transaction, the ranges @d changed to make recovery point @rp_obj. */
+static int sync_delta_store(struct rp_array *a, const struct sync_dev *d, const char *rp_obj,
+                            struct rp_error *err)
+{
+	uint64_t *pairs;
+	size_t j, n = 0;
+	int rc;
+
+	pairs = rp_malloc(d->n_ext ? d->n_ext * 16 : 16);
+	if (!pairs)
+		return rp_error_set(err, RP_ERROR, "out of memory");
+	for (j = 0; j < d->n_ext; j++) {
+		uint64_t end = d->ext[j].offset + d->ext[j].length;
+
+		if (d->ext[j].offset >= d->size)
+			continue;
+		pairs[2 * n] = d->ext[j].offset;
+		pairs[2 * n + 1] = (end > d->size ? d->size : end) - d->ext[j].offset;
+		n++;
+	}
+	rc = meta_run(NULL, a->db, err,
+	              "INSERT OR REPLACE INTO rp_deltas(obj, device, prev_obj, ranges)"
+	              " VALUES (?, ?, ?, ?)",
+	              "tttB", rp_obj, d->tgt, d->tgt_base_obj, (const void *)pairs, n * 16);
+	rp_free(pairs);
+	return rc;
+}
+
+/*
+ * Before the recovery-point step of in-place device @d on a target without reflink: if the
+ * device has a spare whose point the recorded deltas lead back to from the current base, the
+ * spare (renamed to the session's rpcopy object, a work object dropped on failure) gets the
+ * live object's contents of every range changed since, and becomes the new recovery point's
+ * object (d->rpcopy) instead of a full copy of the live object. Anything missing or failing
+ * only means the full copy; never an error of the session.
+ */
+static void sync_recycle_rp(struct sync_ctx *c, struct sync_dev *d)
+{
+	struct rp_array *a = c->tgt;
+	const struct array_ops *o = a->drv->ops;
+	struct model_snapshot sp;
+	struct array_obj_stat st;
+	struct array_extent *ext = NULL;
+	size_t n = 0, cap = 0, merged = 0;
+	char cur[ARRAY_OBJ_MAX], prev[ARRAY_OBJ_MAX], id[RP_ID_MAX], rpcopy[ARRAY_OBJ_MAX];
+	uint64_t shared = 0, bytes = 0;
+	int64_t t0 = rp_now_ms();
+	struct rp_error e;
+	int steps, rc;
+	bool found = false;
+
+	if (!d->inplace || !sync_spare_wanted(a) || !d->tgt_base_obj[0] || d->rpcopy[0])
+		return;
+	(void)snprintf(rpcopy, sizeof(rpcopy), "rpcopy-%s-%s", c->row.id, d->tgt);
+	(void)recovery_drv_delete(a, rpcopy, NULL); /* an earlier worker's: not trusted */
+	sync_spare_id(id, d->tgt);
+	if (model_snapshot_load(&sp, a, id, NULL) < 0 || strcmp(sp.kind, SYNC_SPARE_KIND) != 0 ||
+	    sync_obj_refs(a, sp.obj) != 1 || o->obj_stat(&st, a->drv, sp.obj, NULL) < 0 ||
+	    st.size != d->size)
+		return;
+	if (ext_append(&ext, &n, &cap, d->ext, d->n_ext) < 0)
+		goto out;
+	rp_strlcpy(cur, d->tgt_base_obj, sizeof(cur));
+	for (steps = 0; steps < SYNC_CHAIN_MAX; steps++) {
+		if (strcmp(cur, sp.obj) == 0) {
+			found = true;
+			break;
+		}
+		if (sync_delta_load(&ext, &n, &cap, prev, a, d->tgt, cur) < 0)
+			break;
+		rp_strlcpy(cur, prev, sizeof(cur));
+	}
+	if (!found)
+		goto out;
+	merged = ext_merge(ext, n);
+	rp_error_clear(&e);
+	rc = o->obj_rename(a->drv, sp.obj, rpcopy, &e);
+	if (rc == 0)
+		rc = sync_copy_ranges(a, d->lun_obj, 0, false, ext, merged, d->size, rpcopy,
+		                      &shared, &e);
+	if (rc < 0) {
+		rp_log(RP_LOG_WARNING,
+		       "sync session '%s': spare of '%s' not usable (%s); copying the recovery "
+		       "point"
+		       " in full",
+		       c->row.id, d->tgt, e.msg);
+		(void)recovery_drv_delete(a, rpcopy, NULL);
+		goto out;
+	}
+	{
+		const char *crash = getenv(SYNC_ENV_CRASH);
+
+		if (crash && strcmp(crash, "recycle") == 0)
+			_exit(9); /* tests: the spare renamed and brought up to date, nothing
+			             committed */
+	}
+	for (steps = 0; (size_t)steps < merged; steps++)
+		bytes += ext[steps].length;
+	rp_strlcpy(d->rpcopy, rpcopy, sizeof(d->rpcopy));
+	d->spare_used = true;
+	rp_log(RP_LOG_VERBOSE,
+	       "sync session '%s': recovery point of '%s' from its spare: %zu ranges, %llu KiB"
+	       " copied from the live object, %lld ms",
+	       c->row.id, d->tgt, merged, (unsigned long long)(bytes >> 10),
+	       (long long)(rp_now_ms() - t0));
+out:
+	rp_free(ext);
+}
+
+void sync_spare_drop(struct rp_array *a, const char *dev)
+{
+	struct model_snapshot sp;
+	char id[RP_ID_MAX];
+
+	sync_spare_id(id, dev);
+	(void)meta_run(NULL, a->db, NULL, "DELETE FROM rp_deltas WHERE device = ?", "t", dev);
+	if (model_snapshot_load(&sp, a, id, NULL) < 0)
+		return;
+	if (model_snapshot_delete(a, id, NULL) == 0)
+		recovery_obj_gc(a, sp.obj);
+}
+
 /* Applies the staged data on the target and records the recovery point there. */
 static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 {
@@ -2112,6 +2397,7 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 	bool in_txn = false, applying = false;
 	int64_t t_apply = 0, t_rp = 0, t_txn = 0;
 	uint64_t shared = 0;
+	bool spare = sync_spare_wanted(c->tgt);
 	int lfd = -1, rc;
 
 	tdev = rp_calloc(p->n ? p->n : 1, sizeof(*tdev));
@@ -2151,6 +2437,8 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 	if (rc < 0)
 		goto out;
 	t_rp = rp_now_ms();
+	for (i = 0; i < p->n; i++)
+		sync_recycle_rp(c, &p->dev[i]);
 	/* Atomic switch of each other device, then every device's recovery-point snapshot. */
 	for (i = 0; i < p->n; i++) {
 		struct sync_dev *d = &p->dev[i];
@@ -2220,7 +2508,27 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 		rc = sync_drop_old_bases(c->tgt, d->tgt, s.id, &gc, &n_gc, err);
 		if (rc < 0)
 			goto out;
-		rc = sync_prune(c->tgt, d->tgt, retention, &gc, &n_gc, err);
+		if (spare && d->inplace && d->tgt_base_obj[0]) {
+			rc = sync_delta_store(c->tgt, d, s.obj, err);
+			if (rc < 0)
+				goto out;
+		}
+		if (d->spare_used) {
+			/* its object is the new recovery point's now */
+			char sid_[RP_ID_MAX];
+
+			sync_spare_id(sid_, d->tgt);
+			rc = model_snapshot_delete(c->tgt, sid_, err);
+			if (rc < 0)
+				goto out;
+		}
+		rc = sync_prune(c->tgt, d->tgt, retention, spare, &gc, &n_gc, err);
+		if (rc == 0 && spare)
+			rc = meta_run(
+			        NULL, c->tgt->db, err,
+			        "DELETE FROM rp_deltas WHERE device = ?1 AND obj NOT IN"
+			        " (SELECT obj FROM snapshots WHERE device = ?1 AND kind = 'rp')",
+			        "t", d->tgt);
 		if (rc < 0)
 			goto out;
 		rc = sync_copy_meta(c->src, d->src, c->tgt, d->tgt, MODEL_LUN_META, err);

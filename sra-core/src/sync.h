@@ -23,7 +23,10 @@
  * full copy never shares blocks between the arrays (SYNC_ENV_NO_SHARE): the mover runs.
  */
 #define SYNC_ENV_THROTTLE "REPLUN_SYNC_THROTTLE_MS"
-/* Tests only: "apply:N" makes the worker _exit(9) after N writes of an in-place apply. */
+/*
+ * Tests only: "apply:N" makes the worker _exit(9) after N writes of an in-place apply;
+ * "recycle" right after it brought a spare recovery-point object up to date (before commit).
+ */
 #define SYNC_ENV_CRASH "REPLUN_SYNC_CRASH_AT"
 /*
  * Tests and benchmarks only: set (non-empty) = a full copy never shares blocks between the two
@@ -78,6 +81,13 @@ void sync_row_dispose(struct sync_row *r);
 
 /* The worker pid recorded for session @id on @a (0 if none). For tests and tools. */
 int sync_worker_pid(int64_t *out, struct rp_array *a, const char *id, struct rp_error *err);
+
+/*
+ * Drops the spare recovery-point object of device @dev of @a and the ranges recorded for it
+ * (docs/internals/sync.md "Recycled recovery points"): failover calls it when the device stops
+ * being a target, so the spare's space is not held while nothing syncs into it. Best effort.
+ */
+void sync_spare_drop(struct rp_array *a, const char *dev);
 
 /*
  * Marks every in-progress session arriving at @a for @group (or target device @device) failed

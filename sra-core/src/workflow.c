@@ -872,6 +872,7 @@ static int failover_dev(struct wf *w, struct model_device *d, struct rp_item *it
 	rc = dev_set(w->a, d, RP_DEV_PROMOTED_TARGET, false, NULL, NULL, e);
 	if (rc < 0)
 		return rc;
+	sync_spare_drop(w->a, d->id); /* nothing syncs into it now */
 	rp_strlcpy(it->new_id, d->id, sizeof(it->new_id));
 	rp_strlcpy(it->snapshot, s.id, sizeof(it->snapshot));
 	rp_strlcpy(it->state, rp_dev_state_name(d->state), sizeof(it->state));

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -330,6 +331,260 @@ static void assert_no_work_objs(struct fx *f, const char *sid)
 	}
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Recycled recovery points (no reflink): the pruned one's object is the next one's            */
+
+/* The data of one recovery point, by its time. */
+struct rp_data {
+	int64_t ms;
+	char sum[40];
+};
+
+#define RP_DATA_MAX 16
+
+static bool no_reflink(struct fx *f)
+{
+	return !(f->b->drv->caps & ARRAY_CAP_REFLINK);
+}
+
+/* Incremental sync in the foreground, then records the new recovery point's data in @d. */
+static void sync_record(struct fx *f, struct rp_data *d, size_t *n)
+{
+	struct model_device td;
+	struct rp_error e = { 0 };
+
+	sync_fg(f, false);
+	assert_true(*n < RP_DATA_MAX);
+	assert_int_equal(model_device_load(&td, f->b, f->dev.peer_device, &e), 0);
+	d[*n].ms = td.recovery_point_ms;
+	csum(d[*n].sum, f->a, f->dev.id);
+	(*n)++;
+	assert_target_and_rp_equal(f);
+}
+
+/* Every recovery point the target keeps holds exactly the data it had when it was made. */
+static void assert_rps_hold_their_data(struct fx *f, const struct rp_data *d, size_t nd)
+{
+	struct model_snapshot *list = NULL;
+	struct rp_error e = { 0 };
+	size_t n = 0, i, j;
+	char sum[40];
+
+	assert_int_equal(model_snapshot_list(&list, &n, f->b, f->dev.peer_device, NULL, "rp", &e),
+	                 0);
+	assert_int_equal(n, 3); /* the default retention */
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < nd && d[j].ms != list[i].recovery_point_ms; j++)
+			;
+		assert_true(j < nd);
+		assert_int_equal(f->b->drv->ops->checksum(sum, f->b->drv, list[i].obj, &e), 0);
+		assert_string_equal(sum, d[j].sum);
+	}
+	rp_free(list);
+}
+
+/* The device's spare: its object into @obj; false when it has none. */
+static bool spare_of(struct fx *f, char obj[ARRAY_OBJ_MAX])
+{
+	struct model_snapshot sp;
+	char id[RP_ID_MAX];
+
+	snprintf(id, sizeof(id), "spare-%s", f->dev.peer_device);
+	if (model_snapshot_load(&sp, f->b, id, NULL) < 0)
+		return false;
+	assert_string_equal(sp.kind, "spare");
+	snprintf(obj, ARRAY_OBJ_MAX, "%s", sp.obj);
+	return true;
+}
+
+static ino_t obj_ino(struct rp_array *a, const char *obj)
+{
+	struct rp_error e = { 0 };
+	struct stat st;
+	char path[4200];
+
+	assert_int_equal(a->drv->ops->obj_path(path, sizeof(path), a->drv, obj, &e), 0);
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_ino;
+}
+
+/* Inode of the object of the target's newest recovery point. */
+static ino_t newest_rp_ino(struct fx *f)
+{
+	struct model_device td;
+	struct model_snapshot s;
+	struct rp_error e = { 0 };
+
+	assert_int_equal(model_device_load(&td, f->b, f->dev.peer_device, &e), 0);
+	assert_int_equal(model_snapshot_load(&s, f->b, td.base_snapshot, &e), 0);
+	return obj_ino(f->b, s.obj);
+}
+
+static int64_t delta_rows(struct fx *f)
+{
+	int64_t n = -1;
+
+	assert_int_equal(meta_query_int(&n, f->b->db, NULL,
+	                                "SELECT count(*) FROM rp_deltas WHERE device = ?", "t",
+	                                f->dev.peer_device),
+	                 0);
+	return n;
+}
+
+/* 64 random blocks, and every other round a zeroed 64 KiB range. */
+static void change_lun(struct fx *f, int round)
+{
+	int i;
+
+	for (i = 0; i < 64; i++)
+		write_lun(f, (rng() % (LUN_SIZE / BLOCK)) * BLOCK, BLOCK, false);
+	if (round % 2)
+		write_lun(f, (rng() % (LUN_SIZE / (64 * 1024))) * 64 * 1024, 64 * 1024, true);
+}
+
+/* Full sync, then incrementals until the target has a spare (4th recovery point). */
+static void recycle_prepare(struct fx *f, struct rp_data *d, size_t *nd)
+{
+	char obj[ARRAY_OBJ_MAX];
+	int round;
+
+	sync_fg(f, true);
+	for (round = 1; round <= 3; round++) {
+		assert_false(spare_of(f, obj));
+		change_lun(f, round);
+		sync_record(f, d, nd);
+	}
+}
+
+static void test_recycle__recovery_points_hold_their_data(void **state)
+{
+	struct fx *f = *state;
+	struct rp_data d[RP_DATA_MAX];
+	char obj[ARRAY_OBJ_MAX];
+	size_t nd = 0;
+	int round;
+
+	if (!no_reflink(f)) {
+		printf("# reflink: recovery points are clones; no spare, no deltas are kept\n");
+		sync_fg(f, true);
+		for (round = 1; round <= 5; round++) {
+			change_lun(f, round);
+			sync_record(f, d, &nd);
+		}
+		assert_false(spare_of(f, obj));
+		assert_int_equal(delta_rows(f), 0);
+		assert_rps_hold_their_data(f, d, nd);
+		return;
+	}
+	printf("# a full sync and 3 incrementals: the 4th recovery point prunes the 1st, kept as "
+	       "the spare\n");
+	recycle_prepare(f, d, &nd);
+	assert_true(spare_of(f, obj));
+	assert_int_equal(delta_rows(f), 3);
+	for (round = 4; round <= 9; round++) {
+		ino_t spare_ino;
+
+		assert_true(spare_of(f, obj));
+		spare_ino = obj_ino(f->b, obj);
+		change_lun(f, round);
+		sync_record(f, d, &nd);
+		printf("#   round %d: the new recovery point is the former spare's object\n",
+		       round);
+		assert_true(newest_rp_ino(f) == spare_ino);
+		assert_rps_hold_their_data(f, d, nd);
+		assert_int_equal(delta_rows(f), 3);
+	}
+	printf("# deltas lost (the chain is broken): a full copy of the recovery point, still "
+	       "equal\n");
+	{
+		ino_t spare_ino;
+
+		assert_true(spare_of(f, obj));
+		spare_ino = obj_ino(f->b, obj);
+		assert_int_equal(meta_run(NULL, f->b->db, NULL, "DELETE FROM rp_deltas", ""), 0);
+		change_lun(f, 10);
+		sync_record(f, d, &nd);
+		assert_true(newest_rp_ino(f) != spare_ino);
+		assert_rps_hold_their_data(f, d, nd);
+		assert_true(spare_of(f, obj));
+	}
+	printf("# failover at the target drops the spare and the deltas\n");
+	{
+		const char *devs[1] = { f->dev.peer_device };
+		struct rp_request req = { .devices = devs, .n_devices = 1 };
+		struct rp_result *r = NULL;
+		struct rp_error e = { 0 };
+		char path[4200];
+
+		assert_true(spare_of(f, obj));
+		assert_int_equal(f->b->drv->ops->obj_path(path, sizeof(path), f->b->drv, obj, &e),
+		                 0);
+		assert_int_equal(rp_failover(&r, f->b, &req, &e), 0);
+		assert_int_equal(r->items[0].code, 0);
+		rp_result_free(r);
+		assert_false(spare_of(f, obj));
+		assert_int_equal(delta_rows(f), 0);
+		assert_true(access(path, F_OK) != 0);
+	}
+}
+
+static void test_recycle__kill_after_recycle_resumes(void **state)
+{
+	struct fx *f = *state;
+	struct rp_data d[RP_DATA_MAX];
+	struct rp_sync_session s;
+	struct rp_error e = { 0 };
+	char sid[RP_ID_MAX], obj[ARRAY_OBJ_MAX], spare[ARRAY_OBJ_MAX];
+	int64_t pid = 0;
+	size_t nd = 0;
+	int i;
+
+	if (!no_reflink(f)) {
+		printf("# reflink: no spare here (see test_recycle__recovery_points_hold_their_"
+		       "data)\n");
+		return;
+	}
+	recycle_prepare(f, d, &nd);
+	assert_true(spare_of(f, spare));
+	printf("# kill the worker once the spare is renamed and brought up to date\n");
+	change_lun(f, 4);
+	setenv(SYNC_ENV_CRASH, "recycle", 1);
+	start(f, false, sid);
+	unsetenv(SYNC_ENV_CRASH);
+	assert_int_equal(sync_worker_pid(&pid, f->b, sid, &e), 0);
+	for (i = 0; i < 1000 && kill((pid_t)pid, 0) == 0; i++)
+		usleep(10000);
+	assert_true(kill((pid_t)pid, 0) != 0);
+	snprintf(obj, sizeof(obj), "rpcopy-%s-%s", sid, f->dev.peer_device);
+	assert_true(obj_exists(f->b, obj));
+	assert_false(obj_exists(f->b, spare));
+	printf("# rp_sync_wait resumes: the recovery point is a full copy, every point equal\n");
+	assert_int_equal(rp_sync_wait(&s, f->a, sid, 60000, NULL, NULL, &e), 0);
+	assert_int_equal(s.status, RP_SYNC_COMPLETE);
+	assert_target_and_rp_equal(f);
+	{
+		struct model_device td;
+
+		assert_int_equal(model_device_load(&td, f->b, f->dev.peer_device, &e), 0);
+		d[nd].ms = td.recovery_point_ms;
+		csum(d[nd].sum, f->a, f->dev.id);
+		nd++;
+	}
+	assert_rps_hold_their_data(f, d, nd);
+	assert_false(obj_exists(f->b, obj));
+	printf("# a new spare (the pruned point's object) is kept and used by the next sync\n");
+	assert_true(spare_of(f, spare));
+	assert_true(obj_exists(f->b, spare));
+	{
+		ino_t ino = obj_ino(f->b, spare);
+
+		change_lun(f, 5);
+		sync_record(f, d, &nd);
+		assert_true(newest_rp_ino(f) == ino);
+		assert_rps_hold_their_data(f, d, nd);
+	}
+}
+
 static void test_full__rp_written_by_mover(void **state)
 {
 	struct fx *f = *state;
@@ -618,6 +873,10 @@ int main(void)
 		                                fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_inplace__failover_after_crash_rolls_back,
 		                                fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_recycle__recovery_points_hold_their_data,
+		                                fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_recycle__kill_after_recycle_resumes, fx_setup,
+		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full__rp_written_by_mover, fx_setup,
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full__kill_mid_copy_resumes, fx_setup,
