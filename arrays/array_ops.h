@@ -175,6 +175,17 @@ struct array_ops {
 	int (*copy_ranges)(struct array *a, const char *src, const char *dst,
 	                   const struct array_remap *r, size_t n, uint64_t *shared,
 	                   struct rp_error *err);
+
+	/*
+	 * Optional: makes existing object @dst (not @src, not in use) what ->clone(@src) into a
+	 * new object would make, point in time included, writing only what differs where the
+	 * driver can tell (file array without reflink: @dst's checksum map, when it is an
+	 * unchanged earlier copy of the same size; else a full copy). For an old snapshot that
+	 * would be deleted anyway, at the cost of reading @src once. @written (out, may be NULL):
+	 * bytes written. On an error @dst holds no consistent copy (delete or refresh it again).
+	 */
+	int (*refresh)(struct array *a, const char *src, const char *dst, uint64_t *written,
+	               struct rp_error *err);
 };
 
 /* An open array as the core sees it: driver, its private state, where it lives. */

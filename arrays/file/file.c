@@ -420,4 +420,5 @@ const struct array_ops array_file_ops = {
 	.clone_from = file_clone_from,
 	.read_snapshot = file_read_snapshot,
 	.copy_ranges = file_copy_ranges,
+	.refresh = file_refresh,
 };

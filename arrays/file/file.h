@@ -68,6 +68,9 @@ int file_clone(struct array *a, const char *src, const char *dst, struct rp_erro
 /* ->clone_from: reflink from another file array on the same filesystem, else RP_ENOTSUPPORTED. */
 int file_clone_from(struct array *a, const char *dst, struct array *src_a, const char *src,
                     struct rp_error *err);
+/* ->refresh: rewrite only the blocks whose checksum differs from @dst's map. */
+int file_refresh(struct array *a, const char *src, const char *dst, uint64_t *written,
+                 struct rp_error *err);
 /* Probes FICLONE in the data directory; true when reflinks work there. */
 bool file_reflink_probe(int data_fd);
 

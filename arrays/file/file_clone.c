@@ -134,11 +134,13 @@ static int walk_write(int dst, const void *p, size_t len, uint64_t off, const ch
 
 /*
  * Reads every data range of @src in [@from, @to) (holes are skipped: their sums stay 0), fills
- * the map's sums and, when @dst >= 0, writes the non-zero blocks to @dst at the same offsets.
- * @from and @to are block-aligned (or @to is the object size).
+ * the map's sums and, when @dst >= 0, writes the non-zero blocks to @dst at the same offsets;
+ * with @old (the map of what @dst holds already, same size), only those whose sum differs.
+ * @from and @to are block-aligned (or @to is the object size). *@written adds the bytes written.
  */
-static int csum_walk_range(int src, int dst, struct file_csum_map *m, uint64_t from, uint64_t to,
-                           const char *obj, struct rp_error *err)
+static int csum_walk_range(int src, int dst, struct file_csum_map *m,
+                           const struct file_csum_map *old, uint64_t from, uint64_t to,
+                           const char *obj, uint64_t *written, struct rp_error *err)
 {
 	uint64_t size = to;
 	char *buf = NULL;
@@ -185,18 +187,22 @@ static int csum_walk_range(int src, int dst, struct file_csum_map *m, uint64_t f
 				size_t bl = n - off < FILE_BLOCK ? n - off : FILE_BLOCK;
 				uint64_t s = csum_block(buf + off, bl);
 
+				bool want;
+
 				m->sums[(pos + off) / FILE_BLOCK] = s;
 				if (s != 0)
 					m->dirty[(pos + off) / FILE_BLOCK / FILE_CSUM_CHUNK] = 1;
 				if (dst < 0)
 					continue;
-				if (s != 0 && !in_run) {
+				want = s != 0 && (!old || old->sums[(pos + off) / FILE_BLOCK] != s);
+				if (want && !in_run) {
 					in_run = true;
 					run_start = off;
-				} else if (s == 0 && in_run) {
+				} else if (!want && in_run) {
 					in_run = false;
 					rc = walk_write(dst, buf + run_start, off - run_start,
 					                pos + run_start, obj, err);
+					*written += off - run_start;
 					if (rc < 0)
 						goto out;
 				}
@@ -204,6 +210,7 @@ static int csum_walk_range(int src, int dst, struct file_csum_map *m, uint64_t f
 			if (in_run) {
 				rc = walk_write(dst, buf + run_start, n - run_start,
 				                pos + run_start, obj, err);
+				*written += n - run_start;
 				if (rc < 0)
 					goto out;
 			}
@@ -227,7 +234,8 @@ out:
 struct csum_half {
 	int src, dst;
 	struct file_csum_map *m;
-	uint64_t from, to;
+	const struct file_csum_map *old;
+	uint64_t from, to, written;
 	const char *obj;
 	struct rp_error err;
 	int rc;
@@ -238,7 +246,8 @@ static void *csum_half_main(void *arg)
 	struct csum_half *h = arg;
 
 	rp_error_clear(&h->err);
-	h->rc = csum_walk_range(h->src, h->dst, h->m, h->from, h->to, h->obj, &h->err);
+	h->rc = csum_walk_range(h->src, h->dst, h->m, h->old, h->from, h->to, h->obj, &h->written,
+	                        &h->err);
 	return NULL;
 }
 
@@ -250,29 +259,33 @@ static void *csum_half_main(void *arg)
  * pread/pwrite carry their offsets, and lseek(SEEK_DATA/SEEK_HOLE) returns its result (the
  * shared file position it also sets is never read).
  */
-static int csum_walk(int src, int dst, struct file_csum_map *m, const char *obj,
-                     struct rp_error *err)
+static int csum_walk(int src, int dst, struct file_csum_map *m, const struct file_csum_map *old,
+                     const char *obj, uint64_t *written, struct rp_error *err)
 {
 	const uint64_t chunk = (uint64_t)FILE_CSUM_CHUNK * FILE_BLOCK;
 	struct csum_half h;
 	pthread_t th;
-	uint64_t mid = m->size / 2 / chunk * chunk;
+	uint64_t mid = m->size / 2 / chunk * chunk, w = 0;
 	int rc;
 
+	if (!written)
+		written = &w;
 	if (mid == 0)
-		return csum_walk_range(src, dst, m, 0, m->size, obj, err);
+		return csum_walk_range(src, dst, m, old, 0, m->size, obj, written, err);
 	(void)file_zero_block_hash(); /* initialised before the threads share it */
 	memset(&h, 0, sizeof(h));
 	h.src = src;
 	h.dst = dst;
 	h.m = m;
+	h.old = old;
 	h.from = mid;
 	h.to = m->size;
 	h.obj = obj;
 	if (pthread_create(&th, NULL, csum_half_main, &h) != 0)
-		return csum_walk_range(src, dst, m, 0, m->size, obj, err);
-	rc = csum_walk_range(src, dst, m, 0, mid, obj, err);
+		return csum_walk_range(src, dst, m, old, 0, m->size, obj, written, err);
+	rc = csum_walk_range(src, dst, m, old, 0, mid, obj, written, err);
 	(void)pthread_join(th, NULL);
+	*written += h.written;
 	if (rc == 0 && h.rc < 0)
 		rc = rp_error_set(err, h.rc, "%s", h.err.msg);
 	return rc;
@@ -430,7 +443,7 @@ int file_csum_map_get(struct file_csum_map *out, struct array *a, const char *ob
 		rc = rp_error_set(err, RP_ERROR, "out of memory");
 		goto out;
 	}
-	rc = csum_walk(fd, -1, &m, obj, err);
+	rc = csum_walk(fd, -1, &m, NULL, obj, NULL, err);
 	if (rc < 0) {
 		file_csum_map_dispose(&m);
 		goto out;
@@ -480,7 +493,7 @@ static int clone_copy(struct array *a, const char *src, int src_fd, const char *
 		                     dst);
 		goto out;
 	}
-	rc = csum_walk(src_fd, dst_fd, &m, src, err);
+	rc = csum_walk(src_fd, dst_fd, &m, NULL, src, NULL, err);
 	if (rc < 0)
 		goto out;
 	/*
@@ -540,6 +553,116 @@ err_unlink:
 	(void)unlinkat(fa->data_fd, dname, 0);
 	file_csum_drop(a, dst);
 out:
+	if (dst_fd >= 0)
+		(void)close(dst_fd);
+	(void)close(src_fd);
+	return rc;
+}
+
+/* Punches the blocks of @fd that read as zeros in @m but not in @old (the map of what it held). */
+static int refresh_punch(int fd, const struct file_csum_map *m, const struct file_csum_map *old,
+                         const char *obj, struct rp_error *err)
+{
+	uint64_t b = 0, run = 0;
+	bool in_run = false;
+
+	while (b <= m->nblocks) {
+		/* a chunk that held only zeros has nothing to punch */
+		bool held = b < m->nblocks && old->dirty[b / FILE_CSUM_CHUNK];
+		bool want = held && m->sums[b] == 0 && old->sums[b] != 0;
+
+		if (want && !in_run) {
+			in_run = true;
+			run = b;
+		} else if (!want && in_run) {
+			uint64_t end = b * FILE_BLOCK < m->size ? b * FILE_BLOCK : m->size;
+
+			in_run = false;
+			if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			              (off_t)(run * FILE_BLOCK),
+			              (off_t)(end - run * FILE_BLOCK)) < 0)
+				return rp_error_set_os(err, file_errno_code(errno), errno,
+				                       "punch in object '%s'", obj);
+		}
+		if (b < m->nblocks && !held) {
+			b = (b / FILE_CSUM_CHUNK + 1) * FILE_CSUM_CHUNK;
+			if (b > m->nblocks)
+				b = m->nblocks;
+		} else {
+			b++;
+		}
+	}
+	return 0;
+}
+
+/*
+ * ->refresh: makes the existing object @dst what ->clone(@src) into a new object would make.
+ * Without reflink, when @dst has a valid checksum map (it is an earlier copy made by this
+ * driver and not written since) and the same size, @src is read and hashed as for a copy but
+ * only the blocks whose sum differs from @dst's are written, and blocks that now read as zeros
+ * are punched; the map is rewritten for the new contents. Otherwise @dst is emptied and copied
+ * in full (with reflink: FICLONE). Decisions come from the one read of @src, so a @src being
+ * written meanwhile gives the same kind of copy as ->clone. *@written: bytes written (may be
+ * NULL).
+ */
+int file_refresh(struct array *a, const char *src, const char *dst, uint64_t *written,
+                 struct rp_error *err)
+{
+	struct file_array *fa = file_priv(a);
+	struct file_csum_map old = { 0 }, m = { 0 };
+	struct stat ss, ds;
+	bool have_old = false;
+	uint64_t w = 0;
+	int rc, src_fd = -1, dst_fd = -1;
+
+	if (written)
+		*written = 0;
+	if (strcmp(src, dst) == 0)
+		return rp_error_set(err, RP_EINVAL, "cannot refresh object '%s' from itself", src);
+	rc = file_obj_open(&src_fd, a, src, O_RDONLY, err);
+	if (rc < 0)
+		return rc;
+	rc = file_obj_open(&dst_fd, a, dst, O_RDWR, err);
+	if (rc < 0)
+		goto out;
+	if (fstat(src_fd, &ss) < 0 || fstat(dst_fd, &ds) < 0) {
+		rc = rp_error_set_os(err, file_errno_code(errno), errno, "stat of object '%s'",
+		                     dst);
+		goto out;
+	}
+	have_old = !(fa->caps & ARRAY_CAP_REFLINK) && ss.st_size == ds.st_size &&
+	           csum_map_load(&old, a, dst, dst_fd) == 1;
+	file_csum_drop(a, dst); /* from here on the map would not describe it */
+	if (!have_old && ftruncate(dst_fd, 0) < 0)
+		goto os_err;
+	if (fa->caps & ARRAY_CAP_REFLINK) {
+		if (ioctl(dst_fd, FICLONE, src_fd) == 0)
+			goto out;
+		if (errno != EOPNOTSUPP && errno != EXDEV && errno != EINVAL && errno != ENOTTY) {
+			rc = rp_error_set_os(err, file_errno_code(errno), errno,
+			                     "reflink of object '%s' to '%s'", src, dst);
+			goto out;
+		}
+	}
+	if (ftruncate(dst_fd, ss.st_size) < 0)
+		goto os_err;
+	if (file_csum_map_init(&m, (uint64_t)ss.st_size) < 0) {
+		rc = rp_error_set(err, RP_ERROR, "out of memory");
+		goto out;
+	}
+	rc = csum_walk(src_fd, dst_fd, &m, have_old ? &old : NULL, src, &w, err);
+	if (rc == 0 && have_old)
+		rc = refresh_punch(dst_fd, &m, &old, dst, err);
+	if (rc == 0)
+		rc = csum_map_write(a, dst, dst_fd, &m, err);
+	goto out;
+os_err:
+	rc = rp_error_set_os(err, file_errno_code(errno), errno, "cannot size object '%s'", dst);
+out:
+	if (written)
+		*written = w;
+	file_csum_map_dispose(&m);
+	file_csum_map_dispose(&old);
 	if (dst_fd >= 0)
 		(void)close(dst_fd);
 	(void)close(src_fd);

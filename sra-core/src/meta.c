@@ -59,7 +59,7 @@ static const char *const meta_migrations[] = {
 	"ALTER TABLE sync_sessions ADD COLUMN warning TEXT;",
 	/* 3: the ranges each in-place sync changed on a target without reflink, per recovery
 	 * point, so a pruned recovery point's object can be brought up to date instead of a new
-	 * full copy (docs/internals/sync.md "Recycled recovery points"). */
+	 * full copy (docs/internals/sync.md "Spare objects"). */
 	"CREATE TABLE rp_deltas(obj TEXT PRIMARY KEY, device TEXT NOT NULL,"
 	" prev_obj TEXT NOT NULL, ranges BLOB NOT NULL);"
 	"CREATE INDEX rp_deltas_device ON rp_deltas(device);",

@@ -670,6 +670,115 @@ static int sync_objs_persist(struct rp_array *a, const char *first, size_t strid
 	return rc;
 }
 
+static int gc_add(char ***gc, size_t *n_gc, const char *obj)
+{
+	char **tmp;
+
+	tmp = rp_realloc(*gc, (*n_gc + 1) * sizeof(char *));
+	if (!tmp)
+		return RP_ERROR;
+	*gc = tmp;
+	(*gc)[*n_gc] = rp_strdup(obj);
+	if (!(*gc)[*n_gc])
+		return RP_ERROR;
+	(*n_gc)++;
+	return 0;
+}
+
+static void gc_run(struct rp_array *a, char **gc, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		recovery_obj_gc(a, gc[i]);
+		rp_free(gc[i]);
+	}
+	rp_free(gc);
+}
+
+/*
+ * Spares (arrays without reflink; docs/internals/sync.md "Spare objects"): the object a sync
+ * would delete -- the recovery point it prunes on the target, the old base on the source -- is
+ * kept as the device's spare (a snapshots row of kind SYNC_SPARE_KIND, id "spare-<device>",
+ * never listed as a recovery point) and reused by the next sync instead of a full copy:
+ * - target: each in-place sync records the ranges it changed (rp_deltas: the new recovery
+ *   point's object, the previous one's, the ranges); the next one brings the spare up to date
+ *   from the live object over the ranges changed since the spare's point (sync_recycle_rp);
+ * - source: the next snapshot is a ->refresh of the spare from the LUN, which reads the LUN
+ *   once and writes only the blocks whose checksums differ (sync_make_plan).
+ */
+#define SYNC_SPARE_KIND "spare"
+#define SYNC_CHAIN_MAX 64 /* recovery points walked back to find the spare's */
+
+static void sync_spare_id(char out[RP_ID_MAX], const char *dev)
+{
+	(void)snprintf(out, RP_ID_MAX, "spare-%s", dev);
+}
+
+static bool sync_spare_wanted(const struct rp_array *tgt)
+{
+	const struct array_ops *o = tgt->drv->ops;
+
+	return !(tgt->drv->caps & ARRAY_CAP_REFLINK) && o->copy_ranges && o->obj_rename;
+}
+
+/*
+ * On a source without reflink the dropped base is kept as the device's spare too: the next
+ * sync's snapshot refreshes it (->refresh: only the blocks that changed are written) instead
+ * of copying the LUN into a new object, and the old base is not deleted.
+ */
+static bool sync_src_spare_wanted(const struct rp_array *src)
+{
+	return !(src->drv->caps & ARRAY_CAP_REFLINK) && src->drv->ops->refresh;
+}
+
+/* Rows (snapshots or devices) naming object @obj; -1 on error. */
+static int64_t sync_obj_refs(struct rp_array *a, const char *obj)
+{
+	int64_t n = 0;
+
+	if (meta_query_int(&n, a->db, NULL,
+	                   "SELECT (SELECT count(*) FROM snapshots WHERE obj = ?1) +"
+	                   " (SELECT count(*) FROM devices WHERE obj = ?1)",
+	                   "t", obj) < 0)
+		return -1;
+	return n;
+}
+
+/*
+ * Makes the object of snapshot @rp (a recovery point or a base of a device, just deleted in the
+ * caller's transaction) the device's spare, replacing the previous spare, whose object goes to
+ * @gc. *@kept stays false when another row still names the object (it is not ours to change).
+ */
+static int sync_spare_keep(bool *kept, struct rp_array *tgt, const struct model_snapshot *rp,
+                           char ***gc, size_t *n_gc, struct rp_error *err)
+{
+	struct model_snapshot sp;
+	int64_t refs = sync_obj_refs(tgt, rp->obj);
+	int rc;
+
+	*kept = false;
+	if (refs != 0)
+		return 0;
+	memset(&sp, 0, sizeof(sp));
+	sync_spare_id(sp.id, rp->device);
+	if (model_snapshot_load(&sp, tgt, sp.id, NULL) == 0) {
+		rc = model_snapshot_delete(tgt, sp.id, err);
+		if (rc < 0)
+			return rc;
+		if (gc_add(gc, n_gc, sp.obj) < 0)
+			return rp_error_set(err, RP_ERROR, "out of memory");
+	}
+	sp = *rp;
+	sync_spare_id(sp.id, rp->device);
+	rp_strlcpy(sp.kind, SYNC_SPARE_KIND, sizeof(sp.kind));
+	wwn_snapshot(sp.wwn, tgt->id, sp.id);
+	rc = model_snapshot_insert(tgt, &sp, err);
+	if (rc == 0)
+		*kept = true;
+	return rc;
+}
+
 /*
  * Notes why the session's group snapshot is not write-order consistent: logged at once (the
  * worker's log goes to syslog), and the first reason kept in @w for the session rows.
@@ -690,6 +799,42 @@ sync_warn(struct rp_warning *w, const struct sync_ctx *c, const char *fmt, ...)
 	rp_strlcpy(w->msg, msg, sizeof(w->msg));
 }
 
+/*
+ * The source snapshot of @d as a ->refresh of the device's spare (sync_src_spare_wanted),
+ * under the source's lock and the writers' pause like the clone it replaces: *@adopted, and
+ * @sd->snap_obj names the spare's object, when there is a spare no other row names. An error
+ * of the refresh fails the plan (the spare keeps its row; its object no longer has a map, so
+ * the next refresh rewrites it in full).
+ */
+static int sync_snap_from_spare(struct sync_ctx *c, const struct model_device *d,
+                                struct sync_dev *sd, bool *adopted, struct rp_error *err)
+{
+	struct model_snapshot sp;
+	char id[RP_ID_MAX];
+	uint64_t written = 0;
+	int64_t t0 = rp_now_ms();
+	int rc;
+
+	*adopted = false;
+	if (!sync_src_spare_wanted(c->src))
+		return 0;
+	sync_spare_id(id, d->id);
+	if (model_snapshot_load(&sp, c->src, id, NULL) < 0 ||
+	    strcmp(sp.kind, SYNC_SPARE_KIND) != 0 || sync_obj_refs(c->src, sp.obj) != 1)
+		return 0;
+	rc = c->src->drv->ops->refresh(c->src->drv, d->obj, sp.obj, &written, err);
+	if (rc < 0)
+		return rc;
+	rp_strlcpy(sd->snap_obj, sp.obj, sizeof(sd->snap_obj));
+	*adopted = true;
+	rp_log(RP_LOG_VERBOSE,
+	       "sync session '%s': snapshot of '%s' refreshed from its spare: %llu KiB written,"
+	       " %lld ms",
+	       c->row.id, d->id, (unsigned long long)(written >> 10),
+	       (long long)(rp_now_ms() - t0));
+	return 0;
+}
+
 static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 {
 	struct model_device *members = NULL, one, t;
@@ -700,7 +845,7 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 	struct sync_plan *p = &c->plan;
 	size_t n = 0, i;
 	char *text = NULL;
-	bool full = false;
+	bool full = false, *adopted = NULL;
 	int lfd = -1, rc;
 
 	memset(p, 0, sizeof(*p));
@@ -744,6 +889,11 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 		n = 1;
 	}
 
+	adopted = rp_calloc(n ? n : 1, sizeof(*adopted));
+	if (!adopted) {
+		rc = rp_error_set(err, RP_ERROR, "out of memory");
+		goto out;
+	}
 	p->rp_ms = rp_now_ms();
 	recovery_point_id(p->rp, p->rp_ms);
 	for (i = 0; i < n; i++) {
@@ -795,6 +945,11 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 		          " point is not write-order consistent: %s",
 		          c->row.group, fe.msg);
 	for (i = 0; i < p->n; i++) {
+		rc = sync_snap_from_spare(c, &members[i], &p->dev[i], &adopted[i], err);
+		if (rc < 0)
+			break;
+		if (adopted[i])
+			continue;
 		model_snapshot_obj(p->dev[i].snap_obj, p->dev[i].snap);
 		(void)recovery_drv_delete(c->src, p->dev[i].snap_obj, NULL);
 		rc = recovery_drv_clone(c->src, members[i].obj, p->dev[i].snap_obj, err);
@@ -815,7 +970,13 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 	if (rc < 0)
 		goto undo;
 
-	/* Record the snapshots, then the plan (target row first: it is authoritative). */
+	/*
+	 * Record the snapshots, then the plan (target row first: it is authoritative). A spare
+	 * that became a snapshot loses its spare row in the same transaction.
+	 */
+	rc = meta_txn_begin(c->src->db, err);
+	if (rc < 0)
+		goto undo;
 	for (i = 0; i < p->n; i++) {
 		struct model_snapshot s;
 
@@ -830,9 +991,20 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 		s.recovery_point_ms = p->rp_ms;
 		s.created_ms = rp_now_ms();
 		rc = model_snapshot_insert(c->src, &s, err);
-		if (rc < 0)
+		if (rc == 0 && adopted[i]) {
+			char spare_id[RP_ID_MAX];
+
+			sync_spare_id(spare_id, members[i].id);
+			rc = model_snapshot_delete(c->src, spare_id, err);
+		}
+		if (rc < 0) {
+			meta_txn_rollback(c->src->db);
 			goto undo;
+		}
 	}
+	rc = meta_txn_commit(c->src->db, err);
+	if (rc < 0)
+		goto undo;
 	if (sync_plan_format(&text, p) < 0) {
 		rc = rp_error_set(err, RP_ERROR, "out of memory");
 		goto undo;
@@ -872,6 +1044,7 @@ undo:
 		recovery_obj_gc(c->src, p->dev[i].snap_obj);
 	sync_plan_dispose(p);
 out:
+	rp_free(adopted);
 	rp_free(text);
 	rp_free(members);
 	unlock(lfd);
@@ -1544,102 +1717,6 @@ out:
 	return rc;
 }
 
-static int gc_add(char ***gc, size_t *n_gc, const char *obj)
-{
-	char **tmp;
-
-	tmp = rp_realloc(*gc, (*n_gc + 1) * sizeof(char *));
-	if (!tmp)
-		return RP_ERROR;
-	*gc = tmp;
-	(*gc)[*n_gc] = rp_strdup(obj);
-	if (!(*gc)[*n_gc])
-		return RP_ERROR;
-	(*n_gc)++;
-	return 0;
-}
-
-static void gc_run(struct rp_array *a, char **gc, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		recovery_obj_gc(a, gc[i]);
-		rp_free(gc[i]);
-	}
-	rp_free(gc);
-}
-
-/*
- * Recycled recovery points (arrays without reflink; docs/internals/sync.md "Recycled recovery
- * points"): the object of the recovery point a sync prunes is kept as the device's spare (a
- * snapshots row of kind SYNC_SPARE_KIND, never listed as a recovery point), and each in-place
- * sync records the ranges it changed (rp_deltas: new recovery point's object, the previous
- * one's, the ranges). The next sync brings the spare up to date from the live object over the
- * ranges changed since the spare's point instead of copying the whole LUN again.
- */
-#define SYNC_SPARE_KIND "spare"
-#define SYNC_CHAIN_MAX 64 /* recovery points walked back to find the spare's */
-
-static void sync_spare_id(char out[RP_ID_MAX], const char *dev)
-{
-	(void)snprintf(out, RP_ID_MAX, "spare-%s", dev);
-}
-
-static bool sync_spare_wanted(const struct rp_array *tgt)
-{
-	const struct array_ops *o = tgt->drv->ops;
-
-	return !(tgt->drv->caps & ARRAY_CAP_REFLINK) && o->copy_ranges && o->obj_rename;
-}
-
-/* Rows (snapshots or devices) naming object @obj; -1 on error. */
-static int64_t sync_obj_refs(struct rp_array *a, const char *obj)
-{
-	int64_t n = 0;
-
-	if (meta_query_int(&n, a->db, NULL,
-	                   "SELECT (SELECT count(*) FROM snapshots WHERE obj = ?1) +"
-	                   " (SELECT count(*) FROM devices WHERE obj = ?1)",
-	                   "t", obj) < 0)
-		return -1;
-	return n;
-}
-
-/*
- * Makes the object of recovery point @rp (of a device, just pruned in the caller's
- * transaction) the device's spare, replacing the previous spare, whose object goes to @gc.
- * *@kept stays false when another row still names the object (it is not ours to change).
- */
-static int sync_spare_keep(bool *kept, struct rp_array *tgt, const struct model_snapshot *rp,
-                           char ***gc, size_t *n_gc, struct rp_error *err)
-{
-	struct model_snapshot sp;
-	int64_t refs = sync_obj_refs(tgt, rp->obj);
-	int rc;
-
-	*kept = false;
-	if (refs != 0)
-		return 0;
-	memset(&sp, 0, sizeof(sp));
-	sync_spare_id(sp.id, rp->device);
-	if (model_snapshot_load(&sp, tgt, sp.id, NULL) == 0) {
-		rc = model_snapshot_delete(tgt, sp.id, err);
-		if (rc < 0)
-			return rc;
-		if (gc_add(gc, n_gc, sp.obj) < 0)
-			return rp_error_set(err, RP_ERROR, "out of memory");
-	}
-	sp = *rp;
-	sync_spare_id(sp.id, rp->device);
-	rp_strlcpy(sp.kind, SYNC_SPARE_KIND, sizeof(sp.kind));
-	wwn_snapshot(sp.wwn, tgt->id, sp.id);
-	rc = model_snapshot_insert(tgt, &sp, err);
-	if (rc == 0)
-		*kept = true;
-	return rc;
-}
-
 /*
  * Retention of recovery points on the target: newest @keep "rp" snapshots of a device stay.
  * With @spare the newest pruned one's object becomes the device's spare instead of garbage.
@@ -1673,9 +1750,13 @@ static int sync_prune(struct rp_array *tgt, const char *dev, uint32_t keep, bool
 	return rc < 0 ? rc : 0;
 }
 
-/* Deletes every "base" row of @dev except @keep, collecting their objects. */
-static int sync_drop_old_bases(struct rp_array *a, const char *dev, const char *keep, char ***gc,
-                               size_t *n_gc, struct rp_error *err)
+/*
+ * Deletes every "base" row of @dev except @keep, collecting their objects. With @spare the
+ * newest one's object becomes the device's spare instead (the source's next snapshot is a
+ * ->refresh of it, see sync_make_plan).
+ */
+static int sync_drop_old_bases(struct rp_array *a, const char *dev, const char *keep, bool spare,
+                               char ***gc, size_t *n_gc, struct rp_error *err)
 {
 	struct model_snapshot *list = NULL;
 	size_t n = 0, i;
@@ -1685,12 +1766,18 @@ static int sync_drop_old_bases(struct rp_array *a, const char *dev, const char *
 	if (rc < 0)
 		return rc;
 	for (i = 0; i < n; i++) {
+		bool kept = false;
+
 		if (strcmp(list[i].id, keep) == 0)
 			continue;
 		rc = model_snapshot_delete(a, list[i].id, err);
+		if (rc == 0 && spare) {
+			rc = sync_spare_keep(&kept, a, &list[i], gc, n_gc, err);
+			spare = false; /* the newest only */
+		}
 		if (rc < 0)
 			break;
-		if (gc_add(gc, n_gc, list[i].obj) < 0) {
+		if (!kept && gc_add(gc, n_gc, list[i].obj) < 0) {
 			rc = rp_error_set(err, RP_ERROR, "out of memory");
 			break;
 		}
@@ -1946,6 +2033,7 @@ static int sync_undo_restore(struct rp_array *a, const char *lun, const char *un
 	struct array_obj_stat st, bs;
 	struct undo_hdr h;
 	struct array_extent *ext = NULL;
+	struct rp_error e;
 	char base[UNDO_REF_NAME];
 	uint64_t *pairs = NULL, hlen, data = 0, i, shared = 0;
 	char *buf = NULL;
@@ -1971,8 +2059,6 @@ static int sync_undo_restore(struct rp_array *a, const char *lun, const char *un
 			return rc;
 		if (memchr(base, '\0', sizeof(base)) == NULL || !o->copy_ranges)
 			return rp_error_set(err, RP_ECORRUPT, "undo object '%s' is corrupt", undo);
-		struct rp_error e;
-
 		rp_error_clear(&e);
 		rc = o->obj_stat(&bs, a->drv, base, &e);
 		if (rc < 0)
@@ -2234,7 +2320,7 @@ static int sync_delta_load(struct array_extent **ext, size_t *n, size_t *cap,
                            const char *obj)
 {
 	sqlite3_stmt *st = NULL;
-	const uint64_t *pairs;
+	const unsigned char *pairs;
 	size_t len, i;
 	int rc;
 
@@ -2256,8 +2342,11 @@ static int sync_delta_load(struct array_extent **ext, size_t *n, size_t *cap,
 		return RP_ECORRUPT;
 	}
 	for (i = 0; rc >= 0 && i < len / 16; i++) {
-		struct array_extent e = { .offset = pairs[2 * i], .length = pairs[2 * i + 1] };
+		struct array_extent e = { .zero = false };
 
+		/* a blob need not be aligned for uint64_t */
+		memcpy(&e.offset, pairs + 16 * i, 8);
+		memcpy(&e.length, pairs + 16 * i + 8, 8);
 		rc = ext_append(ext, n, cap, &e, 1);
 	}
 	sqlite3_finalize(st);
@@ -2307,7 +2396,7 @@ static void sync_recycle_rp(struct sync_ctx *c, struct sync_dev *d)
 	struct model_snapshot sp;
 	struct array_obj_stat st;
 	struct array_extent *ext = NULL;
-	size_t n = 0, cap = 0, merged = 0;
+	size_t n = 0, cap = 0, merged = 0, j;
 	char cur[ARRAY_OBJ_MAX], prev[ARRAY_OBJ_MAX], id[RP_ID_MAX], rpcopy[ARRAY_OBJ_MAX];
 	uint64_t shared = 0, bytes = 0;
 	int64_t t0 = rp_now_ms();
@@ -2346,22 +2435,16 @@ static void sync_recycle_rp(struct sync_ctx *c, struct sync_dev *d)
 		                      &shared, &e);
 	if (rc < 0) {
 		rp_log(RP_LOG_WARNING,
-		       "sync session '%s': spare of '%s' not usable (%s); copying the recovery "
-		       "point"
-		       " in full",
+		       "sync session '%s': spare of '%s' not usable (%s); a full copy instead",
 		       c->row.id, d->tgt, e.msg);
 		(void)recovery_drv_delete(a, rpcopy, NULL);
 		goto out;
 	}
-	{
-		const char *crash = getenv(SYNC_ENV_CRASH);
-
-		if (crash && strcmp(crash, "recycle") == 0)
-			_exit(9); /* tests: the spare renamed and brought up to date, nothing
-			             committed */
-	}
-	for (steps = 0; (size_t)steps < merged; steps++)
-		bytes += ext[steps].length;
+	/* tests: die with the spare renamed and up to date, nothing committed */
+	if (getenv(SYNC_ENV_CRASH) && strcmp(getenv(SYNC_ENV_CRASH), "recycle") == 0)
+		_exit(9);
+	for (j = 0; j < merged; j++)
+		bytes += ext[j].length;
 	rp_strlcpy(d->rpcopy, rpcopy, sizeof(d->rpcopy));
 	d->spare_used = true;
 	rp_log(RP_LOG_VERBOSE,
@@ -2505,7 +2588,7 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 		rc = model_snapshot_insert(c->tgt, &s, err);
 		if (rc < 0)
 			goto out;
-		rc = sync_drop_old_bases(c->tgt, d->tgt, s.id, &gc, &n_gc, err);
+		rc = sync_drop_old_bases(c->tgt, d->tgt, s.id, false, &gc, &n_gc, err);
 		if (rc < 0)
 			goto out;
 		if (spare && d->inplace && d->tgt_base_obj[0]) {
@@ -2515,10 +2598,10 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 		}
 		if (d->spare_used) {
 			/* its object is the new recovery point's now */
-			char sid_[RP_ID_MAX];
+			char spare_id[RP_ID_MAX];
 
-			sync_spare_id(sid_, d->tgt);
-			rc = model_snapshot_delete(c->tgt, sid_, err);
+			sync_spare_id(spare_id, d->tgt);
+			rc = model_snapshot_delete(c->tgt, spare_id, err);
 			if (rc < 0)
 				goto out;
 		}
@@ -2643,7 +2726,8 @@ static int sync_finalize_source(struct rp_array *src, const struct sync_row *tro
 		              "t", d->snap);
 		if (rc < 0)
 			goto out;
-		rc = sync_drop_old_bases(src, d->src, d->snap, &gc, &n_gc, err);
+		rc = sync_drop_old_bases(src, d->src, d->snap, sync_src_spare_wanted(src), &gc,
+		                         &n_gc, err);
 		if (rc < 0)
 			goto out;
 		rp_strlcpy(dev.base_snapshot, d->snap, sizeof(dev.base_snapshot));

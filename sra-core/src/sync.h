@@ -84,7 +84,7 @@ int sync_worker_pid(int64_t *out, struct rp_array *a, const char *id, struct rp_
 
 /*
  * Drops the spare recovery-point object of device @dev of @a and the ranges recorded for it
- * (docs/internals/sync.md "Recycled recovery points"): failover calls it when the device stops
+ * (docs/internals/sync.md "Spare objects"): failover calls it when the device stops
  * being a target, so the spare's space is not held while nothing syncs into it. Best effort.
  */
 void sync_spare_drop(struct rp_array *a, const char *dev);

@@ -1107,6 +1107,105 @@ static void test_file__changed_extents_exact(void **state)
 	free(w);
 }
 
+/* @obj and @other have the same content (XXH128 of each). */
+static void assert_same(struct fx *f, const char *obj, const char *other)
+{
+	char a[40], b[40];
+
+	assert_int_equal(OPS(f)->checksum(a, f->a, obj, E(f)), 0);
+	assert_int_equal(OPS(f)->checksum(b, f->a, other, E(f)), 0);
+	assert_string_equal(a, b);
+}
+
+static void test_file__refresh(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t size = 8 * MIB + 1000; /* an unaligned tail block */
+	bool reflink = (f->a->caps & ARRAY_CAP_REFLINK) != 0;
+	char *w = malloc(2 * MIB), *zero = calloc(1, 64 * 1024);
+	uint64_t written = 1, want;
+	struct collect c;
+	int i;
+
+	printf("checking ->refresh makes an old copy equal to its source again (%s)\n",
+	       reflink ? "reflink: FICLONE" : "only changed blocks written");
+	assert_non_null(w);
+	assert_non_null(zero);
+	assert_non_null(OPS(f)->refresh);
+	assert_int_equal(OPS(f)->obj_create(f->a, "lun", size, E(f)), 0);
+	fill_random(w, 2 * MIB);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 0, w, 2 * MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 4 * MIB, w, 2 * MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 8 * MIB, w, 1000, E(f)), 0);
+	assert_int_equal(OPS(f)->clone(f->a, "lun", "snap", E(f)), 0);
+
+	printf("# unchanged: nothing written\n");
+	assert_int_equal(OPS(f)->refresh(f->a, "lun", "snap", &written, E(f)), 0);
+	assert_int_equal(written, 0);
+	assert_same(f, "lun", "snap");
+
+	printf("# 5 blocks rewritten, 64 KiB zeroed, 1 MiB punched, 1 MiB written into a hole, "
+	       "the tail changed\n");
+	fill_random(w, 2 * MIB);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(OPS(f)->write(f->a, "lun", (uint64_t)(7 + 40 * i) * BLK,
+		                               w + i * BLK, BLK, E(f)),
+		                 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", MIB, zero, 64 * 1024, E(f)), 0);
+	assert_int_equal(OPS(f)->punch(f->a, "lun", 4 * MIB, MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 2 * MIB, w + MIB, MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 8 * MIB, w + 5 * BLK, 1000, E(f)), 0);
+	assert_int_equal(OPS(f)->refresh(f->a, "lun", "snap", &written, E(f)), 0);
+	assert_same(f, "lun", "snap");
+	want = reflink ? 0 : 5 * BLK + MIB + 1000;
+	assert_int_equal(written, want);
+
+	printf("# the map it wrote describes the new contents: no difference to a fresh clone\n");
+	assert_int_equal(OPS(f)->clone(f->a, "lun", "snap2", E(f)), 0);
+	run_diff(f, "snap", "snap2", &c, size);
+	assert_int_equal(c.calls, 0);
+	free(c.changed);
+
+	printf("# the source is independent of it afterwards\n");
+	fill_random(w, BLK);
+	assert_int_equal(OPS(f)->write(f->a, "lun", 0, w, BLK, E(f)), 0);
+	assert_same(f, "snap", "snap2");
+
+	printf("# the copy was written since (its map is dropped): copied in full, still equal\n");
+	assert_int_equal(OPS(f)->write(f->a, "snap", 3 * MIB, w, BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->refresh(f->a, "lun", "snap", &written, E(f)), 0);
+	assert_same(f, "lun", "snap");
+	if (!reflink)
+		assert_true(written >= 3 * MIB); /* every data block of the source */
+
+	printf("# a source of another size: copied in full at the new size\n");
+	assert_int_equal(OPS(f)->obj_resize(f->a, "lun", size + 3 * MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->write(f->a, "lun", size + MIB, w, BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->refresh(f->a, "lun", "snap", &written, E(f)), 0);
+	assert_same(f, "lun", "snap");
+	{
+		struct array_obj_stat st;
+
+		assert_int_equal(OPS(f)->obj_stat(&st, f->a, "snap", E(f)), 0);
+		assert_int_equal(st.size, size + 3 * MIB);
+	}
+
+	printf("# bad input: an error, nothing changed\n");
+	assert_int_equal(OPS(f)->refresh(f->a, "lun", "lun", NULL, E(f)), RP_EINVAL);
+	assert_int_equal(OPS(f)->refresh(f->a, "nope", "snap", NULL, E(f)), RP_ENOTFOUND);
+	assert_int_equal(OPS(f)->refresh(f->a, "lun", "nope", NULL, E(f)), RP_ENOTFOUND);
+	assert_int_equal(OPS(f)->refresh(f->a, "lun", "../snap", NULL, E(f)), RP_EINVAL);
+	{
+		bool ex = true;
+
+		assert_int_equal(OPS(f)->obj_exists(&ex, f->a, "nope", E(f)), 0);
+		assert_false(ex);
+	}
+	assert_same(f, "lun", "snap");
+	free(zero);
+	free(w);
+}
+
 static void test_file__holes_reported_zero(void **state)
 {
 	struct fx *f = *state;
@@ -1429,6 +1528,7 @@ int main(void)
 		T(test_file__copy_ranges),
 		T(test_file__reflink_detection),
 		T(test_file__changed_extents_exact),
+		T(test_file__refresh),
 		T(test_file__holes_reported_zero),
 		T(test_file__callback_stops_walk),
 		T(test_file__rename_replaces),

@@ -585,6 +585,79 @@ static void test_recycle__kill_after_recycle_resumes(void **state)
 	}
 }
 
+/* The source device's spare on A: its object into @obj; false when it has none. */
+static bool src_spare_of(struct fx *f, char obj[ARRAY_OBJ_MAX])
+{
+	struct model_snapshot sp;
+	char id[RP_ID_MAX];
+
+	snprintf(id, sizeof(id), "spare-%s", f->dev.id);
+	if (model_snapshot_load(&sp, f->a, id, NULL) < 0)
+		return false;
+	assert_string_equal(sp.kind, "spare");
+	snprintf(obj, ARRAY_OBJ_MAX, "%s", sp.obj);
+	return true;
+}
+
+/* Inode of the object of the source device's base snapshot, which must hold @sum's data. */
+static ino_t src_base_ino(struct fx *f, const char *sum)
+{
+	struct model_device d;
+	struct model_snapshot s;
+	struct rp_error e = { 0 };
+	char got[40];
+
+	assert_int_equal(model_device_load(&d, f->a, f->dev.id, &e), 0);
+	assert_int_equal(model_snapshot_load(&s, f->a, d.base_snapshot, &e), 0);
+	assert_int_equal(f->a->drv->ops->checksum(got, f->a->drv, s.obj, &e), 0);
+	assert_string_equal(got, sum);
+	return obj_ino(f->a, s.obj);
+}
+
+static void test_refresh__source_snapshot_reuses_old_base(void **state)
+{
+	struct fx *f = *state;
+	struct rp_data d[RP_DATA_MAX];
+	char obj[ARRAY_OBJ_MAX];
+	size_t nd = 0;
+	int round;
+
+	sync_fg(f, true);
+	change_lun(f, 1);
+	sync_record(f, d, &nd);
+	if (f->a->drv->caps & ARRAY_CAP_REFLINK) {
+		printf("# reflink: the source snapshot is a clone; no spare is kept\n");
+		assert_false(src_spare_of(f, obj));
+		return;
+	}
+	printf("# after an incremental the old base is the source's spare\n");
+	for (round = 2; round <= 5; round++) {
+		ino_t spare_ino;
+
+		assert_true(src_spare_of(f, obj));
+		spare_ino = obj_ino(f->a, obj);
+		change_lun(f, round);
+		sync_record(f, d, &nd);
+		printf("#   round %d: the new base is the former spare's object, data equal\n",
+		       round);
+		assert_true(src_base_ino(f, d[nd - 1].sum) == spare_ino);
+	}
+	printf("# the spare written behind the engine's back (its map no longer matches): "
+	       "rewritten in full, still equal\n");
+	{
+		struct rp_error e = { 0 };
+		char junk[BLOCK];
+
+		assert_true(src_spare_of(f, obj));
+		memset(junk, 0x5a, sizeof(junk));
+		assert_int_equal(f->a->drv->ops->write(f->a->drv, obj, 0, junk, BLOCK, &e), 0);
+		change_lun(f, 6);
+		sync_record(f, d, &nd);
+		(void)src_base_ino(f, d[nd - 1].sum);
+	}
+	assert_rps_hold_their_data(f, d, nd);
+}
+
 static void test_full__rp_written_by_mover(void **state)
 {
 	struct fx *f = *state;
@@ -877,6 +950,8 @@ int main(void)
 		                                fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_recycle__kill_after_recycle_resumes, fx_setup,
 		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_refresh__source_snapshot_reuses_old_base,
+		                                fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full__rp_written_by_mover, fx_setup,
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full__kill_mid_copy_resumes, fx_setup,
