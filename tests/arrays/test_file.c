@@ -850,25 +850,23 @@ out:
 /* FIEMAP of @obj at @off: true when the block there is shared with another file. */
 static bool block_shared(struct fx *f, const char *obj, uint64_t off)
 {
-	struct {
-		struct fiemap fm;
-		struct fiemap_extent ext[1];
-	} q;
+	struct fiemap *fm = calloc(1, sizeof(*fm) + sizeof(struct fiemap_extent));
 	char path[1024];
 	bool shared;
 	int fd;
 
+	assert_non_null(fm);
 	assert_int_equal(OPS(f)->obj_path(path, sizeof(path), f->a, obj, E(f)), 0);
 	fd = open(path, O_RDONLY);
 	assert_true(fd >= 0);
-	memset(&q, 0, sizeof(q));
-	q.fm.fm_start = off;
-	q.fm.fm_length = BLK;
-	q.fm.fm_flags = FIEMAP_FLAG_SYNC;
-	q.fm.fm_extent_count = 1;
-	assert_int_equal(ioctl(fd, FS_IOC_FIEMAP, &q.fm), 0);
-	shared = q.fm.fm_mapped_extents == 1 && (q.ext[0].fe_flags & FIEMAP_EXTENT_SHARED);
+	fm->fm_start = off;
+	fm->fm_length = BLK;
+	fm->fm_flags = FIEMAP_FLAG_SYNC;
+	fm->fm_extent_count = 1;
+	assert_int_equal(ioctl(fd, FS_IOC_FIEMAP, fm), 0);
+	shared = fm->fm_mapped_extents == 1 && (fm->fm_extents[0].fe_flags & FIEMAP_EXTENT_SHARED);
 	(void)close(fd);
+	free(fm);
 	return shared;
 }
 
