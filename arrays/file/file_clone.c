@@ -186,7 +186,6 @@ static int csum_walk_range(int src, int dst, struct file_csum_map *m,
 			for (off = 0; off < n; off += FILE_BLOCK) {
 				size_t bl = n - off < FILE_BLOCK ? n - off : FILE_BLOCK;
 				uint64_t s = csum_block(buf + off, bl);
-
 				bool want;
 
 				m->sums[(pos + off) / FILE_BLOCK] = s;
@@ -506,6 +505,21 @@ out:
 	return rc;
 }
 
+/*
+ * FICLONE of @src_fd into @dst_fd: 0 when done, 1 when the filesystem cannot for this file
+ * (e.g. an inline extent: the caller copies instead), or an error (ENOSPC, EIO).
+ */
+static int clone_reflink(int dst_fd, int src_fd, const char *src, const char *dst,
+                         struct rp_error *err)
+{
+	if (ioctl(dst_fd, FICLONE, src_fd) == 0)
+		return 0;
+	if (errno == EOPNOTSUPP || errno == EXDEV || errno == EINVAL || errno == ENOTTY)
+		return 1;
+	return rp_error_set_os(err, file_errno_code(errno), errno, "reflink of object '%s' to '%s'",
+	                       src, dst);
+}
+
 /* Creates the new image file @dname of object @dst (must not exist) for a clone's data. */
 static int clone_dst_create(int *fd, struct file_array *fa, const char *dname, const char *dst,
                             struct rp_error *err)
@@ -535,14 +549,11 @@ int file_clone(struct array *a, const char *src, const char *dst, struct rp_erro
 		goto out;
 	file_csum_drop(a, dst);
 	if (fa->caps & ARRAY_CAP_REFLINK) {
-		if (ioctl(dst_fd, FICLONE, src_fd) == 0)
+		rc = clone_reflink(dst_fd, src_fd, src, dst, err);
+		if (rc == 0)
 			goto out;
-		if (errno != EOPNOTSUPP && errno != EXDEV && errno != EINVAL && errno != ENOTTY) {
-			rc = rp_error_set_os(err, file_errno_code(errno), errno,
-			                     "reflink of object '%s' to '%s'", src, dst);
+		if (rc < 0)
 			goto err_unlink;
-		}
-		/* e.g. a file with an inline extent: fall back to copying. */
 	}
 	rc = clone_copy(a, src, src_fd, dst, dst_fd, err);
 	if (rc < 0)
@@ -636,13 +647,9 @@ int file_refresh(struct array *a, const char *src, const char *dst, uint64_t *wr
 	if (!have_old && ftruncate(dst_fd, 0) < 0)
 		goto os_err;
 	if (fa->caps & ARRAY_CAP_REFLINK) {
-		if (ioctl(dst_fd, FICLONE, src_fd) == 0)
+		rc = clone_reflink(dst_fd, src_fd, src, dst, err);
+		if (rc <= 0)
 			goto out;
-		if (errno != EOPNOTSUPP && errno != EXDEV && errno != EINVAL && errno != ENOTTY) {
-			rc = rp_error_set_os(err, file_errno_code(errno), errno,
-			                     "reflink of object '%s' to '%s'", src, dst);
-			goto out;
-		}
 	}
 	if (ftruncate(dst_fd, ss.st_size) < 0)
 		goto os_err;

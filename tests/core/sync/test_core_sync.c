@@ -383,18 +383,24 @@ static void assert_rps_hold_their_data(struct fx *f, const struct rp_data *d, si
 	rp_free(list);
 }
 
-/* The device's spare: its object into @obj; false when it has none. */
-static bool spare_of(struct fx *f, char obj[ARRAY_OBJ_MAX])
+/* The spare of device @dev on @a: its object into @obj; false when it has none. */
+static bool spare_in(struct rp_array *a, const char *dev, char obj[ARRAY_OBJ_MAX])
 {
 	struct model_snapshot sp;
 	char id[RP_ID_MAX];
 
-	snprintf(id, sizeof(id), "spare-%s", f->dev.peer_device);
-	if (model_snapshot_load(&sp, f->b, id, NULL) < 0)
+	snprintf(id, sizeof(id), "spare-%s", dev);
+	if (model_snapshot_load(&sp, a, id, NULL) < 0)
 		return false;
 	assert_string_equal(sp.kind, "spare");
 	snprintf(obj, ARRAY_OBJ_MAX, "%s", sp.obj);
 	return true;
+}
+
+/* The target device's spare on B. */
+static bool spare_of(struct fx *f, char obj[ARRAY_OBJ_MAX])
+{
+	return spare_in(f->b, f->dev.peer_device, obj);
 }
 
 static ino_t obj_ino(struct rp_array *a, const char *obj)
@@ -585,18 +591,10 @@ static void test_recycle__kill_after_recycle_resumes(void **state)
 	}
 }
 
-/* The source device's spare on A: its object into @obj; false when it has none. */
+/* The source device's spare on A. */
 static bool src_spare_of(struct fx *f, char obj[ARRAY_OBJ_MAX])
 {
-	struct model_snapshot sp;
-	char id[RP_ID_MAX];
-
-	snprintf(id, sizeof(id), "spare-%s", f->dev.id);
-	if (model_snapshot_load(&sp, f->a, id, NULL) < 0)
-		return false;
-	assert_string_equal(sp.kind, "spare");
-	snprintf(obj, ARRAY_OBJ_MAX, "%s", sp.obj);
-	return true;
+	return spare_in(f->a, f->dev.id, obj);
 }
 
 /* Inode of the object of the source device's base snapshot, which must hold @sum's data. */
