@@ -61,6 +61,7 @@ struct array_origin {
 	bool written;    /* out, sticky: the origin was seen written since; it is not tried again */
 	unsigned cold;  /* driver's: ranges in a row whose pages were not cached (it may give up) */
 	uint64_t bytes; /* out, summed: bytes that came from the origin's cached pages */
+	void *priv;     /* driver's: what it keeps open across the calls; ->origin_done frees it */
 };
 
 /* One range of ->copy_ranges: @len bytes at @src_off of the source go to @dst_off. */
@@ -151,6 +152,13 @@ struct array_ops {
 	 */
 	int (*read_snapshot)(struct array *a, const char *snap, struct array_origin *origin,
 	                     uint64_t off, void *buf, size_t len, struct rp_error *err);
+
+	/*
+	 * Optional (mandatory with a ->read_snapshot that sets @origin->priv): ends the copy
+	 * @origin served, releasing what the driver kept for it (open files); @origin may be
+	 * used again afterwards as a new one. Accepts an origin never used.
+	 */
+	void (*origin_done)(struct array *a, struct array_origin *origin);
 
 	/*
 	 * Optional: point-in-time copy of object @src of array @src_a into new object @dst (which

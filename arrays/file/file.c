@@ -419,6 +419,7 @@ const struct array_ops array_file_ops = {
 	.read_uncached = file_read_uncached,
 	.clone_from = file_clone_from,
 	.read_snapshot = file_read_snapshot,
+	.origin_done = file_origin_done,
 	.copy_ranges = file_copy_ranges,
 	.refresh = file_refresh,
 };

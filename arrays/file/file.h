@@ -136,6 +136,8 @@ int file_copy_ranges(struct array *a, const char *src, const char *dst, const st
 /* ->read_snapshot: the snapshot's data, from its origin's cached pages where provably equal. */
 int file_read_snapshot(struct array *a, const char *snap, struct array_origin *origin, uint64_t off,
                        void *buf, size_t len, struct rp_error *err);
+/* ->origin_done: closes what ->read_snapshot kept open for one copy. */
+void file_origin_done(struct array *a, struct array_origin *origin);
 
 /* file_freeze.c */
 int file_freeze(struct array *a, struct rp_error *err);

@@ -118,10 +118,12 @@ int file_fmap_get(struct file_fmap *m, int fd, const char *obj, uint64_t start, 
 {
 	struct fiemap *fm = NULL;
 	uint64_t end = len > FIEMAP_MAX_OFFSET - start ? FIEMAP_MAX_OFFSET : start + len;
+	/* a short range holds few extents (at most one per 512-byte block, plus a partial one) */
+	uint32_t batch = len / 512 + 2 < FIEMAP_BATCH ? (uint32_t)(len / 512 + 2) : FIEMAP_BATCH;
 	bool last = false;
 	int rc = 0;
 
-	fm = rp_calloc(1, sizeof(*fm) + FIEMAP_BATCH * sizeof(struct fiemap_extent));
+	fm = rp_calloc(1, sizeof(*fm) + batch * sizeof(struct fiemap_extent));
 	if (!fm)
 		return rp_error_set(err, RP_ERROR, "out of memory");
 	while (!last && start < end) {
@@ -131,7 +133,7 @@ int file_fmap_get(struct file_fmap *m, int fd, const char *obj, uint64_t start, 
 		fm->fm_start = start;
 		fm->fm_length = end - start;
 		fm->fm_flags = sync ? FIEMAP_FLAG_SYNC : 0;
-		fm->fm_extent_count = FIEMAP_BATCH;
+		fm->fm_extent_count = batch;
 		sync = false;
 		if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0) {
 			rc = rp_error_set_os(err, file_errno_code(errno), errno,
@@ -141,7 +143,7 @@ int file_fmap_get(struct file_fmap *m, int fd, const char *obj, uint64_t start, 
 		if (fm->fm_mapped_extents == 0)
 			break;
 		if (m->n + fm->fm_mapped_extents > m->cap) {
-			size_t cap = m->cap ? m->cap * 2 : FIEMAP_BATCH;
+			size_t cap = m->cap ? m->cap * 2 : batch;
 			struct fiemap_extent *p;
 
 			while (cap < m->n + fm->fm_mapped_extents)

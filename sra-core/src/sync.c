@@ -1640,6 +1640,8 @@ pipeline:
 	pthread_cond_broadcast(&p.cv);
 	pthread_mutex_unlock(&p.mu);
 	(void)pthread_join(reader, NULL);
+	if (p.from_origin && so->origin_done)
+		so->origin_done(p.src, &p.origin);
 out_destroy:
 	if (flushing) {
 		pthread_mutex_lock(&fl.mu);

@@ -451,6 +451,18 @@ static void warm(struct fx *f, const char *obj, size_t size, char *buf)
 	assert_int_equal(OPS(f)->read(f->a, obj, 0, buf, size, E(f)), 0);
 }
 
+/*
+ * Ends the copy @o served (->origin_done: the driver may keep the objects open across the
+ * calls of one copy) and makes it a fresh origin @obj.
+ */
+static void origin_reset(struct fx *f, struct array_origin *o, const char *obj)
+{
+	if (OPS(f)->origin_done)
+		OPS(f)->origin_done(f->a, o);
+	memset(o, 0, sizeof(*o));
+	o->obj = obj;
+}
+
 /* ->read_snapshot of [@off, @off + @len) of "snap" with origin @o equals @want there. */
 static void check_snapread(struct fx *f, struct array_origin *o, uint64_t off, size_t len,
                            char *buf, const char *want)
@@ -502,7 +514,7 @@ static void test_file__read_snapshot(void **state)
 	struct fx *f = *state;
 	const size_t size = 8 * MIB;
 	char *img = malloc(size), *buf = aligned_alloc(BLK, size), *blk = aligned_alloc(BLK, BLK);
-	struct array_origin o;
+	struct array_origin o = { 0 };
 	bool xfs = origin_reads_expected(f);
 	size_t k;
 	int fd;
@@ -521,8 +533,7 @@ static void test_file__read_snapshot(void **state)
 	resnap(f, size, buf);
 
 	printf("# an untouched, cached origin: all of it comes from the origin's pages\n");
-	memset(&o, 0, sizeof(o));
-	o.obj = "lun";
+	origin_reset(f, &o, "lun");
 	check_snapread(f, &o, 0, size, buf, img);
 	check_snapread(f, &o, MIB + 100, 3 * BLK + 7, buf + 1, img); /* unaligned */
 	assert_false(o.written);
@@ -538,8 +549,7 @@ static void test_file__read_snapshot(void **state)
 		assert_int_equal(OPS(f)->obj_path(path, sizeof(path), f->a, "lun", E(f)), 0);
 		assert_int_equal(stat(path, &sb), 0);
 		assert_int_equal(chmod(path, sb.st_mode & 07777), 0); /* same mode, new ctime */
-		memset(&o, 0, sizeof(o));
-		o.obj = "lun";
+		origin_reset(f, &o, "lun");
 		check_snapread(f, &o, 0, MIB, buf, img);
 		assert_int_equal(o.bytes, 0);
 		assert_int_equal(o.written, xfs);
@@ -548,14 +558,13 @@ static void test_file__read_snapshot(void **state)
 
 	printf("# no origin: the snapshot is read\n");
 	check_snapread(f, NULL, 0, size, buf, img);
-	memset(&o, 0, sizeof(o));
+	origin_reset(f, &o, NULL);
 	check_snapread(f, &o, 0, size, buf, img);
 	assert_int_equal(o.bytes, 0);
 
 	printf("# a cold origin is not read (nor its cache filled)\n");
 	if (drop_cache(f, "lun", size)) {
-		memset(&o, 0, sizeof(o));
-		o.obj = "lun";
+		origin_reset(f, &o, "lun");
 		check_snapread(f, &o, 0, 4 * MIB, buf, img);
 		assert_int_equal(o.bytes, 0);
 		assert_false(o.written);
@@ -576,8 +585,7 @@ static void test_file__read_snapshot(void **state)
 	warm(f, "lun", size, buf);
 	fill_random(blk, BLK);
 	assert_int_equal(OPS(f)->write(f->a, "lun", MIB + 2 * BLK, blk, BLK, E(f)), 0);
-	memset(&o, 0, sizeof(o));
-	o.obj = "lun";
+	origin_reset(f, &o, "lun");
 	check_snapread(f, &o, 0, 4 * MIB, buf, img);
 	assert_int_equal(o.written, xfs);
 	check_snapread(f, &o, 4 * MIB, 4 * MIB, buf, img); /* untouched, but not tried */
@@ -591,8 +599,7 @@ static void test_file__read_snapshot(void **state)
 		char *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 
 		assert_true(map != MAP_FAILED);
-		memset(&o, 0, sizeof(o));
-		o.obj = "lun";
+		origin_reset(f, &o, "lun");
 		check_snapread(f, &o, 2 * MIB, MIB, buf, img); /* before the store: origin */
 		assert_false(o.written);
 		assert_int_equal(o.bytes, xfs ? MIB : 0);
@@ -611,18 +618,43 @@ static void test_file__read_snapshot(void **state)
 	assert_int_equal(pwrite(fd, blk, BLK, 5 * MIB), BLK);
 	(void)close(fd);
 	warm(f, "lun", size, buf);
-	memset(&o, 0, sizeof(o));
-	o.obj = "lun";
+	origin_reset(f, &o, "lun");
 	check_snapread(f, &o, 4 * MIB, 2 * MIB, buf, img);
 	assert_int_equal(o.written, xfs);
 	memcpy(img + 5 * MIB, blk, BLK);
+
+	printf("# one copy keeps both objects open: the origin renamed mid-copy (its ctime moves) "
+	       "is not trusted again; a second snapshot through the same origin is opened anew\n");
+	resnap(f, size, buf);
+	origin_reset(f, &o, "lun");
+	check_snapread(f, &o, 0, MIB, buf, img);
+	assert_int_equal(OPS(f)->obj_rename(f->a, "lun", "lun-moved", E(f)), 0);
+	check_snapread(f, &o, MIB, MIB, buf, img);
+	assert_int_equal(o.bytes, xfs ? MIB : 0);
+	assert_int_equal(o.written, xfs);
+	o.written = false;
+	assert_int_equal(OPS(f)->obj_rename(f->a, "lun-moved", "lun", E(f)), 0);
+	fill_random(blk, BLK); /* "snap2" differs from "snap" there */
+	assert_int_equal(OPS(f)->write(f->a, "lun", 2 * MIB, blk, BLK, E(f)), 0);
+	assert_int_equal(OPS(f)->flush(f->a, "lun", E(f)), 0);
+	memcpy(img + 2 * MIB, blk, BLK);
+	(void)usleep(30000);
+	(void)OPS(f)->obj_delete(f->a, "snap2", NULL);
+	assert_int_equal(OPS(f)->clone(f->a, "lun", "snap2", E(f)), 0);
+	warm(f, "lun", size, buf);
+	memset(buf, 0xa5, MIB);
+	assert_int_equal(OPS(f)->read_snapshot(f->a, "snap2", &o, 2 * MIB, buf, MIB, E(f)), 0);
+	assert_memory_equal(buf, img + 2 * MIB, MIB);
+	assert_int_equal(o.bytes, xfs ? 2 * MIB : 0);
+	assert_int_equal(OPS(f)->obj_delete(f->a, "snap2", E(f)), 0);
+	origin_reset(f, &o, "lun");
+	origin_reset(f, &o, "lun"); /* ending an origin never used is harmless */
 
 	printf("# a punched hole and a shorter origin\n");
 	resnap(f, size, buf);
 	assert_int_equal(OPS(f)->punch(f->a, "lun", 6 * MIB, BLK, E(f)), 0);
 	warm(f, "lun", size, buf); /* the punch dropped the range's pages */
-	memset(&o, 0, sizeof(o));
-	o.obj = "lun";
+	origin_reset(f, &o, "lun");
 	check_snapread(f, &o, 6 * MIB, MIB, buf, img);
 	assert_int_equal(o.written, xfs);
 	memset(img + 6 * MIB, 0, BLK);
@@ -630,20 +662,17 @@ static void test_file__read_snapshot(void **state)
 	fd = obj_open(f, "lun", O_WRONLY); /* objects never shrink through the driver */
 	assert_int_equal(ftruncate(fd, 4 * MIB), 0);
 	(void)close(fd);
-	memset(&o, 0, sizeof(o));
-	o.obj = "lun";
+	origin_reset(f, &o, "lun");
 	check_snapread(f, &o, 4 * MIB, 4 * MIB, buf, img); /* past the origin's new end */
 	assert_int_equal(o.written, xfs);
-	memset(&o, 0, sizeof(o));
-	o.obj = "lun";
+	origin_reset(f, &o, "lun");
 	check_snapread(f, &o, 0, MIB, buf, img); /* below it: blocks kept, but its ctime moved */
 	assert_int_equal(o.bytes, 0);
 	assert_int_equal(o.written, xfs);
 
 	printf("# errors: missing snapshot, bad origin name, range past the end; a missing "
 	       "origin is read around\n");
-	memset(&o, 0, sizeof(o));
-	o.obj = "lun";
+	origin_reset(f, &o, "lun");
 	assert_int_equal(OPS(f)->read_snapshot(f->a, "nope", &o, 0, buf, BLK, E(f)), RP_ENOTFOUND);
 	assert_true(f->err.msg[0] != '\0');
 	o.obj = "../lun";
@@ -656,6 +685,7 @@ static void test_file__read_snapshot(void **state)
 	o.obj = "gone";
 	check_snapread(f, &o, 0, MIB, buf, img);
 	assert_int_equal(o.written, xfs);
+	origin_reset(f, &o, NULL);
 	free(blk);
 	free(buf);
 	free(img);
@@ -741,6 +771,7 @@ static void race_rounds(struct fx *f, const char *path, size_t size, unsigned pa
 		assert_int_equal(OPS(f)->read_uncached(f->a, "snap", off, want, chunk, E(f)), 0);
 		assert_memory_equal(got, want, chunk);
 		from_origin += o.bytes ? 1 : 0;
+		origin_reset(f, &o, NULL);
 	}
 	r.stop = true;
 	(void)pthread_join(th, NULL);
