@@ -806,33 +806,79 @@ sync_warn(struct rp_warning *w, const struct sync_ctx *c, const char *fmt, ...)
  * of the refresh fails the plan (the spare keeps its row; its object no longer has a map, so
  * the next refresh rewrites it in full).
  */
-static int sync_snap_from_spare(struct sync_ctx *c, const struct model_device *d,
-                                struct sync_dev *sd, bool *adopted, struct rp_error *err)
+/*
+ * Before the pause: will device @d's snapshot be a refresh of its spare (a source without
+ * reflink whose spare is referenced by its spare row alone)? Then @sd->snap_obj is the spare's.
+ */
+static bool sync_spare_usable(struct sync_ctx *c, const struct model_device *d, struct sync_dev *sd)
 {
 	struct model_snapshot sp;
 	char id[RP_ID_MAX];
+
+	if (!sync_src_spare_wanted(c->src))
+		return false;
+	sync_spare_id(id, d->id);
+	if (model_snapshot_load(&sp, c->src, id, NULL) < 0 ||
+	    strcmp(sp.kind, SYNC_SPARE_KIND) != 0 || sync_obj_refs(c->src, sp.obj) != 1)
+		return false;
+	rp_strlcpy(sd->snap_obj, sp.obj, sizeof(sd->snap_obj));
+	return true;
+}
+
+/* Under the pause: device @d's snapshot, its spare brought up to date (->refresh). */
+static int sync_snap_refresh(struct sync_ctx *c, const struct model_device *d,
+                             const struct sync_dev *sd, struct rp_error *err)
+{
 	uint64_t written = 0;
 	int64_t t0 = rp_now_ms();
 	int rc;
 
-	*adopted = false;
-	if (!sync_src_spare_wanted(c->src))
-		return 0;
-	sync_spare_id(id, d->id);
-	if (model_snapshot_load(&sp, c->src, id, NULL) < 0 ||
-	    strcmp(sp.kind, SYNC_SPARE_KIND) != 0 || sync_obj_refs(c->src, sp.obj) != 1)
-		return 0;
-	rc = c->src->drv->ops->refresh(c->src->drv, d->obj, sp.obj, &written, err);
+	rc = c->src->drv->ops->refresh(c->src->drv, d->obj, sd->snap_obj, &written, err);
 	if (rc < 0)
 		return rc;
-	rp_strlcpy(sd->snap_obj, sp.obj, sizeof(sd->snap_obj));
-	*adopted = true;
 	rp_log(RP_LOG_VERBOSE,
 	       "sync session '%s': snapshot of '%s' refreshed from its spare: %llu KiB written,"
 	       " %lld ms",
 	       c->row.id, d->id, (unsigned long long)(written >> 10),
 	       (long long)(rp_now_ms() - t0));
 	return 0;
+}
+
+/*
+ * The in-flight snapshot rows of plan @p (one per device of @members), in one transaction,
+ * before their objects are made: the intent. A worker that dies before its plan is recorded
+ * leaves rows, which the next plan's sync_drop_inflight deletes with their objects, never an
+ * object nothing names.
+ */
+static int sync_snap_rows_insert(struct sync_ctx *c, const struct model_device *members,
+                                 const struct sync_plan *p, struct rp_error *err)
+{
+	size_t i;
+	int rc;
+
+	rc = meta_txn_begin(c->src->db, err);
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < p->n; i++) {
+		struct model_snapshot s;
+
+		memset(&s, 0, sizeof(s));
+		rp_strlcpy(s.id, p->dev[i].snap, sizeof(s.id));
+		rp_strlcpy(s.device, members[i].id, sizeof(s.device));
+		rp_strlcpy(s.group, members[i].group, sizeof(s.group));
+		rp_strlcpy(s.kind, RECOVERY_KIND_SYNC, sizeof(s.kind));
+		rp_strlcpy(s.obj, p->dev[i].snap_obj, sizeof(s.obj));
+		wwn_snapshot(s.wwn, c->src->id, s.id);
+		rp_strlcpy(s.recovery_point, p->rp, sizeof(s.recovery_point));
+		s.recovery_point_ms = p->rp_ms;
+		s.created_ms = rp_now_ms();
+		rc = model_snapshot_insert(c->src, &s, err);
+		if (rc < 0) {
+			meta_txn_rollback(c->src->db);
+			return rc;
+		}
+	}
+	return meta_txn_commit(c->src->db, err);
 }
 
 static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
@@ -929,6 +975,15 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 			full = true;
 	}
 
+	for (i = 0; i < p->n; i++) {
+		adopted[i] = sync_spare_usable(c, &members[i], &p->dev[i]);
+		if (!adopted[i])
+			model_snapshot_obj(p->dev[i].snap_obj, p->dev[i].snap);
+	}
+	rc = sync_snap_rows_insert(c, members, p, err);
+	if (rc < 0)
+		goto undo;
+
 	/*
 	 * The clones are one write-order consistent point: the writers of every device (the
 	 * write fences their datapaths registered, fence.h) are paused around them and resumed
@@ -945,12 +1000,12 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 		          " point is not write-order consistent: %s",
 		          c->row.group, fe.msg);
 	for (i = 0; i < p->n; i++) {
-		rc = sync_snap_from_spare(c, &members[i], &p->dev[i], &adopted[i], err);
-		if (rc < 0)
-			break;
-		if (adopted[i])
+		if (adopted[i]) {
+			rc = sync_snap_refresh(c, &members[i], &p->dev[i], err);
+			if (rc < 0)
+				break;
 			continue;
-		model_snapshot_obj(p->dev[i].snap_obj, p->dev[i].snap);
+		}
 		(void)recovery_drv_delete(c->src, p->dev[i].snap_obj, NULL);
 		rc = recovery_drv_clone(c->src, members[i].obj, p->dev[i].snap_obj, err);
 		if (rc < 0)
@@ -960,9 +1015,9 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 	if (fence_resume(fh, &fe) < 0)
 		sync_warn(&warn, c, "group '%s': %s", c->row.group, fe.msg);
 	/*
-	 * Durable before a row names them (a resumed session copies from them, also after a power
-	 * loss): every file flushed, then their directory once, after the writers run again. On
-	 * reflink arrays that is a log force; a copy on a plain directory is written back here.
+	 * Durable before the plan names them (a resumed session copies from them, also after a
+	 * power loss): every file flushed, then their directory once, after the writers run again.
+	 * On reflink arrays that is a log force; a copy on a plain directory is written back here.
 	 */
 	if (rc == 0)
 		rc = sync_objs_persist(c->src, p->n ? p->dev[0].snap_obj : NULL,
@@ -970,37 +1025,27 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 	if (rc < 0)
 		goto undo;
 
+	if (getenv(SYNC_ENV_CRASH) && strcmp(getenv(SYNC_ENV_CRASH), "snapshot") == 0)
+		_exit(9); /* tests: the snapshots made, the plan not recorded */
+
 	/*
-	 * Record the snapshots, then the plan (target row first: it is authoritative). A spare
-	 * that became a snapshot loses its spare row in the same transaction.
+	 * A spare that became a snapshot loses its spare row (its snapshot row names it already),
+	 * then the plan is recorded (target row first: it is authoritative).
 	 */
 	rc = meta_txn_begin(c->src->db, err);
 	if (rc < 0)
 		goto undo;
-	for (i = 0; i < p->n; i++) {
-		struct model_snapshot s;
+	for (i = 0; i < p->n && rc == 0; i++) {
+		char spare_id[RP_ID_MAX];
 
-		memset(&s, 0, sizeof(s));
-		rp_strlcpy(s.id, p->dev[i].snap, sizeof(s.id));
-		rp_strlcpy(s.device, members[i].id, sizeof(s.device));
-		rp_strlcpy(s.group, members[i].group, sizeof(s.group));
-		rp_strlcpy(s.kind, RECOVERY_KIND_SYNC, sizeof(s.kind));
-		rp_strlcpy(s.obj, p->dev[i].snap_obj, sizeof(s.obj));
-		wwn_snapshot(s.wwn, c->src->id, s.id);
-		rp_strlcpy(s.recovery_point, p->rp, sizeof(s.recovery_point));
-		s.recovery_point_ms = p->rp_ms;
-		s.created_ms = rp_now_ms();
-		rc = model_snapshot_insert(c->src, &s, err);
-		if (rc == 0 && adopted[i]) {
-			char spare_id[RP_ID_MAX];
-
-			sync_spare_id(spare_id, members[i].id);
-			rc = model_snapshot_delete(c->src, spare_id, err);
-		}
-		if (rc < 0) {
-			meta_txn_rollback(c->src->db);
-			goto undo;
-		}
+		if (!adopted[i])
+			continue;
+		sync_spare_id(spare_id, members[i].id);
+		rc = model_snapshot_delete(c->src, spare_id, err);
+	}
+	if (rc < 0) {
+		meta_txn_rollback(c->src->db);
+		goto undo;
 	}
 	rc = meta_txn_commit(c->src->db, err);
 	if (rc < 0)

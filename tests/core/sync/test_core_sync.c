@@ -30,6 +30,7 @@
 
 #include "engine.h"
 #include "model.h"
+#include "recovery.h"
 #include "replun/replun.h"
 #include "sync.h"
 
@@ -656,6 +657,98 @@ static void test_refresh__source_snapshot_reuses_old_base(void **state)
 	assert_rps_hold_their_data(f, d, nd);
 }
 
+/* Is object @obj of @a named by a snapshot row (or a device's live object)? */
+static bool obj_named(struct rp_array *a, const char *obj)
+{
+	struct model_snapshot *list = NULL;
+	struct model_device *devs = NULL;
+	struct rp_error e = { 0 };
+	size_t n = 0, nd = 0, i;
+	bool named = false;
+
+	assert_int_equal(model_snapshot_list(&list, &n, a, NULL, NULL, NULL, &e), 0);
+	for (i = 0; i < n; i++)
+		named = named || strcmp(list[i].obj, obj) == 0;
+	assert_int_equal(model_device_list(&devs, &nd, a, NULL, &e), 0);
+	for (i = 0; i < nd; i++)
+		named = named || strcmp(devs[i].obj, obj) == 0;
+	rp_free(devs);
+	rp_free(list);
+	return named;
+}
+
+/*
+ * Starts a detached sync whose worker dies once its source snapshot is made and durable, before
+ * the plan is recorded (SYNC_ENV_CRASH "snapshot"); returns the in-flight snapshot row's id and
+ * object, which exist.
+ */
+static void kill_after_snapshot(struct fx *f, char sid[RP_ID_MAX], char id[RP_ID_MAX],
+                                char obj[ARRAY_OBJ_MAX])
+{
+	struct model_snapshot *list = NULL;
+	struct sync_row r;
+	struct rp_error e = { 0 };
+	int64_t pid = 0;
+	size_t n = 0;
+	int i;
+
+	setenv(SYNC_ENV_CRASH, "snapshot", 1);
+	start(f, false, sid);
+	unsetenv(SYNC_ENV_CRASH);
+	assert_int_equal(sync_worker_pid(&pid, f->b, sid, &e), 0);
+	for (i = 0; i < 1000 && pid > 0 && kill((pid_t)pid, 0) == 0; i++)
+		usleep(10000);
+	assert_true(pid > 0 && kill((pid_t)pid, 0) != 0);
+	/* (not rp_sync_get: it would resume the session, whose worker would replace the row) */
+	assert_int_equal(sync_row_load(&r, f->b, sid, &e), 0);
+	assert_int_equal(r.status, RP_SYNC_IN_PROGRESS);
+	assert_null(r.plan);
+	sync_row_dispose(&r);
+	assert_int_equal(
+	        model_snapshot_list(&list, &n, f->a, f->dev.id, NULL, RECOVERY_KIND_SYNC, &e), 0);
+	assert_int_equal(n, 1); /* the intent was recorded before the snapshot was made */
+	snprintf(id, RP_ID_MAX, "%s", list[0].id);
+	snprintf(obj, ARRAY_OBJ_MAX, "%s", list[0].obj);
+	rp_free(list);
+	assert_true(obj_exists(f->a, obj));
+}
+
+static void test_plan__kill_after_snapshot_leaves_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct model_snapshot row;
+	struct rp_sync_session s;
+	struct rp_error e = { 0 };
+	char sid[RP_ID_MAX], id[RP_ID_MAX], obj[ARRAY_OBJ_MAX], spare[ARRAY_OBJ_MAX];
+	int round;
+
+	printf("# a first sync whose worker dies with its source snapshot made, no plan yet\n");
+	kill_after_snapshot(f, sid, id, obj);
+	printf("# rp_sync_wait resumes it: a new snapshot; the dead worker's row and object go\n");
+	assert_int_equal(rp_sync_wait(&s, f->a, sid, 60000, NULL, NULL, &e), 0);
+	assert_int_equal(s.status, RP_SYNC_COMPLETE);
+	assert_true(s.full);
+	assert_target_and_rp_equal(f);
+	assert_int_equal(model_snapshot_load(&row, f->a, id, NULL), RP_ENOTFOUND);
+	assert_false(obj_exists(f->a, obj));
+	for (round = 1; round <= 2; round++) {
+		change_lun(f, round);
+		printf("# incremental %d: the same (without reflink the snapshot refreshes the "
+		       "source's spare)\n",
+		       round);
+		kill_after_snapshot(f, sid, id, obj);
+		assert_int_equal(src_spare_of(f, spare) && strcmp(spare, obj) == 0,
+		                 !(f->a->drv->caps & ARRAY_CAP_REFLINK) && round == 2);
+		assert_int_equal(rp_sync_wait(&s, f->a, sid, 60000, NULL, NULL, &e), 0);
+		assert_int_equal(s.status, RP_SYNC_COMPLETE);
+		assert_false(s.full);
+		assert_target_and_rp_equal(f);
+		assert_int_equal(model_snapshot_load(&row, f->a, id, NULL), RP_ENOTFOUND);
+		/* gone, or (a refreshed spare) named again: by the new base */
+		assert_true(!obj_exists(f->a, obj) || obj_named(f->a, obj));
+	}
+}
+
 static void test_full__rp_written_by_mover(void **state)
 {
 	struct fx *f = *state;
@@ -949,6 +1042,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recycle__kill_after_recycle_resumes, fx_setup,
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_refresh__source_snapshot_reuses_old_base,
+		                                fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_plan__kill_after_snapshot_leaves_nothing,
 		                                fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full__rp_written_by_mover, fx_setup,
 		                                fx_teardown),
