@@ -5,8 +5,10 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "lock.h"
 #include "recovery.h"
@@ -116,7 +118,10 @@ int recovery_snapshot_take_from(struct model_snapshot *out, struct rp_array *a,
                                 const struct model_device *d, const char *src_obj, const char *kind,
                                 const char *rp, int64_t rp_ms, struct rp_error *err)
 {
+	struct model_intent in = MODEL_INTENT_INIT;
 	struct model_snapshot s;
+	char payload[ARRAY_OBJ_MAX + 8];
+	bool own = false;
 	int rc;
 
 	memset(&s, 0, sizeof(s));
@@ -133,17 +138,39 @@ int recovery_snapshot_take_from(struct model_snapshot *out, struct rp_array *a,
 	s.recovery_point_ms = rp_ms;
 	s.created_ms = rp_now_ms();
 
-	rc = recovery_drv_clone(a, src_obj, s.obj, err);
+	/*
+	 * Intent first: until the row that names the object commits (with the intent's delete),
+	 * an "obj_delete" intent names it, so a crash in between leaves the object to
+	 * model_recover (the next open) instead of behind.
+	 */
+	(void)snprintf(payload, sizeof(payload), "obj=%s\n", s.obj);
+	rc = model_intent_add(&in, a, "obj_delete", payload, err);
 	if (rc < 0)
 		return rc;
+	rc = recovery_drv_clone(a, src_obj, s.obj, err);
 	/* durable (data, name) before the row that names it commits */
-	rc = model_obj_persist(a, s.obj, err);
 	if (rc == 0)
-		rc = model_snapshot_insert(a, &s, err);
+		rc = model_obj_persist(a, s.obj, err);
+	if (rc == 0) {
+		const char *crash = getenv("REPLUN_TEST_CRASH_AT"); /* tests only */
+
+		if (crash && strcmp(crash, "snapshot-made") == 0)
+			_exit(86);
+		rc = model_txn_begin(a, &own, err);
+		if (rc == 0) {
+			rc = model_snapshot_insert(a, &s, err);
+			if (rc == 0)
+				rc = model_intent_delete(&in, a, err);
+			rc = model_txn_end(a, own, rc, err);
+		}
+	}
 	if (rc < 0) {
 		(void)recovery_drv_delete(a, s.obj, NULL);
-		return rc;
+		(void)model_intent_delete(&in, a, NULL);
 	}
+	model_intent_release(&in, a);
+	if (rc < 0)
+		return rc;
 	if (out)
 		*out = s;
 	return 0;

@@ -6,6 +6,7 @@
  * Usage: test_core_replication [plain|xfs]  (xfs: loop-mounted xfs with reflink, root only;
  * exits 77 with a reason when that is not possible).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
@@ -1423,8 +1424,8 @@ static void test_reverse__all_or_nothing(void **state)
 	check_reversed_with_new(f, nid, MIB);
 }
 
-/* Runs reverse of g1 at B in a child that dies at @point; reopens both arrays after. */
-static void reverse_crash_at(struct fx *f, const char *point)
+/* Runs workflow @fn on g1 at B in a child that dies at @point; reopens both arrays after. */
+static void wf_crash_at(struct fx *f, wf_fn fn, const char *name, const char *point)
 {
 	pid_t pid;
 	int st;
@@ -1443,15 +1444,78 @@ static void reverse_crash_at(struct fx *f, const char *point)
 		setenv("REPLUN_TEST_CRASH_AT", point, 1);
 		if (rp_array_open(&b, f->path_b, NULL, NULL) != 0)
 			_exit(2);
-		(void)rp_reverse(&r, b, &req, NULL);
+		(void)fn(&r, b, &req, NULL);
 		_exit(3); /* the crash point was not reached */
 	}
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 86);
-	printf("#   reverse died at '%s'; reopening the arrays recovers\n", point);
+	printf("#   %s died at '%s'; reopening the arrays recovers\n", name, point);
 	assert_int_equal(rp_array_open(&f->b, f->path_b, NULL, NULL), 0);
 	assert_int_equal(rp_array_open(&f->a, f->path_a, NULL, NULL), 0);
+}
+
+static void reverse_crash_at(struct fx *f, const char *point)
+{
+	wf_crash_at(f, rp_reverse, "reverse", point);
+}
+
+/* Objects in @a's data directory (file array) that no snapshot or device row names. */
+static int64_t unnamed_objs(struct rp_array *a, const char *root)
+{
+	char dir[800];
+	struct dirent *de;
+	int64_t n = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/data", root);
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		size_t l = strlen(de->d_name);
+		char obj[ARRAY_OBJ_MAX], sql[600];
+
+		if (l <= 4 || strcmp(de->d_name + l - 4, ".img") != 0 || l - 4 >= sizeof(obj))
+			continue;
+		memcpy(obj, de->d_name, l - 4);
+		obj[l - 4] = '\0';
+		snprintf(sql, sizeof(sql),
+		         "SELECT (SELECT COUNT(*) FROM snapshots WHERE obj = '%s') +"
+		         " (SELECT COUNT(*) FROM devices WHERE obj = '%s')",
+		         obj, obj);
+		if (count_rows(a, sql) == 0) {
+			printf("#   unnamed object '%s'\n", obj);
+			n++;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+static void test_failover__crash_after_snapshot_leaves_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct rp_result *r;
+
+	seed_and_sync(f);
+	assert_int_equal(unnamed_objs(f->b, f->path_b), 0);
+	printf("# failover of g1 at B dies once its first snapshot is made, before its row\n");
+	wf_crash_at(f, rp_failover, "failover", "snapshot-made");
+	assert_int_equal(count_rows(f->b, "SELECT COUNT(*) FROM intents"), 0);
+	assert_int_equal(unnamed_objs(f->b, f->path_b), 0);
+	printf("# failover again: done, the data as synced\n");
+	r = run_wf(rp_failover, f->b, "g1", NULL);
+	assert_all_ok(r);
+	rp_result_free(r);
+	dev_state(f->b, f->key1, RP_DEV_PROMOTED_TARGET, false);
+	assert_int_equal(unnamed_objs(f->b, f->path_b), 0);
+	{
+		char ca[40], cb[40];
+
+		csum(ca, f->a, f->lun1);
+		csum(cb, f->b, f->key1);
+		assert_string_equal(ca, cb);
+	}
 }
 
 static void test_reverse__crash_rolled_back_or_finished(void **state)
@@ -2126,6 +2190,8 @@ int main(int argc, char **argv)
 		                                fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_reverse__all_or_nothing, fx_setup,
 		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_failover__crash_after_snapshot_leaves_nothing,
+		                                fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_reverse__crash_rolled_back_or_finished,
 		                                fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restore__lun_made_after_failover_left_out,
