@@ -2166,30 +2166,58 @@ out:
  * device loses its base (the next sync is a full copy through a staging object and a rename,
  * which rewrites every byte). The caller holds the target's lock.
  */
+/*
+ * The fallback of a rollback whose undo cannot be applied (corrupt, its base unreadable): the
+ * target's live object @td replaced whole by a copy of its base @b (what it held before the
+ * sync began: a target's live data equals its base between syncs), read-only again.
+ */
+static int sync_rollback_whole(struct rp_array *a, const struct model_device *td,
+                               struct model_snapshot *b, struct rp_error *err)
+{
+	int rc;
+
+	if (!td->base_snapshot[0])
+		return rp_error_set(err, RP_ENOTFOUND, "'%s' has no base", td->id);
+	rc = model_snapshot_load(b, a, td->base_snapshot, err);
+	if (rc == 0)
+		rc = recovery_rollback(a, td, b->obj, "undo", err);
+	if (rc == 0)
+		rc = recovery_drv_set_readonly(a, td->obj, true, err);
+	return rc;
+}
+
 static void sync_rollback_dev(struct rp_array *a, const char *sid, const char *tgt_dev)
 {
 	char undo[ARRAY_OBJ_MAX];
 	struct model_device td;
-	struct rp_error e;
-	bool exists = false;
+	struct model_snapshot b;
+	struct rp_error e, e2;
+	bool exists = false, loaded;
 
 	(void)snprintf(undo, sizeof(undo), "undo-%s-%s", sid, tgt_dev);
 	if (recovery_drv_exists(&exists, a, undo, NULL) < 0 || !exists)
 		return;
 	rp_error_clear(&e);
-	if (model_device_load(&td, a, tgt_dev, &e) == 0 && td.state != RP_DEV_TARGET) {
+	rp_error_clear(&e2);
+	loaded = model_device_load(&td, a, tgt_dev, &e) == 0;
+	if (loaded && td.state != RP_DEV_TARGET) {
 		/* promoted meanwhile (failover aborts sessions first, so this is not expected):
 		 * never write old data over a LUN that may be in use */
 		rp_log(RP_LOG_WARNING, "sync session '%s': '%s' is %s, not rolled back", sid,
 		       tgt_dev, rp_dev_state_name(td.state));
-	} else if (e.msg[0] == '\0' && sync_undo_restore(a, td.obj, undo, &e) == 0) {
+	} else if (loaded && sync_undo_restore(a, td.obj, undo, &e) == 0) {
 		rp_log(RP_LOG_INFO, "sync session '%s': '%s' rolled back to its recovery point",
 		       sid, tgt_dev);
+	} else if (loaded && sync_rollback_whole(a, &td, &b, &e2) == 0) {
+		rp_log(RP_LOG_WARNING,
+		       "sync session '%s': cannot roll '%s' back range by range (%s); restored it"
+		       " whole from its base '%s'",
+		       sid, tgt_dev, e.msg, b.id);
 	} else {
 		rp_log(RP_LOG_ERROR,
-		       "sync session '%s': cannot roll '%s' back (%s); its next sync is a full "
-		       "copy",
-		       sid, tgt_dev, e.msg);
+		       "sync session '%s': cannot roll '%s' back (%s%s%s); its data is partly that"
+		       " of the aborted sync, its next sync is a full copy",
+		       sid, tgt_dev, e.msg, e2.msg[0] ? "; whole: " : "", e2.msg);
 		if (model_device_load(&td, a, tgt_dev, NULL) == 0) {
 			td.base_snapshot[0] = '\0';
 			(void)model_device_store(a, &td, NULL);

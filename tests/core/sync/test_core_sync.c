@@ -282,7 +282,27 @@ static void test_inplace__kill_mid_apply_resumes(void **state)
 	assert_target_equal(f);
 }
 
-static void failover_after_crash(struct fx *f, bool data_undo)
+/* Overwrites the magic of undo object @undo on B (a corrupt undo: its ranges cannot be used). */
+static void corrupt_undo(struct fx *f, const char *undo)
+{
+	struct rp_error e = { 0 };
+	char path[4200];
+	int fd;
+
+	assert_int_equal(f->b->drv->ops->obj_path(path, sizeof(path), f->b->drv, undo, &e), 0);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "XXXXXXXX", 8, 0), 8);
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+}
+
+/*
+ * Kills a sync mid-apply, then fails over at the target: the target ends as before the sync.
+ * @corrupt: the undo object is made unusable first, so the rollback falls back to restoring
+ * the whole target from its base.
+ */
+static void failover_after_crash(struct fx *f, bool data_undo, bool corrupt)
 {
 	const char *devs[1];
 	struct rp_request req = { .devices = devs, .n_devices = 1 };
@@ -293,6 +313,12 @@ static void failover_after_crash(struct fx *f, bool data_undo)
 
 	prepare(f, before);
 	crash_mid_apply(f, sid, before, data_undo);
+	if (corrupt) {
+		snprintf(obj, sizeof(obj), "undo-%s-%s", sid, f->dev.peer_device);
+		printf("# its undo object is corrupt: the rollback restores the target whole from "
+		       "its base\n");
+		corrupt_undo(f, obj);
+	}
 	printf("# failover at the target instead: the half-applied target is rolled back\n");
 	devs[0] = f->dev.peer_device;
 	assert_int_equal(rp_failover(&r, f->b, &req, &e), 0);
@@ -310,13 +336,19 @@ static void failover_after_crash(struct fx *f, bool data_undo)
 
 static void test_inplace__failover_after_crash_rolls_back(void **state)
 {
-	failover_after_crash(*state, false);
+	failover_after_crash(*state, false, false);
+}
+
+/* The same when the undo cannot be used: the target is restored whole from its base. */
+static void test_inplace__failover_after_crash_corrupt_undo(void **state)
+{
+	failover_after_crash(*state, false, true);
 }
 
 /* The same with an undo object that holds the old data (drivers without ->copy_ranges). */
 static void test_inplace__failover_after_crash_data_undo(void **state)
 {
-	failover_after_crash(*state, true);
+	failover_after_crash(*state, true, false);
 }
 
 /* No stage, rpcopy or undo object of session @sid is left on the target. */
@@ -1033,6 +1065,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_inplace__kill_mid_apply_resumes, fx_setup,
 		                                fx_teardown),
+		cmocka_unit_test_setup_teardown(test_inplace__failover_after_crash_corrupt_undo,
+		                                fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_inplace__failover_after_crash_data_undo,
 		                                fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_inplace__failover_after_crash_rolls_back,
