@@ -83,9 +83,10 @@ void sync_row_dispose(struct sync_row *r);
 int sync_worker_pid(int64_t *out, struct rp_array *a, const char *id, struct rp_error *err);
 
 /*
- * Drops the spare recovery-point object of device @dev of @a and the ranges recorded for it
- * (docs/internals/sync.md "Spare objects"): failover calls it when the device stops
- * being a target, so the spare's space is not held while nothing syncs into it. Best effort.
+ * Drops the spare object of device @dev of @a and the ranges recorded for it
+ * (docs/internals/sync.md "Spare objects"): failover calls it when the device stops being a
+ * target, and every change between a target and a sending role (reverse, restore), so a spare
+ * of the old role is not held (nor taken for the new one's). Best effort.
  */
 void sync_spare_drop(struct rp_array *a, const char *dev);
 

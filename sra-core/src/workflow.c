@@ -451,6 +451,12 @@ static int wf_run(struct rp_result **out, struct rp_array *a, const struct rp_re
 /* Shared device steps                                                                         */
 
 /* Sets state/access of @d on @a (row and object) and mirrors it into @d. */
+/* Is @state a role syncs read from (a source's spare is its old base), not write into? */
+static bool dev_state_sends(int state)
+{
+	return state != RP_DEV_TARGET;
+}
+
 static int dev_set(struct rp_array *a, struct model_device *d, int state, bool ro,
                    const char *peer_array, const char *peer_device, struct rp_error *e)
 {
@@ -462,6 +468,9 @@ static int dev_set(struct rp_array *a, struct model_device *d, int state, bool r
 	rc = model_device_set_state(a, d->id, state, ro ? 1 : 0, peer_array, peer_device, e);
 	if (rc < 0)
 		return rc;
+	/* a spare serves one side of a sync: a source's old base is no target's recovery point */
+	if (dev_state_sends(d->state) != dev_state_sends(state))
+		sync_spare_drop(a, d->id);
 	if (ro)
 		(void)meta_run(NULL, a->db, NULL,
 		               "UPDATE presentations SET rw = 0 WHERE device = ?", "t", d->id);
@@ -872,7 +881,6 @@ static int failover_dev(struct wf *w, struct model_device *d, struct rp_item *it
 	rc = dev_set(w->a, d, RP_DEV_PROMOTED_TARGET, false, NULL, NULL, e);
 	if (rc < 0)
 		return rc;
-	sync_spare_drop(w->a, d->id); /* nothing syncs into it now */
 	rp_strlcpy(it->new_id, d->id, sizeof(it->new_id));
 	rp_strlcpy(it->snapshot, s.id, sizeof(it->snapshot));
 	rp_strlcpy(it->state, rp_dev_state_name(d->state), sizeof(it->state));

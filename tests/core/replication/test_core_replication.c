@@ -786,6 +786,19 @@ static void test_test_failover__wrong_state(void **state)
 /* ------------------------------------------------------------------------------------------ */
 /* Planned migration, reverse, failback                                                        */
 
+/* Spare objects kept for device @dev of @a (docs/internals/sync.md "Spare objects"). */
+static int64_t spare_rows(struct rp_array *a, const char *dev)
+{
+	int64_t n = -1;
+
+	assert_int_equal(meta_query_int(&n, a->db, NULL,
+	                                "SELECT COUNT(*) FROM snapshots WHERE kind = 'spare'"
+	                                " AND device = ?",
+	                                "t", dev),
+	                 0);
+	return n;
+}
+
 static void test_migration__prepare_sync_failover_reverse(void **state)
 {
 	struct fx *f = *state;
@@ -816,6 +829,8 @@ static void test_migration__prepare_sync_failover_reverse(void **state)
 	printf("# syncOnce from the demoted source still works\n");
 	sync_now(&s, f->a, "g1", NULL, false);
 	verify_equal(f->a, f->b, "g1");
+	/* without reflink the old base is kept as the source's spare */
+	assert_int_equal(spare_rows(f->a, f->lun1), (f->a->drv->caps & ARRAY_CAP_REFLINK) ? 0 : 1);
 
 	printf("# checkFailover then failover at B: revert snapshot, promoted read-write\n");
 	r = run_wf(rp_check_failover, f->b, "g1", NULL);
@@ -864,6 +879,8 @@ static void test_migration__prepare_sync_failover_reverse(void **state)
 	rp_result_free(r);
 	dev_state(f->b, f->key1, RP_DEV_SOURCE, false);
 	dev_state(f->a, f->lun1, RP_DEV_TARGET, true);
+	printf("#   A's LUN is a target now: its spare (an old source base) is gone\n");
+	assert_int_equal(spare_rows(f->a, f->lun1), 0);
 	r = run_wf(rp_reverse, f->b, "g1", NULL);
 	assert_all_ok(r);
 	assert_all_warn(r, RP_WARN_ALREADY_DONE);
