@@ -2630,6 +2630,8 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 	rc = sync_objs_persist(c->tgt, p->n ? rp_obj[0] : NULL, sizeof(*rp_obj), p->n, err);
 	if (rc < 0)
 		goto out;
+	if (getenv(SYNC_ENV_CRASH) && strcmp(getenv(SYNC_ENV_CRASH), "recovery-point") == 0)
+		_exit(9); /* tests: the recovery points made, no row names them yet */
 
 	t_txn = rp_now_ms();
 	rc = meta_txn_begin(c->tgt->db, err);
@@ -2847,16 +2849,21 @@ out:
  * Deletes the work objects of session @sid for target device @tgt_dev: stage, recovery-point
  * copy and undo object. Callers roll an in-place apply back first (the undo object is needed).
  */
-static void sync_drop_work_objs(struct rp_array *tgt, const char *sid, const char *tgt_dev)
+static void sync_drop_work_objs(struct rp_array *tgt, const char *sid, const char *tgt_dev,
+                                int64_t rp_ms)
 {
 	static const char *const kinds[] = { "stage", "rpcopy", "undo" };
-	char obj[ARRAY_OBJ_MAX];
+	char obj[ARRAY_OBJ_MAX], rpid[RP_ID_MAX];
 	size_t k;
 
 	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
 		(void)snprintf(obj, sizeof(obj), "%s-%s-%s", kinds[k], sid, tgt_dev);
 		(void)recovery_drv_delete(tgt, obj, NULL);
 	}
+	/* the recovery point's object, made before its row: gone unless a row names it */
+	(void)snprintf(rpid, sizeof(rpid), "rp-%s-%lld", tgt_dev, (long long)rp_ms);
+	model_snapshot_obj(obj, rpid);
+	recovery_obj_gc(tgt, obj);
 }
 
 /* After a completed session: work objects a dead worker left on the target. */
@@ -2865,7 +2872,7 @@ static void sync_drop_leftovers(struct rp_array *tgt, const char *sid, const str
 	size_t i;
 
 	for (i = 0; i < p->n; i++)
-		sync_drop_work_objs(tgt, sid, p->dev[i].tgt);
+		sync_drop_work_objs(tgt, sid, p->dev[i].tgt, p->rp_ms);
 }
 
 /* Deletes source snapshot @id only while it is still an in-flight ("sync") snapshot. */
@@ -2892,7 +2899,7 @@ static void sync_fail(struct sync_ctx *c, const char *why)
 	unlock(lfd);
 	sync_mark_failed(c->src, c->row.id, why);
 	for (i = 0; i < c->plan.n; i++) {
-		sync_drop_work_objs(c->tgt, c->row.id, c->plan.dev[i].tgt);
+		sync_drop_work_objs(c->tgt, c->row.id, c->plan.dev[i].tgt, c->plan.rp_ms);
 		sync_drop_snap_if_inflight(c->src, c->plan.dev[i].snap);
 	}
 	rp_log(RP_LOG_ERROR, "sync session '%s' failed: %s", c->row.id, why);
@@ -3031,7 +3038,7 @@ int sync_abort_incoming(struct rp_array *a, const char *group, const char *devic
 		}
 		if (r.plan && sync_plan_parse(&p, r.plan, NULL) == 0) {
 			for (i = 0; i < p.n; i++)
-				sync_drop_work_objs(a, r.id, p.dev[i].tgt);
+				sync_drop_work_objs(a, r.id, p.dev[i].tgt, p.rp_ms);
 			sync_plan_dispose(&p);
 		}
 		rp_log(RP_LOG_WARNING, "sync session '%s' aborted: %s", r.id, why);
@@ -3224,7 +3231,7 @@ static int sync_resume(struct rp_array *src, struct rp_array *tgt, const struct 
 		/* what the dead workers left: staging objects and in-flight snapshots */
 		if (r->plan && sync_plan_parse(&p, r->plan, NULL) == 0) {
 			for (i = 0; i < p.n; i++) {
-				sync_drop_work_objs(tgt, r->id, p.dev[i].tgt);
+				sync_drop_work_objs(tgt, r->id, p.dev[i].tgt, p.rp_ms);
 				sync_drop_snap_if_inflight(src, p.dev[i].snap);
 			}
 			sync_plan_dispose(&p);

@@ -781,6 +781,50 @@ static void test_plan__kill_after_snapshot_leaves_nothing(void **state)
 	}
 }
 
+static void test_finish__kill_after_recovery_point_then_failover(void **state)
+{
+	struct fx *f = *state;
+	const char *devs[1];
+	struct rp_request req = { .devices = devs, .n_devices = 1 };
+	struct rp_result *r = NULL;
+	struct rp_sync_session s;
+	struct sync_row row;
+	struct rp_error e = { 0 };
+	char sid[RP_ID_MAX], before[40], cb[40], rpid[RP_ID_MAX], obj[ARRAY_OBJ_MAX];
+	long long ms = 0;
+	int64_t pid = 0;
+	int i;
+
+	prepare(f, before);
+	printf("# an incremental whose worker dies with its recovery point made, no row yet\n");
+	setenv(SYNC_ENV_CRASH, "recovery-point", 1);
+	start(f, false, sid);
+	unsetenv(SYNC_ENV_CRASH);
+	assert_int_equal(sync_worker_pid(&pid, f->b, sid, &e), 0);
+	for (i = 0; i < 1000 && pid > 0 && kill((pid_t)pid, 0) == 0; i++)
+		usleep(10000);
+	assert_true(pid > 0 && kill((pid_t)pid, 0) != 0);
+	assert_int_equal(sync_row_load(&row, f->b, sid, &e), 0);
+	assert_non_null(row.plan);
+	assert_int_equal(sscanf(row.plan, "rp %*s %lld", &ms), 1);
+	sync_row_dispose(&row);
+	snprintf(rpid, sizeof(rpid), "rp-%s-%lld", f->dev.peer_device, ms);
+	model_snapshot_obj(obj, rpid);
+	assert_true(obj_exists(f->b, obj));
+	assert_false(obj_named(f->b, obj));
+	printf("# failover at the target: rolled back, and the unnamed recovery point deleted\n");
+	devs[0] = f->dev.peer_device;
+	assert_int_equal(rp_failover(&r, f->b, &req, &e), 0);
+	assert_non_null(r);
+	assert_int_equal(r->items[0].code, 0);
+	rp_result_free(r);
+	csum(cb, f->b, f->dev.peer_device);
+	assert_string_equal(cb, before);
+	assert_false(obj_exists(f->b, obj));
+	assert_int_equal(rp_sync_get(&s, f->b, sid, &e), 0);
+	assert_int_equal(s.status, RP_SYNC_FAILED);
+}
+
 static void test_full__rp_written_by_mover(void **state)
 {
 	struct fx *f = *state;
@@ -1079,6 +1123,9 @@ int main(void)
 		                                fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_plan__kill_after_snapshot_leaves_nothing,
 		                                fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(
+		        test_finish__kill_after_recovery_point_then_failover, fx_setup,
+		        fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full__rp_written_by_mover, fx_setup,
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full__kill_mid_copy_resumes, fx_setup,
