@@ -38,6 +38,8 @@ struct array_extent {
 
 /* Called for each changed range, in ascending offset order; non-zero return stops the walk. */
 typedef int (*array_extent_cb)(const struct array_extent *ext, void *payload);
+/* ->obj_list's callback: one object's name; non-zero stops the listing (and is returned). */
+typedef int (*array_obj_cb)(const char *obj, void *payload);
 
 struct array_stat {
 	uint64_t capacity;
@@ -101,6 +103,12 @@ struct array_ops {
 	/* Local path of an object (optional: drivers with ARRAY_CAP_LOCAL_PATH). */
 	int (*obj_path)(char *buf, size_t len, struct array *a, const char *obj,
 	                struct rp_error *err);
+	/*
+	 * Optional: calls @cb with the name of every object (in no order) until @cb returns
+	 * non-zero, which is returned. For space accounting and leak checks: an object being
+	 * created or deleted meanwhile may be listed or not.
+	 */
+	int (*obj_list)(struct array *a, array_obj_cb cb, void *payload, struct rp_error *err);
 
 	/*
 	 * Point-in-time copy of @src into new object @dst (which must not exist): reflink where

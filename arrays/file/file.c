@@ -407,6 +407,7 @@ const struct array_ops array_file_ops = {
 	.obj_rename = file_obj_rename,
 	.obj_set_readonly = file_obj_set_readonly,
 	.obj_path = file_obj_path,
+	.obj_list = file_obj_list,
 	.clone = file_clone,
 	.changed_extents = file_changed_extents,
 	.read = file_read,

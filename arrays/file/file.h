@@ -62,6 +62,7 @@ int file_obj_exists(bool *out, struct array *a, const char *obj, struct rp_error
 int file_obj_rename(struct array *a, const char *src, const char *dst, struct rp_error *err);
 int file_obj_set_readonly(struct array *a, const char *obj, bool ro, struct rp_error *err);
 int file_obj_path(char *buf, size_t len, struct array *a, const char *obj, struct rp_error *err);
+int file_obj_list(struct array *a, array_obj_cb cb, void *payload, struct rp_error *err);
 
 /* file_clone.c */
 int file_clone(struct array *a, const char *src, const char *dst, struct rp_error *err);

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * file_obj.c - objects of the file array: sparse image files <root>/data/<obj>.img created with
- * ftruncate; delete, grow, stat, rename (atomic replace) and read-only marking (mode 0444).
+ * ftruncate; delete, grow, stat, rename (atomic replace), read-only marking (mode 0444) and the
+ * listing of every object (the images in <root>/data).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -202,4 +205,38 @@ int file_obj_path(char *buf, size_t len, struct array *a, const char *obj, struc
 	if (n < 0 || (size_t)n >= len)
 		return rp_error_set(err, RP_EINVAL, "path of object '%s' does not fit", obj);
 	return 0;
+}
+
+int file_obj_list(struct array *a, array_obj_cb cb, void *payload, struct rp_error *err)
+{
+	struct file_array *fa = file_priv(a);
+	const size_t sfx = sizeof(FILE_IMG_SUFFIX) - 1;
+	struct dirent *de;
+	DIR *d;
+	int fd, rc = 0;
+
+	fd = openat(fa->data_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		rc = rp_error_set_os(err, file_errno_code(errno), errno,
+		                     "listing of the objects of '%s'", a->root);
+		if (fd >= 0)
+			(void)close(fd);
+		return rc;
+	}
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		char obj[FILE_NAME_MAX];
+		size_t l = strlen(de->d_name);
+
+		/* images only (not checksum maps or temporary files), with a valid object name */
+		if (l <= sfx || l - sfx >= sizeof(obj) ||
+		    strcmp(de->d_name + l - sfx, FILE_IMG_SUFFIX) != 0)
+			continue;
+		memcpy(obj, de->d_name, l - sfx);
+		obj[l - sfx] = '\0';
+		if (array_obj_name_check(obj, NULL) < 0)
+			continue;
+		rc = cb(obj, payload);
+	}
+	(void)closedir(d);
+	return rc;
 }

@@ -55,11 +55,64 @@ out:
 	return rc;
 }
 
+/* The "usage" object of `array info --json`. */
+static struct json_object *usage_json(const struct rp_array_usage *u,
+                                      const struct rp_object_usage *unref)
+{
+	struct json_object *o = json_object_new_object(), *list = json_object_new_array();
+	size_t i;
+
+	cli_json_int(o, "luns", (int64_t)u->luns);
+	cli_json_int(o, "recovery_points", (int64_t)u->recovery_points);
+	cli_json_int(o, "bases", (int64_t)u->bases);
+	cli_json_int(o, "spares", (int64_t)u->spares);
+	cli_json_int(o, "snapshots", (int64_t)u->snapshots);
+	cli_json_int(o, "in_progress", (int64_t)u->work);
+	cli_json_int(o, "unreferenced", (int64_t)u->unreferenced);
+	cli_json_int(o, "objects", (int64_t)u->n_objects);
+	cli_json_bool(o, "listed", u->listed);
+	for (i = 0; unref && i < u->n_unreferenced; i++) {
+		struct json_object *x = json_object_new_object();
+
+		cli_json_str(x, "object", unref[i].obj);
+		cli_json_int(x, "allocated", (int64_t)unref[i].allocated);
+		(void)json_object_array_add(list, x);
+	}
+	(void)json_object_object_add(o, "unreferenced_objects", list);
+	return o;
+}
+
+static void usage_print(const struct rp_array_usage *u, const struct rp_object_usage *unref,
+                        bool reflink)
+{
+	char l[32], r[32], b[32], s[32], n[32], w[32], x[32];
+	size_t i;
+
+	cli_fmt_size(l, sizeof(l), u->luns);
+	cli_fmt_size(r, sizeof(r), u->recovery_points);
+	cli_fmt_size(b, sizeof(b), u->bases);
+	cli_fmt_size(s, sizeof(s), u->spares);
+	cli_fmt_size(n, sizeof(n), u->snapshots);
+	cli_fmt_size(w, sizeof(w), u->work);
+	cli_fmt_size(x, sizeof(x), u->unreferenced);
+	(void)printf("allocated:   LUNs %s, recovery points %s, bases %s, spares %s,\n"
+	             "             snapshots %s, in progress %s, unreferenced %s (%zu objects%s)\n",
+	             l, r, b, s, n, w, u->listed ? x : "unknown", u->n_objects,
+	             reflink ? "; shared blocks count in each" : "");
+	for (i = 0; unref && i < u->n_unreferenced; i++) {
+		cli_fmt_size(x, sizeof(x), unref[i].allocated);
+		(void)printf("%s %s (%s)\n", i == 0 ? "unreferenced:" : "             ",
+		             unref[i].obj, x);
+	}
+}
+
 int cmd_array_info(struct cli_args *a)
 {
 	struct rp_error err = { 0 };
 	struct rp_array *x = NULL;
 	struct rp_array_info *info = NULL;
+	struct rp_array_usage u;
+	struct rp_object_usage *unref = NULL;
 	char cap[32], fr[32], res[32];
 	size_t i;
 	int rc;
@@ -72,7 +125,7 @@ int cmd_array_info(struct cli_args *a)
 		rc = cli_failf(CLI_EXIT_ERROR, "out of memory");
 		goto out;
 	}
-	if (rp_array_info(info, x, &err) < 0) {
+	if (rp_array_info(info, x, &err) < 0 || rp_array_usage(&u, &unref, x, &err) < 0) {
 		rc = cli_fail(&err);
 		goto out;
 	}
@@ -99,6 +152,7 @@ int cmd_array_info(struct cli_args *a)
 			(void)json_object_array_add(peers, p);
 		}
 		(void)json_object_object_add(o, "peers", peers);
+		(void)json_object_object_add(o, "usage", usage_json(&u, unref));
 		cli_json_print(o);
 		goto out;
 	}
@@ -122,7 +176,9 @@ int cmd_array_info(struct cli_args *a)
 	for (i = 0; i < info->n_peers && i < RP_MAX_PEERS; i++)
 		(void)printf("%s %s %s\n", i == 0 ? "peers:      " : "            ",
 		             info->peers[i].array_id, info->peers[i].uri);
+	usage_print(&u, unref, info->reflink);
 out:
+	rp_free(unref);
 	rp_free(info);
 	rp_array_close(x);
 	return rc;

@@ -97,7 +97,10 @@ static const struct cli_cmd commands[] = {
 	  "pair two arrays", opts_none, 2, 2 },
 	{ "array info", cmd_array_info,
 	  "usage: replun array info PATH [--json]\n\n"
-	  "Shows id, name, URI, filesystem, reflink support, capacity and peers.\n",
+	  "Shows id, name, URI, filesystem, reflink support, capacity and peers, and the\n"
+	  "storage its objects hold by what holds them: LUNs, recovery points, bases, spares,\n"
+	  "snapshots, operations in progress, and objects nothing names any more (left by a\n"
+	  "crash; listed by name).\n",
 	  "show an array", opts_json, 1, 1 },
 	{ "group list", cmd_group_list,
 	  "usage: replun group list PATH [--json]\n\n"

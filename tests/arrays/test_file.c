@@ -509,6 +509,56 @@ static void resnap(struct fx *f, size_t size, char *buf)
 	warm(f, "lun", size, buf);
 }
 
+/* ->obj_list's callback: records the names in a string ("name;" each); stops at "stop". */
+static int list_cb(const char *obj, void *payload)
+{
+	char *acc = payload;
+
+	if (strcmp(obj, "stop") == 0)
+		return 42;
+	strcat(acc, obj);
+	strcat(acc, ";");
+	return 0;
+}
+
+static void test_file__obj_list(void **state)
+{
+	struct fx *f = *state;
+	char acc[512] = "", path[1024];
+	int fd;
+
+	printf("checking ->obj_list lists every object by name, and nothing else\n");
+	assert_non_null(OPS(f)->obj_list);
+	assert_int_equal(OPS(f)->obj_list(f->a, list_cb, acc, E(f)), 0);
+	assert_string_equal(acc, "");
+	assert_int_equal(OPS(f)->obj_create(f->a, "one", MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->obj_create(f->a, "two", MIB, E(f)), 0);
+	assert_int_equal(OPS(f)->clone(f->a, "one", "three", E(f)), 0); /* a map beside it */
+	/* files that are no objects: a stray file, a bad object name */
+	snprintf(path, sizeof(path), "%s/data/notes.txt", f->root);
+	fd = open(path, O_CREAT | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/data/bad name.img", f->root);
+	fd = open(path, O_CREAT | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(OPS(f)->obj_list(f->a, list_cb, acc, E(f)), 0);
+	assert_int_equal(strlen(acc), strlen("one;two;three;"));
+	assert_non_null(strstr(acc, "one;"));
+	assert_non_null(strstr(acc, "two;"));
+	assert_non_null(strstr(acc, "three;"));
+	printf("# a callback's non-zero answer stops the listing and is returned\n");
+	assert_int_equal(OPS(f)->obj_create(f->a, "stop", MIB, E(f)), 0);
+	acc[0] = '\0';
+	assert_int_equal(OPS(f)->obj_list(f->a, list_cb, acc, E(f)), 42);
+	for (const char *o = "one\0two\0three\0stop\0"; *o; o += strlen(o) + 1)
+		assert_int_equal(OPS(f)->obj_delete(f->a, o, E(f)), 0);
+	(void)unlink(path);
+	snprintf(path, sizeof(path), "%s/data/notes.txt", f->root);
+	(void)unlink(path);
+}
+
 static void test_file__read_snapshot(void **state)
 {
 	struct fx *f = *state;
@@ -1551,6 +1601,7 @@ int main(void)
 		T(test_file__checksum),
 		T(test_file__clone_independence),
 		T(test_file__read_uncached),
+		T(test_file__obj_list),
 		T(test_file__read_snapshot),
 		T(test_file__read_snapshot_race),
 		T(test_file__clone_from),

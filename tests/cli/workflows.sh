@@ -113,6 +113,18 @@ eq "group list shows the new group" "$(pj "[g['name'] for g in d if g['id']=='sp
 must "group delete" group delete "$A" spare
 rp array info "$A"
 check "array info (human) names the filesystem" grep -q "^filesystem: " <<<"$OUT"
+check "array info (human) shows what the objects hold" grep -q "^allocated:   LUNs " <<<"$OUT"
+rp array info "$B" --json
+eq "array info: B's target LUNs hold data" "$(pj 'd["usage"]["luns"] > 0' <<<"$OUT")" true
+eq "array info: B's recovery points hold data" "$(pj 'd["usage"]["recovery_points"] > 0' <<<"$OUT")" true
+eq "array info: nothing unreferenced at B" "$(pj 'd["usage"]["unreferenced_objects"]' <<<"$OUT")" "[]"
+cp "$PA1" "$A/data/left-behind.img"
+rp array info "$A" --json
+eq "array info: a copy no row names is unreferenced" \
+	"$(pj '[x["object"] for x in d["usage"]["unreferenced_objects"]]' <<<"$OUT")" "['left-behind']"
+rp array info "$A"
+check "array info (human) names it" grep -q "^unreferenced: left-behind (" <<<"$OUT"
+rm -f "$A/data/left-behind.img"
 
 # Incremental: three 4 KiB blocks changed.
 write_blocks "$PA1" 3 3

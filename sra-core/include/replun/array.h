@@ -67,6 +67,40 @@ RP_EXTERN int rp_array_open(struct rp_array **out, const char *uri, const struct
 RP_EXTERN void rp_array_close(struct rp_array *a);
 
 RP_EXTERN int rp_array_info(struct rp_array_info *out, struct rp_array *a, struct rp_error *err);
+
+#define RP_OBJ_MAX 129 /* an array object's name, with its NUL */
+
+/*
+ * Allocated storage of an array's objects by what holds them (rp_array_usage), in bytes. An
+ * object several rows name counts once, under the first of: LUN, recovery point, base, spare,
+ * snapshot. On a reflink filesystem blocks shared by several objects count in each.
+ */
+struct rp_array_usage {
+	uint64_t luns;            /* live LUN images */
+	uint64_t recovery_points; /* a target's recovery points (its base shares the newest) */
+	uint64_t bases;           /* a source's bases: the data of the last sync */
+	uint64_t spares;          /* spares the next sync reuses (arrays without reflink) */
+	uint64_t snapshots;       /* test, revert, prefailover, tail and in-flight sync snapshots */
+	uint64_t work;            /* objects of operations in progress: sync sessions, intents */
+	uint64_t unreferenced;    /* objects nothing names: left behind by a crash */
+	size_t n_objects;         /* objects counted */
+	size_t n_unreferenced;
+	bool listed; /* the driver lists its objects; else work and unreferenced are unknown (0) */
+};
+
+/* One object and its allocated bytes. */
+struct rp_object_usage {
+	char obj[RP_OBJ_MAX];
+	uint64_t allocated;
+};
+
+/*
+ * Fills @out. With @unreferenced (may be NULL): *@unreferenced = the n_unreferenced objects
+ * nothing names (NULL when none; rp_free). An object made or deleted meanwhile may be counted
+ * or not, and one being made right now may show as unreferenced for that moment.
+ */
+RP_EXTERN int rp_array_usage(struct rp_array_usage *out, struct rp_object_usage **unreferenced,
+                             struct rp_array *a, struct rp_error *err);
 /* Borrowed; valid while @a is open. */
 RP_EXTERN const char *rp_array_id(const struct rp_array *a);
 RP_EXTERN const char *rp_array_uri(const struct rp_array *a);

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* test_space.c - space reservations: capacity, expiry, release, listing. */
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "helpers.h"
+
+#define MiB (1024ull * 1024ull)
 
 static void test_space__reserve_release(void **state)
 {
@@ -63,12 +66,81 @@ static void test_space__expiry(void **state)
 	assert_int_equal(count_rows(f->a, "reservations"), 1);
 }
 
+/* rp_array_usage: each object counted once by what holds it; bad input; a driver that lists. */
+static void test_space__usage(void **state)
+{
+	struct fx *f = *state;
+	struct rp_error err = { 0 };
+	struct rp_array_usage u;
+	struct rp_object_usage *unref = NULL;
+	struct rp_device d, s;
+	struct array_obj_stat st;
+	bool file = strcmp(f->driver, "file") == 0;
+	char buf[4096];
+
+	printf("# %s driver: a LUN with 1 MiB written and a snapshot of it\n", f->driver);
+	assert_int_equal(rp_lun_create(&d, f->a, "vol", 16 * MiB, NULL, &err), 0);
+	memset(buf, 0x5a, sizeof(buf));
+	for (size_t off = 0; off < MiB; off += sizeof(buf))
+		assert_int_equal(f->a->drv->ops->write(f->a->drv, "lun-siteA-000001", off, buf,
+		                                       sizeof(buf), &err),
+		                 0);
+	assert_int_equal(rp_lun_snapshot(&s, f->a, d.id, NULL, &err), 0);
+	assert_int_equal(f->a->drv->ops->obj_stat(&st, f->a->drv, "lun-siteA-000001", &err), 0);
+	assert_int_equal(rp_array_usage(&u, &unref, f->a, &err), 0);
+	assert_null(unref);
+	/* the snapshot is a LUN (a device row) too: two LUN objects */
+	assert_true(u.luns >= 2 * st.allocated);
+	assert_int_equal(u.n_objects, 2);
+	assert_int_equal(u.recovery_points + u.bases + u.spares + u.snapshots + u.work, 0);
+	assert_int_equal(u.unreferenced, 0);
+	assert_int_equal(u.listed, file);
+	if (file) {
+		struct model_intent in = MODEL_INTENT_INIT;
+
+		printf("# an object no row names is unreferenced, by name; one an intent names is "
+		       "in progress\n");
+		assert_int_equal(f->a->drv->ops->obj_create(f->a->drv, "left-behind", MiB, &err),
+		                 0);
+		assert_int_equal(
+		        f->a->drv->ops->write(f->a->drv, "left-behind", 0, buf, sizeof(buf), &err),
+		        0);
+		assert_int_equal(f->a->drv->ops->obj_create(f->a->drv, "being-made", MiB, &err), 0);
+		assert_int_equal(
+		        f->a->drv->ops->write(f->a->drv, "being-made", 0, buf, sizeof(buf), &err),
+		        0);
+		assert_int_equal(
+		        model_intent_add(&in, f->a, "obj_delete", "obj=being-made\n", &err), 0);
+		assert_int_equal(rp_array_usage(&u, &unref, f->a, &err), 0);
+		assert_int_equal(u.n_objects, 4);
+		assert_int_equal(u.n_unreferenced, 1);
+		assert_non_null(unref);
+		assert_string_equal(unref[0].obj, "left-behind");
+		assert_true(unref[0].allocated >= sizeof(buf));
+		assert_int_equal(u.unreferenced, unref[0].allocated);
+		assert_true(u.work >= sizeof(buf));
+		rp_free(unref);
+		unref = NULL;
+		assert_int_equal(model_intent_delete(&in, f->a, &err), 0);
+		model_intent_release(&in, f->a);
+		assert_int_equal(rp_array_usage(&u, NULL, f->a, &err), 0); /* names not wanted */
+		assert_int_equal(u.n_unreferenced, 2);
+		assert_int_equal(u.work, 0);
+	}
+	printf("# bad input\n");
+	assert_error(rp_array_usage(NULL, NULL, f->a, &err), err, RP_EINVAL);
+	rp_error_clear(&err);
+	assert_error(rp_array_usage(&u, NULL, NULL, &err), err, RP_EINVAL);
+}
+
 int model_space_tests(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_space__reserve_release, fx_setup_fake,
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_space__expiry, fx_setup_fake, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_space__usage, fx_setup_fake, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_space__usage, fx_setup_file, fx_teardown),
 	};
 
 	return cmocka_run_group_tests_name("core.model.space", tests, NULL, NULL);

@@ -825,6 +825,36 @@ static void test_finish__kill_after_recovery_point_then_failover(void **state)
 	assert_int_equal(s.status, RP_SYNC_FAILED);
 }
 
+static void test_usage__by_holder(void **state)
+{
+	struct fx *f = *state;
+	struct rp_array_usage ua, ub;
+	struct rp_data d[RP_DATA_MAX];
+	struct rp_error e = { 0 };
+	size_t nd = 0;
+	bool spares = !(f->a->drv->caps & ARRAY_CAP_REFLINK);
+
+	printf("# after a full and two incremental syncs: what each side's objects hold\n");
+	sync_fg(f, true);
+	change_lun(f, 1);
+	sync_record(f, d, &nd);
+	change_lun(f, 2);
+	sync_record(f, d, &nd);
+	assert_int_equal(rp_array_usage(&ua, NULL, f->a, &e), 0);
+	assert_int_equal(rp_array_usage(&ub, NULL, f->b, &e), 0);
+	printf("#   A: LUNs %llu, bases %llu, spares %llu; B: LUNs %llu, recovery points %llu\n",
+	       (unsigned long long)ua.luns, (unsigned long long)ua.bases,
+	       (unsigned long long)ua.spares, (unsigned long long)ub.luns,
+	       (unsigned long long)ub.recovery_points);
+	assert_true(ua.listed && ub.listed);
+	assert_true(ua.luns >= LUN_SIZE / 2 && ua.bases >= LUN_SIZE / 2);
+	assert_int_equal(ua.spares > 0, spares); /* the old base, kept for the next snapshot */
+	assert_int_equal(ua.recovery_points + ua.unreferenced + ua.work, 0);
+	/* the target's base shares its newest recovery point's object: counted there */
+	assert_true(ub.luns >= LUN_SIZE / 2 && ub.recovery_points >= 3 * (LUN_SIZE / 2));
+	assert_int_equal(ub.bases + ub.unreferenced + ub.work, 0);
+}
+
 static void test_full__rp_written_by_mover(void **state)
 {
 	struct fx *f = *state;
@@ -1126,6 +1156,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 		        test_finish__kill_after_recovery_point_then_failover, fx_setup,
 		        fx_teardown),
+		cmocka_unit_test_setup_teardown(test_usage__by_holder, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full__rp_written_by_mover, fx_setup,
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_full__kill_mid_copy_resumes, fx_setup,
