@@ -138,6 +138,35 @@ static void start(struct fx *f, bool foreground, char sid[RP_ID_MAX])
 	rp_result_free(r);
 }
 
+/* Starts a detached sync whose worker _exits at crash point @point; waits for its death. */
+static void start_until_crash(struct fx *f, const char *point, char sid[RP_ID_MAX])
+{
+	struct rp_error e = { 0 };
+	int64_t pid = 0;
+	int i;
+
+	setenv(SYNC_ENV_CRASH, point, 1);
+	start(f, false, sid);
+	unsetenv(SYNC_ENV_CRASH);
+	assert_int_equal(sync_worker_pid(&pid, f->b, sid, &e), 0);
+	assert_true(pid > 0);
+	for (i = 0; i < 1000 && kill((pid_t)pid, 0) == 0; i++)
+		usleep(10000);
+	assert_true(kill((pid_t)pid, 0) != 0);
+}
+
+/* rp_sync_wait on session @sid (resuming a dead worker): complete, @full or not, all equal. */
+static void wait_complete(struct fx *f, const char *sid, bool full)
+{
+	struct rp_sync_session s;
+	struct rp_error e = { 0 };
+
+	assert_int_equal(rp_sync_wait(&s, f->a, sid, 60000, NULL, NULL, &e), 0);
+	assert_int_equal(s.status, RP_SYNC_COMPLETE);
+	assert_int_equal(s.full, full);
+	assert_target_and_rp_equal(f);
+}
+
 static void sync_fg(struct fx *f, bool expect_full)
 {
 	struct rp_sync_session s;
@@ -229,22 +258,13 @@ static void crash_mid_apply(struct fx *f, char sid[RP_ID_MAX], char before[40], 
 	struct rp_error e = { 0 };
 	struct array_obj_stat st;
 	char undo[ARRAY_OBJ_MAX], now[40];
-	int64_t pid = 0;
-	int i;
 
 	printf("# kill the worker after 10 of its in-place writes into the target (%s undo)\n",
 	       data_undo ? "data" : "by-reference");
-	setenv(SYNC_ENV_CRASH, "apply:10", 1);
 	if (data_undo)
 		setenv(SYNC_ENV_UNDO_DATA, "1", 1);
-	start(f, false, sid);
-	unsetenv(SYNC_ENV_CRASH);
+	start_until_crash(f, "apply:10", sid);
 	unsetenv(SYNC_ENV_UNDO_DATA);
-	assert_int_equal(sync_worker_pid(&pid, f->b, sid, &e), 0);
-	assert_true(pid > 0);
-	for (i = 0; i < 1000 && kill((pid_t)pid, 0) == 0; i++)
-		usleep(10000);
-	assert_true(kill((pid_t)pid, 0) != 0);
 	snprintf(undo, sizeof(undo), "undo-%s-%s", sid, f->dev.peer_device);
 	printf("#   undo object '%s' is there and the target is half-applied\n", undo);
 	assert_true(obj_exists(f->b, undo));
@@ -297,6 +317,27 @@ static void corrupt_undo(struct fx *f, const char *undo)
 	close(fd);
 }
 
+/* Fails the device over at B: done, the target holds @before again, session @sid failed. */
+static void failover_rolled_back(struct fx *f, const char *sid, const char *before)
+{
+	const char *devs[1] = { f->dev.peer_device };
+	struct rp_request req = { .devices = devs, .n_devices = 1 };
+	struct rp_result *r = NULL;
+	struct rp_sync_session s;
+	struct rp_error e = { 0 };
+	char cb[40];
+
+	assert_int_equal(rp_failover(&r, f->b, &req, &e), 0);
+	assert_non_null(r);
+	assert_int_equal(r->items[0].code, 0);
+	rp_result_free(r);
+	csum(cb, f->b, f->dev.peer_device);
+	assert_string_equal(cb, before);
+	assert_int_equal(rp_sync_get(&s, f->b, sid, &e), 0);
+	assert_int_equal(s.status, RP_SYNC_FAILED);
+	printf("#   session failed: %s\n", s.error);
+}
+
 /*
  * Kills a sync mid-apply, then fails over at the target: the target ends as before the sync.
  * @corrupt: the undo object is made unusable first, so the rollback falls back to restoring
@@ -304,12 +345,7 @@ static void corrupt_undo(struct fx *f, const char *undo)
  */
 static void failover_after_crash(struct fx *f, bool data_undo, bool corrupt)
 {
-	const char *devs[1];
-	struct rp_request req = { .devices = devs, .n_devices = 1 };
-	struct rp_result *r = NULL;
-	struct rp_sync_session s;
-	struct rp_error e = { 0 };
-	char sid[RP_ID_MAX], before[40], cb[40], obj[ARRAY_OBJ_MAX];
+	char sid[RP_ID_MAX], before[40], obj[ARRAY_OBJ_MAX];
 
 	prepare(f, before);
 	crash_mid_apply(f, sid, before, data_undo);
@@ -320,18 +356,9 @@ static void failover_after_crash(struct fx *f, bool data_undo, bool corrupt)
 		corrupt_undo(f, obj);
 	}
 	printf("# failover at the target instead: the half-applied target is rolled back\n");
-	devs[0] = f->dev.peer_device;
-	assert_int_equal(rp_failover(&r, f->b, &req, &e), 0);
-	assert_non_null(r);
-	assert_int_equal(r->items[0].code, 0);
-	rp_result_free(r);
-	csum(cb, f->b, f->dev.peer_device);
-	assert_string_equal(cb, before);
+	failover_rolled_back(f, sid, before);
 	snprintf(obj, sizeof(obj), "undo-%s-%s", sid, f->dev.peer_device);
 	assert_false(obj_exists(f->b, obj));
-	assert_int_equal(rp_sync_get(&s, f->b, sid, &e), 0);
-	assert_int_equal(s.status, RP_SYNC_FAILED);
-	printf("#   session failed: %s\n", s.error);
 }
 
 static void test_inplace__failover_after_crash_rolls_back(void **state)
@@ -574,9 +601,7 @@ static void test_recycle__kill_after_recycle_resumes(void **state)
 	struct rp_sync_session s;
 	struct rp_error e = { 0 };
 	char sid[RP_ID_MAX], obj[ARRAY_OBJ_MAX], spare[ARRAY_OBJ_MAX];
-	int64_t pid = 0;
 	size_t nd = 0;
-	int i;
 
 	if (!no_reflink(f)) {
 		printf("# reflink: no spare here (see test_recycle__recovery_points_hold_their_"
@@ -587,13 +612,7 @@ static void test_recycle__kill_after_recycle_resumes(void **state)
 	assert_true(spare_of(f, spare));
 	printf("# kill the worker once the spare is renamed and brought up to date\n");
 	change_lun(f, 4);
-	setenv(SYNC_ENV_CRASH, "recycle", 1);
-	start(f, false, sid);
-	unsetenv(SYNC_ENV_CRASH);
-	assert_int_equal(sync_worker_pid(&pid, f->b, sid, &e), 0);
-	for (i = 0; i < 1000 && kill((pid_t)pid, 0) == 0; i++)
-		usleep(10000);
-	assert_true(kill((pid_t)pid, 0) != 0);
+	start_until_crash(f, "recycle", sid);
 	snprintf(obj, sizeof(obj), "rpcopy-%s-%s", sid, f->dev.peer_device);
 	assert_true(obj_exists(f->b, obj));
 	assert_false(obj_exists(f->b, spare));
@@ -720,17 +739,9 @@ static void kill_after_snapshot(struct fx *f, char sid[RP_ID_MAX], char id[RP_ID
 	struct model_snapshot *list = NULL;
 	struct sync_row r;
 	struct rp_error e = { 0 };
-	int64_t pid = 0;
 	size_t n = 0;
-	int i;
 
-	setenv(SYNC_ENV_CRASH, "snapshot", 1);
-	start(f, false, sid);
-	unsetenv(SYNC_ENV_CRASH);
-	assert_int_equal(sync_worker_pid(&pid, f->b, sid, &e), 0);
-	for (i = 0; i < 1000 && pid > 0 && kill((pid_t)pid, 0) == 0; i++)
-		usleep(10000);
-	assert_true(pid > 0 && kill((pid_t)pid, 0) != 0);
+	start_until_crash(f, "snapshot", sid);
 	/* (not rp_sync_get: it would resume the session, whose worker would replace the row) */
 	assert_int_equal(sync_row_load(&r, f->b, sid, &e), 0);
 	assert_int_equal(r.status, RP_SYNC_IN_PROGRESS);
@@ -749,18 +760,13 @@ static void test_plan__kill_after_snapshot_leaves_nothing(void **state)
 {
 	struct fx *f = *state;
 	struct model_snapshot row;
-	struct rp_sync_session s;
-	struct rp_error e = { 0 };
 	char sid[RP_ID_MAX], id[RP_ID_MAX], obj[ARRAY_OBJ_MAX], spare[ARRAY_OBJ_MAX];
 	int round;
 
 	printf("# a first sync whose worker dies with its source snapshot made, no plan yet\n");
 	kill_after_snapshot(f, sid, id, obj);
 	printf("# rp_sync_wait resumes it: a new snapshot; the dead worker's row and object go\n");
-	assert_int_equal(rp_sync_wait(&s, f->a, sid, 60000, NULL, NULL, &e), 0);
-	assert_int_equal(s.status, RP_SYNC_COMPLETE);
-	assert_true(s.full);
-	assert_target_and_rp_equal(f);
+	wait_complete(f, sid, true);
 	assert_int_equal(model_snapshot_load(&row, f->a, id, NULL), RP_ENOTFOUND);
 	assert_false(obj_exists(f->a, obj));
 	for (round = 1; round <= 2; round++) {
@@ -771,10 +777,7 @@ static void test_plan__kill_after_snapshot_leaves_nothing(void **state)
 		kill_after_snapshot(f, sid, id, obj);
 		assert_int_equal(src_spare_of(f, spare) && strcmp(spare, obj) == 0,
 		                 !(f->a->drv->caps & ARRAY_CAP_REFLINK) && round == 2);
-		assert_int_equal(rp_sync_wait(&s, f->a, sid, 60000, NULL, NULL, &e), 0);
-		assert_int_equal(s.status, RP_SYNC_COMPLETE);
-		assert_false(s.full);
-		assert_target_and_rp_equal(f);
+		wait_complete(f, sid, false);
 		assert_int_equal(model_snapshot_load(&row, f->a, id, NULL), RP_ENOTFOUND);
 		/* gone, or (a refreshed spare) named again: by the new base */
 		assert_true(!obj_exists(f->a, obj) || obj_named(f->a, obj));
@@ -784,26 +787,14 @@ static void test_plan__kill_after_snapshot_leaves_nothing(void **state)
 static void test_finish__kill_after_recovery_point_then_failover(void **state)
 {
 	struct fx *f = *state;
-	const char *devs[1];
-	struct rp_request req = { .devices = devs, .n_devices = 1 };
-	struct rp_result *r = NULL;
-	struct rp_sync_session s;
 	struct sync_row row;
 	struct rp_error e = { 0 };
-	char sid[RP_ID_MAX], before[40], cb[40], rpid[RP_ID_MAX], obj[ARRAY_OBJ_MAX];
+	char sid[RP_ID_MAX], before[40], rpid[RP_ID_MAX], obj[ARRAY_OBJ_MAX];
 	long long ms = 0;
-	int64_t pid = 0;
-	int i;
 
 	prepare(f, before);
 	printf("# an incremental whose worker dies with its recovery point made, no row yet\n");
-	setenv(SYNC_ENV_CRASH, "recovery-point", 1);
-	start(f, false, sid);
-	unsetenv(SYNC_ENV_CRASH);
-	assert_int_equal(sync_worker_pid(&pid, f->b, sid, &e), 0);
-	for (i = 0; i < 1000 && pid > 0 && kill((pid_t)pid, 0) == 0; i++)
-		usleep(10000);
-	assert_true(pid > 0 && kill((pid_t)pid, 0) != 0);
+	start_until_crash(f, "recovery-point", sid);
 	assert_int_equal(sync_row_load(&row, f->b, sid, &e), 0);
 	assert_non_null(row.plan);
 	assert_int_equal(sscanf(row.plan, "rp %*s %lld", &ms), 1);
@@ -813,16 +804,8 @@ static void test_finish__kill_after_recovery_point_then_failover(void **state)
 	assert_true(obj_exists(f->b, obj));
 	assert_false(obj_named(f->b, obj));
 	printf("# failover at the target: rolled back, and the unnamed recovery point deleted\n");
-	devs[0] = f->dev.peer_device;
-	assert_int_equal(rp_failover(&r, f->b, &req, &e), 0);
-	assert_non_null(r);
-	assert_int_equal(r->items[0].code, 0);
-	rp_result_free(r);
-	csum(cb, f->b, f->dev.peer_device);
-	assert_string_equal(cb, before);
+	failover_rolled_back(f, sid, before);
 	assert_false(obj_exists(f->b, obj));
-	assert_int_equal(rp_sync_get(&s, f->b, sid, &e), 0);
-	assert_int_equal(s.status, RP_SYNC_FAILED);
 }
 
 static void test_usage__by_holder(void **state)
@@ -925,16 +908,11 @@ static void kill_mid_full_copy(struct fx *f, char sid[RP_ID_MAX])
 static void test_full__kill_mid_copy_resumes(void **state)
 {
 	struct fx *f = *state;
-	struct rp_sync_session s;
-	struct rp_error e = { 0 };
 	char sid[RP_ID_MAX];
 
 	kill_mid_full_copy(f, sid);
 	printf("# rp_sync_wait resumes it: target and recovery point end equal to the source\n");
-	assert_int_equal(rp_sync_wait(&s, f->a, sid, 60000, NULL, NULL, &e), 0);
-	assert_int_equal(s.status, RP_SYNC_COMPLETE);
-	assert_true(s.full);
-	assert_target_and_rp_equal(f);
+	wait_complete(f, sid, true);
 	assert_no_work_objs(f, sid);
 }
 
