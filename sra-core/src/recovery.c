@@ -283,13 +283,32 @@ int recovery_stage_apply(struct rp_array *a, const struct model_device *d, const
 int recovery_rollback(struct rp_array *a, const struct model_device *d, const char *src_obj,
                       const char *tag, struct rp_error *err)
 {
-	char stage[ARRAY_OBJ_MAX];
+	struct model_intent in = MODEL_INTENT_INIT;
+	char stage[ARRAY_OBJ_MAX], payload[ARRAY_OBJ_MAX + 8];
 	int rc;
 
-	rc = recovery_stage(stage, a, d, src_obj, tag, err);
+	/*
+	 * An "obj_delete" intent names the staging object until its rename: a crash in between
+	 * leaves it to the next open's model_recover (after the rename the name is free again).
+	 */
+	rc = snprintf(stage, sizeof(stage), "stage-%s-%s", tag, d->id);
+	if (rc < 0 || (size_t)rc >= sizeof(stage))
+		return rp_error_set(err, RP_EINVAL, "staging name for '%s' too long", d->id);
+	(void)snprintf(payload, sizeof(payload), "obj=%s\n", stage);
+	rc = model_intent_add(&in, a, "obj_delete", payload, err);
 	if (rc < 0)
 		return rc;
-	return recovery_stage_apply(a, d, stage, err);
+	rc = recovery_stage(stage, a, d, src_obj, tag, err);
+	if (rc == 0) {
+		const char *crash = getenv("REPLUN_TEST_CRASH_AT"); /* tests only */
+
+		if (crash && strcmp(crash, "rollback-staged") == 0)
+			_exit(86);
+		rc = recovery_stage_apply(a, d, stage, err);
+	}
+	(void)model_intent_delete(&in, a, NULL);
+	model_intent_release(&in, a);
+	return rc;
 }
 
 static int differs_cb(const struct array_extent *ext, void *payload)

@@ -61,7 +61,8 @@ int recovery_snapshot_find(struct model_snapshot *out, struct rp_array *a, const
 /*
  * Replaces the live data of @d by a copy of object @src_obj: clone into a staging object, then
  * atomic rename over d->obj (readers always see old or new data, never a mix). The staging
- * object is named "stage-<tag>-<device id>".
+ * object is named "stage-<tag>-<device id>"; an "obj_delete" intent names it until the rename,
+ * so a crash in between leaves it to the next open's recovery.
  */
 int recovery_rollback(struct rp_array *a, const struct model_device *d, const char *src_obj,
                       const char *tag, struct rp_error *err);

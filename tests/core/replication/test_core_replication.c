@@ -1441,8 +1441,12 @@ static void test_reverse__all_or_nothing(void **state)
 	check_reversed_with_new(f, nid, MIB);
 }
 
-/* Runs workflow @fn on g1 at B in a child that dies at @point; reopens both arrays after. */
-static void wf_crash_at(struct fx *f, wf_fn fn, const char *name, const char *point)
+/*
+ * Runs workflow @fn at B on @req (NULL: group g1) in a child that dies at @point; reopens both
+ * arrays after.
+ */
+static void wf_crash_at(struct fx *f, wf_fn fn, const struct rp_request *req, const char *name,
+                        const char *point)
 {
 	pid_t pid;
 	int st;
@@ -1454,14 +1458,14 @@ static void wf_crash_at(struct fx *f, wf_fn fn, const char *name, const char *po
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		const char *groups[1] = { "g1" };
-		struct rp_request req = { .groups = groups, .n_groups = 1 };
+		struct rp_request g1 = { .groups = groups, .n_groups = 1 };
 		struct rp_array *b = NULL;
 		struct rp_result *r = NULL;
 
 		setenv("REPLUN_TEST_CRASH_AT", point, 1);
 		if (rp_array_open(&b, f->path_b, NULL, NULL) != 0)
 			_exit(2);
-		(void)fn(&r, b, &req, NULL);
+		(void)fn(&r, b, req ? req : &g1, NULL);
 		_exit(3); /* the crash point was not reached */
 	}
 	assert_int_equal(waitpid(pid, &st, 0), pid);
@@ -1474,7 +1478,7 @@ static void wf_crash_at(struct fx *f, wf_fn fn, const char *name, const char *po
 
 static void reverse_crash_at(struct fx *f, const char *point)
 {
-	wf_crash_at(f, rp_reverse, "reverse", point);
+	wf_crash_at(f, rp_reverse, NULL, "reverse", point);
 }
 
 /* Objects in @a's data directory (file array) that no snapshot or device row names. */
@@ -1517,7 +1521,7 @@ static void test_failover__crash_after_snapshot_leaves_nothing(void **state)
 	seed_and_sync(f);
 	assert_int_equal(unnamed_objs(f->b, f->path_b), 0);
 	printf("# failover of g1 at B dies once its first snapshot is made, before its row\n");
-	wf_crash_at(f, rp_failover, "failover", "snapshot-made");
+	wf_crash_at(f, rp_failover, NULL, "failover", "snapshot-made");
 	assert_int_equal(count_rows(f->b, "SELECT COUNT(*) FROM intents"), 0);
 	assert_int_equal(unnamed_objs(f->b, f->path_b), 0);
 	printf("# failover again: done, the data as synced\n");
@@ -1533,6 +1537,35 @@ static void test_failover__crash_after_snapshot_leaves_nothing(void **state)
 		csum(cb, f->b, f->key1);
 		assert_string_equal(ca, cb);
 	}
+}
+
+static void test_failover__crash_rolling_back_leaves_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct rp_sync_session s1, s2;
+	const char *devs[1] = { f->key1 }, *rps[1];
+	struct rp_request req = { .devices = devs, .n_devices = 1, .device_recovery_points = rps };
+	struct rp_result *r;
+	char c1[40], cb[40];
+
+	write_lun(f->a, f->lun1, 0, 2 * MIB);
+	sync_now(&s1, f->a, "g1", NULL, false);
+	csum(c1, f->a, f->lun1);
+	write_lun(f->a, f->lun1, 0, MIB);
+	sync_now(&s2, f->a, "g1", NULL, false);
+	rps[0] = s1.recovery_point;
+	printf("# failover of a LUN at B to its older point dies with the old data staged\n");
+	wf_crash_at(f, rp_failover, &req, "failover", "rollback-staged");
+	assert_int_equal(count_rows(f->b, "SELECT COUNT(*) FROM intents"), 0);
+	assert_int_equal(unnamed_objs(f->b, f->path_b), 0);
+	printf("# failover to that point again: done, the LUN holds the older point's data\n");
+	assert_int_equal(rp_failover(&r, f->b, &req, NULL), 0);
+	assert_all_ok(r);
+	rp_result_free(r);
+	dev_state(f->b, f->key1, RP_DEV_PROMOTED_TARGET, false);
+	csum(cb, f->b, f->key1);
+	assert_string_equal(cb, c1);
+	assert_int_equal(unnamed_objs(f->b, f->path_b), 0);
 }
 
 static void test_reverse__crash_rolled_back_or_finished(void **state)
@@ -2208,6 +2241,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_reverse__all_or_nothing, fx_setup,
 		                                fx_teardown),
 		cmocka_unit_test_setup_teardown(test_failover__crash_after_snapshot_leaves_nothing,
+		                                fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_failover__crash_rolling_back_leaves_nothing,
 		                                fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_reverse__crash_rolled_back_or_finished,
 		                                fx_setup, fx_teardown),
