@@ -97,8 +97,8 @@ static void usage_print(const struct rp_array_usage *u, const struct rp_object_u
 	cli_fmt_size(x, sizeof(x), u->unreferenced);
 	(void)printf("allocated:   LUNs %s, recovery points %s, bases %s, spares %s,\n"
 	             "             snapshots %s, in progress %s, unreferenced %s (%zu objects%s)\n",
-	             l, r, b, s, n, w, u->listed ? x : "unknown", u->n_objects,
-	             reflink ? "; shared blocks count in each" : "");
+	             l, r, b, s, n, u->listed ? w : "unknown", u->listed ? x : "unknown",
+	             u->n_objects, reflink ? "; shared blocks count in each" : "");
 	for (i = 0; unref && i < u->n_unreferenced; i++) {
 		cli_fmt_size(x, sizeof(x), unref[i].allocated);
 		(void)printf("%s %s (%s)\n", i == 0 ? "unreferenced:" : "             ",

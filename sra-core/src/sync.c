@@ -800,15 +800,12 @@ sync_warn(struct rp_warning *w, const struct sync_ctx *c, const char *fmt, ...)
 }
 
 /*
- * The source snapshot of @d as a ->refresh of the device's spare (sync_src_spare_wanted),
- * under the source's lock and the writers' pause like the clone it replaces: *@adopted, and
- * @sd->snap_obj names the spare's object, when there is a spare no other row names. An error
- * of the refresh fails the plan (the spare keeps its row; its object no longer has a map, so
- * the next refresh rewrites it in full).
- */
-/*
- * Before the pause: will device @d's snapshot be a refresh of its spare (a source without
- * reflink whose spare is referenced by its spare row alone)? Then @sd->snap_obj is the spare's.
+ * Before the pause: will device @d's snapshot be a ->refresh of its spare
+ * (sync_src_spare_wanted: a source without reflink, a spare no other row names)? Then
+ * @sd->snap_obj names the spare's object. The refresh itself (sync_snap_refresh) runs under
+ * the source's lock and the writers' pause like the clone it replaces; an error of it fails the
+ * plan (the spare keeps its row; its object no longer has a map, so the next refresh rewrites
+ * it in full).
  */
 static bool sync_spare_usable(struct sync_ctx *c, const struct model_device *d, struct sync_dev *sd)
 {
@@ -2161,12 +2158,6 @@ out:
 }
 
 /*
- * Rolls target device @tgt_dev of session @sid back to what it was before an interrupted
- * in-place apply, if an undo object exists, and removes it. If the rollback itself fails, the
- * device loses its base (the next sync is a full copy through a staging object and a rename,
- * which rewrites every byte). The caller holds the target's lock.
- */
-/*
  * The fallback of a rollback whose undo cannot be applied (corrupt, its base unreadable): the
  * target's live object @td replaced whole by a copy of its base @b (what it held before the
  * sync began: a target's live data equals its base between syncs), read-only again.
@@ -2186,6 +2177,13 @@ static int sync_rollback_whole(struct rp_array *a, const struct model_device *td
 	return rc;
 }
 
+/*
+ * Rolls target device @tgt_dev of session @sid back to what it was before an interrupted
+ * in-place apply, if an undo object exists, and removes it: from the undo, else whole from the
+ * device's base (sync_rollback_whole). If both fail, the device loses its base (the next sync
+ * is a full copy through a staging object and a rename, which rewrites every byte). The caller
+ * holds the target's lock.
+ */
 static void sync_rollback_dev(struct rp_array *a, const char *sid, const char *tgt_dev)
 {
 	char undo[ARRAY_OBJ_MAX];
