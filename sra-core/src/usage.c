@@ -112,7 +112,8 @@ static int usage_load_named(struct usage_ctx *c)
 	sqlite3_finalize(st);
 	if (rc < 0)
 		return rc;
-	qsort(c->named, c->n_named, sizeof(*c->named), usage_name_cmp);
+	if (c->n_named > 1)
+		qsort(c->named, c->n_named, sizeof(*c->named), usage_name_cmp);
 	for (i = 0, k = 0; i < c->n_named; i++) {
 		if (k > 0 && strcmp(c->named[k - 1].obj, c->named[i].obj) == 0) {
 			rp_free(c->named[i].obj); /* sorted: the earlier entry has the first kind */
@@ -215,7 +216,9 @@ static int usage_add(const char *obj, void *payload)
 	if (rc < 0)
 		return rp_error_set(c->err, rc, "%s", e.msg);
 	u->n_objects++;
-	hit = bsearch(&key, c->named, c->n_named, sizeof(*c->named), usage_name_cmp_obj);
+	hit = c->n_named
+	              ? bsearch(&key, c->named, c->n_named, sizeof(*c->named), usage_name_cmp_obj)
+	              : NULL;
 	if (hit) {
 		uint64_t *slot[] = { &u->luns, &u->recovery_points, &u->bases, &u->spares,
 			             &u->snapshots };
