@@ -152,10 +152,7 @@ int recovery_snapshot_take_from(struct model_snapshot *out, struct rp_array *a,
 	if (rc == 0)
 		rc = model_obj_persist(a, s.obj, err);
 	if (rc == 0) {
-		const char *crash = getenv("REPLUN_TEST_CRASH_AT"); /* tests only */
-
-		if (crash && strcmp(crash, "snapshot-made") == 0)
-			_exit(86);
+		recovery_crash_point("snapshot-made");
 		rc = model_txn_begin(a, &own, err);
 		if (rc == 0) {
 			rc = model_snapshot_insert(a, &s, err);
@@ -243,14 +240,33 @@ int recovery_snapshot_find(struct model_snapshot *out, struct rp_array *a, const
 	return 0;
 }
 
+void recovery_crash_point(const char *point)
+{
+	const char *v = getenv("REPLUN_TEST_CRASH_AT");
+
+	if (v && strcmp(v, point) == 0)
+		_exit(86);
+}
+
+/* "stage-<tag>-<device id>" into @stage. */
+static int stage_name(char stage[ARRAY_OBJ_MAX], const struct model_device *d, const char *tag,
+                      struct rp_error *err)
+{
+	int rc = snprintf(stage, ARRAY_OBJ_MAX, "stage-%s-%s", tag, d->id);
+
+	if (rc < 0 || rc >= ARRAY_OBJ_MAX)
+		return rp_error_set(err, RP_EINVAL, "staging name for '%s' too long", d->id);
+	return 0;
+}
+
 int recovery_stage(char stage[ARRAY_OBJ_MAX], struct rp_array *a, const struct model_device *d,
                    const char *src_obj, const char *tag, struct rp_error *err)
 {
 	int rc;
 
-	rc = snprintf(stage, ARRAY_OBJ_MAX, "stage-%s-%s", tag, d->id);
-	if (rc < 0 || rc >= ARRAY_OBJ_MAX)
-		return rp_error_set(err, RP_EINVAL, "staging name for '%s' too long", d->id);
+	rc = stage_name(stage, d, tag, err);
+	if (rc < 0)
+		return rc;
 	if (!a->drv->ops->obj_rename)
 		return rp_error_set(err, RP_ENOTSUPPORTED, "array '%s' cannot rename objects",
 		                    a->id);
@@ -291,19 +307,16 @@ int recovery_rollback(struct rp_array *a, const struct model_device *d, const ch
 	 * An "obj_delete" intent names the staging object until its rename: a crash in between
 	 * leaves it to the next open's model_recover (after the rename the name is free again).
 	 */
-	rc = snprintf(stage, sizeof(stage), "stage-%s-%s", tag, d->id);
-	if (rc < 0 || (size_t)rc >= sizeof(stage))
-		return rp_error_set(err, RP_EINVAL, "staging name for '%s' too long", d->id);
+	rc = stage_name(stage, d, tag, err);
+	if (rc < 0)
+		return rc;
 	(void)snprintf(payload, sizeof(payload), "obj=%s\n", stage);
 	rc = model_intent_add(&in, a, "obj_delete", payload, err);
 	if (rc < 0)
 		return rc;
 	rc = recovery_stage(stage, a, d, src_obj, tag, err);
 	if (rc == 0) {
-		const char *crash = getenv("REPLUN_TEST_CRASH_AT"); /* tests only */
-
-		if (crash && strcmp(crash, "rollback-staged") == 0)
-			_exit(86);
+		recovery_crash_point("rollback-staged");
 		rc = recovery_stage_apply(a, d, stage, err);
 	}
 	(void)model_intent_delete(&in, a, NULL);

@@ -85,6 +85,9 @@ int recovery_stage_apply(struct rp_array *a, const struct model_device *d, const
 int recovery_differs(bool *out, struct rp_array *a, const char *base, const char *obj,
                      struct rp_error *err);
 
+/* Tests only: REPLUN_TEST_CRASH_AT=<point> ends the process there (exit 86), as a crash would. */
+void recovery_crash_point(const char *point);
+
 /* Driver wrappers: check the optional slot, set RP_ENOTSUPPORTED with a message. */
 int recovery_drv_clone(struct rp_array *a, const char *src, const char *dst, struct rp_error *err);
 int recovery_drv_delete(struct rp_array *a, const char *obj, struct rp_error *err);

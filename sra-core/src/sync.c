@@ -799,6 +799,15 @@ sync_warn(struct rp_warning *w, const struct sync_ctx *c, const char *fmt, ...)
 	rp_strlcpy(w->msg, msg, sizeof(w->msg));
 }
 
+/* Tests only: the worker _exits (9) here when SYNC_ENV_CRASH is @point, as a crash would. */
+static void sync_die_at(const char *point)
+{
+	const char *v = getenv(SYNC_ENV_CRASH);
+
+	if (v && strcmp(v, point) == 0)
+		_exit(9);
+}
+
 /*
  * Before the pause: will device @d's snapshot be a ->refresh of its spare
  * (sync_src_spare_wanted: a source without reflink, a spare no other row names)? Then
@@ -1022,8 +1031,7 @@ static int sync_make_plan(struct sync_ctx *c, struct rp_error *err)
 	if (rc < 0)
 		goto undo;
 
-	if (getenv(SYNC_ENV_CRASH) && strcmp(getenv(SYNC_ENV_CRASH), "snapshot") == 0)
-		_exit(9); /* tests: the snapshots made, the plan not recorded */
+	sync_die_at("snapshot"); /* the snapshots made, the plan not recorded */
 
 	/*
 	 * A spare that became a snapshot loses its spare row (its snapshot row names it already),
@@ -2513,9 +2521,7 @@ static void sync_recycle_rp(struct sync_ctx *c, struct sync_dev *d)
 		(void)recovery_drv_delete(a, rpcopy, NULL);
 		goto out;
 	}
-	/* tests: die with the spare renamed and up to date, nothing committed */
-	if (getenv(SYNC_ENV_CRASH) && strcmp(getenv(SYNC_ENV_CRASH), "recycle") == 0)
-		_exit(9);
+	sync_die_at("recycle"); /* the spare renamed and up to date, nothing committed */
 	for (j = 0; j < merged; j++)
 		bytes += ext[j].length;
 	rp_strlcpy(d->rpcopy, rpcopy, sizeof(d->rpcopy));
@@ -2628,8 +2634,7 @@ static int sync_finish_target(struct sync_ctx *c, struct rp_error *err)
 	rc = sync_objs_persist(c->tgt, p->n ? rp_obj[0] : NULL, sizeof(*rp_obj), p->n, err);
 	if (rc < 0)
 		goto out;
-	if (getenv(SYNC_ENV_CRASH) && strcmp(getenv(SYNC_ENV_CRASH), "recovery-point") == 0)
-		_exit(9); /* tests: the recovery points made, no row names them yet */
+	sync_die_at("recovery-point"); /* the recovery points made, no row names them yet */
 
 	t_txn = rp_now_ms();
 	rc = meta_txn_begin(c->tgt->db, err);

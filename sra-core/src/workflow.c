@@ -1290,15 +1290,6 @@ static int reverse_dev(struct wf *w, struct model_device *d, struct rp_item *it,
  */
 enum rev_action { REV_DONE, REV_FINISH, REV_REVERSE, REV_ADOPT };
 
-/* Tests only: REPLUN_TEST_CRASH_AT=<point> ends the process there, as a crash would. */
-static void crash_point(const char *point)
-{
-	const char *v = getenv("REPLUN_TEST_CRASH_AT");
-
-	if (v && strcmp(v, point) == 0)
-		_exit(86);
-}
-
 struct rev_member {
 	struct model_device d; /* local member */
 	struct model_device x; /* its device at the peer (found, or made by adoption) */
@@ -1634,7 +1625,7 @@ static int rev_commit(struct wf *w, struct model_group *g, struct rev_plan *p, s
 		rc = rev_detach(w, g->id, &p->detach[i], e);
 		if (rc < 0)
 			return rc;
-		crash_point("reverse-detached");
+		recovery_crash_point("reverse-detached");
 	}
 
 	for (i = 0; i < p->n; i++) {
@@ -1654,7 +1645,7 @@ static int rev_commit(struct wf *w, struct model_group *g, struct rev_plan *p, s
 			/* fall through */
 		case REV_FINISH:
 			rc = dev_set(w->a, &m->d, RP_DEV_SOURCE, false, w->peer->id, m->x.id, e);
-			crash_point("reverse-switching");
+			recovery_crash_point("reverse-switching");
 			break;
 		case REV_ADOPT:
 			if (m->x.state != RP_DEV_TARGET || !m->x.read_only) {
@@ -1778,7 +1769,7 @@ static int reverse_group_pre(struct wf *w, struct model_group *g, struct rp_item
 				            p->m[i].d.id, p->m[i].x.id, w->peer->id);
 		}
 	if (rc == 0) {
-		crash_point("reverse-prepared");
+		recovery_crash_point("reverse-prepared");
 		/* 3. switch; from here on a crash is finished, not rolled back */
 		rc = rev_intent_write(&in, w, g->id, p, "commit", false, e);
 	}
